@@ -1,0 +1,379 @@
+/* mmsb.h - public API of libmmsb, the versioned in-memory page store.
+ *
+ * A store is a tree of directories, pages (regular files) and symlinks whose
+ * bytes live in memory.  Every change is made inside a transaction; commit
+ * gives it the next global epoch (dense, from 1; epoch 0 is the empty store),
+ * appends its records and a commit marker to the transaction log (TLog) in the
+ * store directory, and only then publishes it to readers.  Checkpoints hold
+ * the full state at an epoch; any retained epoch can be opened read-only
+ * (time travel).  The on-disk format is specified in mmsb(5).
+ *
+ * This header is the whole boundary: fusefs/ and tools/ use nothing else.
+ * Conventions (err.h): functions return >= 0 on success, -errno on failure,
+ * and write their OUT parameters only on success.  Handles are opaque.
+ *
+ * Threads: a store may be used from any number of threads.  Readers run in
+ * parallel; transactions are serialized (one writer at a time, as in LMDB),
+ * and concurrent committers share fsyncs (group commit).
+ */
+#ifndef MMSB_H
+#define MMSB_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MMSB_VERSION_STRING "0.1.0"
+
+struct mmsb_store; /* an open store directory */
+struct mmsb_txn;   /* a transaction in progress */
+struct mmsb_snap;  /* a read-only view of one epoch */
+struct mmsb_io_ops;
+
+#define MMSB_ROOT_ID 1u /* node id of the root directory; ids are never reused */
+#define MMSB_NAME_MAX 255u
+#define MMSB_XATTR_NAME_MAX 255u
+#define MMSB_XATTR_SIZE_MAX 65536u
+
+enum mmsb_type {
+	MMSB_T_DIR = 1,
+	MMSB_T_PAGE = 2,
+	MMSB_T_SYMLINK = 3,
+};
+
+/* Who caused a transaction; recorded in its commit marker. */
+enum mmsb_source {
+	MMSB_SRC_USER = 0,
+	MMSB_SRC_PROPAGATION = 1,
+	MMSB_SRC_RESTORE = 2,
+	MMSB_SRC_SYSTEM = 3, /* internal (e.g. a location change by the daemon) */
+};
+
+/* Durability policy, chosen at open. */
+enum mmsb_sync {
+	MMSB_SYNC_NONE = 0,	/* written to the log before commit returns; durable on mmsb_store_sync() */
+	MMSB_SYNC_COMMIT = 1,	/* every commit is durable before it returns (group commit) */
+	MMSB_SYNC_INTERVAL = 2, /* a background thread syncs every sync_interval_ms */
+};
+
+/* Diagnostic levels use syslog numbers. */
+enum mmsb_diag_level {
+	MMSB_DIAG_ERR = 3,
+	MMSB_DIAG_WARNING = 4,
+	MMSB_DIAG_NOTICE = 5,
+	MMSB_DIAG_INFO = 6,
+	MMSB_DIAG_DEBUG = 7,
+};
+
+/* Diagnostic sink: one line, no trailing newline.  Must be thread-safe. */
+typedef void (*mmsb_diag_fn)(void *arg, int level, const char *msg);
+
+struct mmsb_commit_info;
+/* Called after every commit, outside the store's locks, on the committing
+ * thread.  May read the store; must not begin a transaction. */
+typedef void (*mmsb_commit_fn)(void *arg, const struct mmsb_commit_info *ci);
+
+struct mmsb_store_opts {
+	bool create;		      /* create the store directory if missing */
+	bool read_only;		      /* open read-only (also serves a damaged store up to the damage) */
+	enum mmsb_sync sync;	      /* durability policy */
+	unsigned sync_interval_ms;    /* for MMSB_SYNC_INTERVAL */
+	uint64_t ckpt_log_bytes;      /* automatic checkpoint after this much log; 0 = never */
+	bool ckpt_at_close;	      /* checkpoint at close when the log has grown */
+	uint64_t segment_bytes;	      /* roll to a new log segment past this size */
+	size_t cache_bytes;	      /* bound of materialized time-travel pages */
+	uint32_t lz4_min_bytes;	      /* compress delta payloads at least this large; 0 = never */
+	int diag_level;		      /* drop messages above this level */
+	mmsb_diag_fn diag_fn;	      /* NULL: stderr */
+	void *diag_arg;
+	mmsb_commit_fn commit_fn;     /* NULL: none */
+	void *commit_arg;
+	const struct mmsb_io_ops *io; /* NULL: the POSIX table (tests inject faults here) */
+};
+
+/* Fill *o with the defaults: create, read-write, MMSB_SYNC_NONE, checkpoint
+ * every 256 MiB of log and at close, 64 MiB segments, 256 MiB cache. */
+void mmsb_store_opts_init(struct mmsb_store_opts *o);
+
+/* Open (and recover) the store in directory dir.
+ * Recovery loads the newest valid checkpoint and replays the log after it.
+ * A torn transaction at the tail is discarded whole (NOTICE).  Damage followed
+ * by valid records is corruption: a read-write open fails with -EUCLEAN and a
+ * diagnostic naming segment, offset and check; a read-only open serves every
+ * epoch before the damage.
+ * Returns 0, or -ENOENT (no store and !create), -EINVAL (not an MMSB store),
+ * -ENOTSUP (unknown incompat feature / major version), -EBUSY (locked by
+ * another process), -EUCLEAN, -EBADMSG, -EIO, -ENOMEM. */
+int mmsb_store_open(const char *dir, const struct mmsb_store_opts *o, struct mmsb_store **out);
+
+/* Close: stops background work, takes a final checkpoint if configured,
+ * syncs, releases the lock.  NULL-safe.  Errors go to the diag sink. */
+void mmsb_store_close(struct mmsb_store *st);
+
+/* Make every committed epoch durable.  -EIO after an fsync failure, which
+ * also makes the store read-only for good (fsync is never retried). */
+int mmsb_store_sync(struct mmsb_store *st);
+
+uint64_t mmsb_store_head(struct mmsb_store *st);	   /* newest committed epoch */
+uint64_t mmsb_store_oldest(struct mmsb_store *st);	   /* oldest retained epoch */
+bool mmsb_store_is_read_only(struct mmsb_store *st);
+const char *mmsb_store_dir(struct mmsb_store *st);
+enum mmsb_sync mmsb_store_sync_mode(struct mmsb_store *st);
+
+/* ---- attributes ----------------------------------------------------- */
+
+struct mmsb_attr {
+	uint64_t id;	   /* node id (inode number) */
+	uint64_t parent;   /* parent directory id (root: itself) */
+	enum mmsb_type type;
+	uint32_t mode;	   /* permission bits only (07777) */
+	uint32_t uid, gid;
+	uint32_t nlink;	   /* dirs: 2 + subdirs; others: 1 */
+	uint64_t size;	   /* bytes (symlink: target length) */
+	int64_t atime_ns, mtime_ns, ctime_ns;
+	uint64_t version;  /* number of byte deltas applied to the page */
+	uint64_t epoch;	   /* epoch of the last change to this node */
+	uint64_t birth;	   /* epoch that created it */
+};
+
+/* Attribute changes; valid says which fields apply. */
+enum {
+	MMSB_SET_MODE = 1 << 0,
+	MMSB_SET_UID = 1 << 1,
+	MMSB_SET_GID = 1 << 2,
+	MMSB_SET_ATIME = 1 << 3,
+	MMSB_SET_MTIME = 1 << 4,
+};
+struct mmsb_setattr {
+	uint32_t valid;
+	uint32_t mode, uid, gid;
+	int64_t atime_ns, mtime_ns;
+};
+
+/* ---- reading the head --------------------------------------------------
+ * These read the newest committed state.  Buffers are the caller's. */
+
+int mmsb_lookup(struct mmsb_store *st, uint64_t parent, const char *name, struct mmsb_attr *out);
+int mmsb_getattr(struct mmsb_store *st, uint64_t id, struct mmsb_attr *out);
+/* Resolve a '/'-separated path relative to the root ("" or "/" is the root). */
+int mmsb_resolve(struct mmsb_store *st, const char *path, struct mmsb_attr *out);
+/* Path of node id at head, into buf (no leading '/', root is "").
+ * Returns the length, -ENOENT, or -ERANGE when cap is too small. */
+ssize_t mmsb_path(struct mmsb_store *st, uint64_t id, char *buf, size_t cap);
+/* Read up to len bytes at off; returns bytes read (0 at or past EOF),
+ * -ENOENT, -EISDIR. */
+ssize_t mmsb_read(struct mmsb_store *st, uint64_t id, uint64_t off, void *buf, size_t len);
+ssize_t mmsb_readlink(struct mmsb_store *st, uint64_t id, char *buf, size_t cap);
+
+/* Directory listing: calls fn for each entry after cookie `from` (0 = start),
+ * in a stable order; each entry carries the cookie to resume after it.
+ * Entries not renamed or removed during a listing are returned exactly once.
+ * fn returns nonzero to stop.  Returns 0, -ENOENT, -ENOTDIR. */
+typedef int (*mmsb_dirent_fn)(void *arg, const char *name, const struct mmsb_attr *a, uint64_t cookie);
+int mmsb_readdir(struct mmsb_store *st, uint64_t dir, uint64_t from, mmsb_dirent_fn fn, void *arg);
+
+/* Extended attributes.  getxattr with cap 0 returns the size.  Returns the
+ * value size, -ENODATA, -ERANGE, -ENOENT.  listxattr returns NUL-separated
+ * names like listxattr(2). */
+ssize_t mmsb_getxattr(struct mmsb_store *st, uint64_t id, const char *name, void *buf, size_t cap);
+ssize_t mmsb_listxattr(struct mmsb_store *st, uint64_t id, char *buf, size_t cap);
+
+/* Open references.  A page or symlink unlinked (or replaced by rename) while
+ * referenced lives on outside the tree as an orphan: reads, writes and
+ * truncates through its id keep working, unlogged (it is in no epoch), until
+ * the last reference is dropped.  mmsb_ref returns 0 or -ENOENT. */
+int mmsb_ref(struct mmsb_store *st, uint64_t id);
+void mmsb_unref(struct mmsb_store *st, uint64_t id);
+
+/* ---- transactions -------------------------------------------------------
+ * begin waits for the previous writer.  Each operation either applies fully
+ * or returns an error having changed nothing; the transaction stays usable.
+ * commit returns the new epoch in *epoch (0 when nothing changed: no record,
+ * no epoch).  abort undoes whatever the transaction applied.  A transaction
+ * must be ended (commit or abort) by the thread that began it.
+ * Every write returns -EROFS on a read-only or failed store. */
+
+int mmsb_txn_begin(struct mmsb_store *st, enum mmsb_source src, struct mmsb_txn **out);
+int mmsb_txn_commit(struct mmsb_txn *txn, uint64_t *epoch);
+void mmsb_txn_abort(struct mmsb_txn *txn);
+
+/* Create a page, directory or symlink (target: symlink text, else NULL).
+ * -EEXIST, -ENOENT (parent), -ENOTDIR, -ENAMETOOLONG, -EINVAL (bad name). */
+int mmsb_txn_create(struct mmsb_txn *txn, uint64_t parent, const char *name, enum mmsb_type type,
+		    uint32_t mode, uint32_t uid, uint32_t gid, const char *target, struct mmsb_attr *out);
+/* Write len bytes at off; only the bytes that differ become a delta.
+ * Returns len, or -ENOENT, -EISDIR, -EFBIG, -ENOMEM. */
+ssize_t mmsb_txn_write(struct mmsb_txn *txn, uint64_t id, uint64_t off, const void *buf, size_t len);
+int mmsb_txn_truncate(struct mmsb_txn *txn, uint64_t id, uint64_t size);
+/* Remove a page or symlink (-EISDIR for a directory) / an empty directory
+ * (-ENOTDIR, -ENOTEMPTY). */
+int mmsb_txn_unlink(struct mmsb_txn *txn, uint64_t parent, const char *name);
+int mmsb_txn_rmdir(struct mmsb_txn *txn, uint64_t parent, const char *name);
+#define MMSB_RENAME_NOREPLACE 1u
+#define MMSB_RENAME_EXCHANGE 2u
+/* rename(2) semantics, including replacing a target and both flags.
+ * -ENOENT, -EEXIST, -EISDIR, -ENOTDIR, -ENOTEMPTY, -EINVAL (dir into itself). */
+int mmsb_txn_rename(struct mmsb_txn *txn, uint64_t parent, const char *name, uint64_t newparent,
+		    const char *newname, unsigned flags);
+int mmsb_txn_setattr(struct mmsb_txn *txn, uint64_t id, const struct mmsb_setattr *sa);
+#define MMSB_XATTR_CREATE 1u
+#define MMSB_XATTR_REPLACE 2u
+/* -EEXIST / -ENODATA per flags, -ERANGE / -E2BIG for oversized names/values. */
+int mmsb_txn_setxattr(struct mmsb_txn *txn, uint64_t id, const char *name, const void *value, size_t len,
+		      unsigned flags);
+int mmsb_txn_removexattr(struct mmsb_txn *txn, uint64_t id, const char *name);
+/* Reads inside a transaction (they see its changes).  The head readers
+ * above must not be called by the thread that holds a transaction. */
+int mmsb_txn_getattr(struct mmsb_txn *txn, uint64_t id, struct mmsb_attr *out);
+int mmsb_txn_lookup(struct mmsb_txn *txn, uint64_t parent, const char *name, struct mmsb_attr *out);
+ssize_t mmsb_txn_read(struct mmsb_txn *txn, uint64_t id, uint64_t off, void *buf, size_t len);
+
+/* ---- commit events ------------------------------------------------------ */
+
+enum mmsb_change {
+	MMSB_CH_CREATE = 1,
+	MMSB_CH_WRITE,
+	MMSB_CH_TRUNCATE,
+	MMSB_CH_UNLINK,
+	MMSB_CH_RMDIR,
+	MMSB_CH_RENAME,
+	MMSB_CH_SETATTR,
+	MMSB_CH_SETXATTR,
+	MMSB_CH_RMXATTR,
+};
+
+struct mmsb_change_rec {
+	enum mmsb_change kind;
+	uint64_t id;	   /* the node changed */
+	uint64_t parent;   /* for create/unlink/rmdir/rename: the (old) parent */
+	uint64_t bytes;	   /* write: bytes changed; truncate: new size */
+};
+
+struct mmsb_commit_info {
+	uint64_t epoch;
+	int64_t time_ns;		    /* wall clock at commit */
+	enum mmsb_source source;
+	size_t n_changes;
+	const struct mmsb_change_rec *changes; /* valid during the callback only */
+	uint64_t bytes_changed;		    /* total bytes changed by writes */
+};
+
+/* ---- checkpoints --------------------------------------------------------- */
+
+/* Checkpoint the head (if the newest checkpoint is older) and wait for it to
+ * be durable.  Writers are not blocked while it is written.  *epoch gets its
+ * epoch.  -EBUSY never: concurrent callers wait and share. */
+int mmsb_checkpoint(struct mmsb_store *st, uint64_t *epoch);
+
+struct mmsb_ckpt_info {
+	uint64_t epoch;
+	int64_t time_ns;
+	uint64_t file_bytes;
+};
+/* List checkpoints, oldest first, into out (at most cap).  Returns the
+ * total number (which may exceed cap). */
+ssize_t mmsb_checkpoints(struct mmsb_store *st, struct mmsb_ckpt_info *out, size_t cap);
+
+/* Drop history before the newest checkpoint at or before `before`: earlier
+ * checkpoints and log segments are deleted and time travel before it stops
+ * working.  *kept gets the new oldest epoch.  -ENOENT if no such checkpoint. */
+int mmsb_compact(struct mmsb_store *st, uint64_t before, uint64_t *kept);
+
+/* ---- time travel ----------------------------------------------------------
+ * A snapshot is a read-only view of the whole tree at a retained epoch.  Its
+ * cost is the nearest checkpoint at or before it plus the log since; page bytes
+ * are materialized on first read from that checkpoint and the page's own
+ * deltas, and kept in a bounded cache.  Snapshots are refcounted and shared:
+ * open returns a reference, close drops it.  -ENOENT for an epoch past head
+ * or before retained history. */
+
+int mmsb_snap_open(struct mmsb_store *st, uint64_t epoch, struct mmsb_snap **out);
+void mmsb_snap_close(struct mmsb_snap *snap);
+uint64_t mmsb_snap_epoch(const struct mmsb_snap *snap);
+int mmsb_snap_lookup(struct mmsb_snap *snap, uint64_t parent, const char *name, struct mmsb_attr *out);
+int mmsb_snap_getattr(struct mmsb_snap *snap, uint64_t id, struct mmsb_attr *out);
+int mmsb_snap_resolve(struct mmsb_snap *snap, const char *path, struct mmsb_attr *out);
+ssize_t mmsb_snap_path(struct mmsb_snap *snap, uint64_t id, char *buf, size_t cap);
+ssize_t mmsb_snap_read(struct mmsb_snap *snap, uint64_t id, uint64_t off, void *buf, size_t len);
+ssize_t mmsb_snap_readlink(struct mmsb_snap *snap, uint64_t id, char *buf, size_t cap);
+int mmsb_snap_readdir(struct mmsb_snap *snap, uint64_t dir, uint64_t from, mmsb_dirent_fn fn, void *arg);
+ssize_t mmsb_snap_getxattr(struct mmsb_snap *snap, uint64_t id, const char *name, void *buf, size_t cap);
+ssize_t mmsb_snap_listxattr(struct mmsb_snap *snap, uint64_t id, char *buf, size_t cap);
+
+/* ---- history, diff, restore -------------------------------------------- */
+
+struct mmsb_hist_entry {
+	uint64_t epoch;
+	int64_t time_ns;
+	enum mmsb_source source;
+	enum mmsb_change kind;
+	uint64_t id;
+	uint64_t bytes; /* write: bytes changed; truncate: new size */
+};
+/* Walk the changes to node id (or all nodes when id == 0) with epochs in
+ * [since, until], oldest first.  fn returns nonzero to stop.  Returns 0. */
+typedef int (*mmsb_hist_fn)(void *arg, const struct mmsb_hist_entry *e);
+int mmsb_history(struct mmsb_store *st, uint64_t id, uint64_t since, uint64_t until, mmsb_hist_fn fn, void *arg);
+
+struct mmsb_epoch_info {
+	uint64_t epoch;
+	int64_t time_ns;
+	enum mmsb_source source;
+	uint32_t n_records;
+	uint64_t bytes_changed;
+};
+int mmsb_epoch_info(struct mmsb_store *st, uint64_t epoch, struct mmsb_epoch_info *out);
+
+/* Difference between two retained epochs: for each path that differs, fn gets
+ * the kind ('+' added, '-' removed, 'M' bytes, 'A' attributes/xattrs only),
+ * the path, and for 'M' the changed byte ranges (sorted, disjoint).  Paths
+ * restricts to those subtrees (NULL: all).  Returns 0, -ENOENT. */
+struct mmsb_range {
+	uint64_t off, len;
+};
+typedef int (*mmsb_diff_fn)(void *arg, char kind, const char *path, const struct mmsb_range *r, size_t n);
+int mmsb_diff(struct mmsb_store *st, uint64_t e1, uint64_t e2, const char *const *paths, size_t n_paths,
+	      mmsb_diff_fn fn, void *arg);
+
+/* Make the head equal to epoch e, for the whole tree (paths NULL) or for
+ * those paths, as one new transaction with source RESTORE.  History is kept.
+ * *epoch gets the new epoch (0 if nothing differed).  -ENOENT for an unknown
+ * epoch, or for a path that exists neither at e nor at head. */
+int mmsb_restore(struct mmsb_store *st, uint64_t e, const char *const *paths, size_t n_paths, uint64_t *epoch);
+
+/* ---- statistics ------------------------------------------------------------ */
+
+struct mmsb_stats {
+	uint64_t head, oldest, last_ckpt;
+	uint64_t n_pages, n_dirs, n_symlinks;
+	uint64_t page_bytes;		 /* sum of page sizes */
+	uint64_t n_commits;		 /* since open */
+	uint64_t n_records;		 /* since open */
+	uint64_t n_deltas, delta_bytes;	 /* write records and bytes changed, since open */
+	uint64_t delta_record_bytes;	 /* encoded size of those records */
+	uint64_t log_bytes, n_segments;	 /* retained log on disk */
+	uint64_t n_ckpts, ckpt_bytes;	 /* retained checkpoints on disk */
+	uint64_t n_syncs;		 /* fsyncs of the log since open */
+	uint64_t commit_p50_ns, commit_p99_ns; /* commit latency (excluding sync) */
+	uint64_t sync_p50_ns, sync_p99_ns;
+	uint64_t apply_p50_ns, apply_p99_ns;   /* applying one record to memory */
+	uint64_t replay_bytes, replay_ns;      /* recovery at open */
+	uint64_t ckpt_write_bytes, ckpt_write_ns; /* last checkpoint written */
+	uint64_t cache_bytes, cache_hits, cache_misses; /* time-travel page cache */
+};
+void mmsb_store_stats(struct mmsb_store *st, struct mmsb_stats *out);
+
+/* ---- verification ---------------------------------------------------------- */
+
+/* Re-read every log segment and checkpoint, checking every checksum and
+ * structure; report problems through the diag sink.  Returns 0 if clean,
+ * -EUCLEAN / -EBADMSG on the first class of damage found (it keeps going to
+ * report all), -EIO on read errors. */
+int mmsb_store_verify(struct mmsb_store *st);
+
+const char *mmsb_source_name(enum mmsb_source s);
+const char *mmsb_change_name(enum mmsb_change c);
+
+#endif

@@ -1,0 +1,1078 @@
+/* ns.c - the namespace in memory, and the meaning of every record.
+ *
+ * Two hash tables index the nodes: by id, and by (parent id, name).  Both use
+ * open addressing with linear probing and backward-shift deletion, so there
+ * are no tombstones.  A directory keeps its children in an array sorted by a
+ * per-directory sequence number, which is the readdir cookie: removal leaves
+ * a hole (compacted when holes outnumber live entries, which keeps the
+ * numbers), so a listing in progress never skips an entry that stays.
+ *
+ * ns_apply() is the only place where a record changes a namespace.  It
+ * validates first and mutates after, so an error leaves the tree unchanged.
+ * What this file does not do: logging, locking, time travel (see store.c,
+ * snap.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "delta.h"
+#include "err.h"
+#include "ns.h"
+#include "sum.h"
+
+/* ---- page buffers -------------------------------------------------------- */
+
+struct pbuf *pbuf_new(uint64_t cap)
+{
+	struct pbuf *pb;
+
+	if (cap > SIZE_MAX - sizeof(*pb))
+		return NULL;
+	pb = calloc(1, sizeof(*pb) + cap);
+	if (!pb)
+		return NULL;
+	atomic_init(&pb->refs, 1);
+	pb->cap = cap;
+	return pb;
+}
+
+void pbuf_put(struct pbuf *pb)
+{
+	if (pb && atomic_fetch_sub_explicit(&pb->refs, 1, memory_order_acq_rel) == 1)
+		free(pb);
+}
+
+static struct pbuf *pbuf_get(struct pbuf *pb)
+{
+	if (pb)
+		atomic_fetch_add_explicit(&pb->refs, 1, memory_order_relaxed);
+	return pb;
+}
+
+/* Make *pb private with room for size bytes; old bytes [0, keep) preserved,
+ * everything past keep zero. */
+static int pbuf_reserve(struct pbuf **pb, uint64_t keep, uint64_t size)
+{
+	struct pbuf *old = *pb, *nb;
+	uint64_t cap;
+
+	if (old && atomic_load_explicit(&old->refs, memory_order_acquire) == 1) {
+		if (old->cap >= size && old->cap / 4 <= size + 4096)
+			return 0;
+		cap = size > old->cap ? size + size / 2 : size;
+		if (cap < size || cap > SIZE_MAX - sizeof(*old))
+			return -ENOMEM;
+		nb = realloc(old, sizeof(*old) + cap);
+		if (!nb)
+			return size <= old->cap ? 0 : -ENOMEM;
+		if (cap > nb->cap)
+			memset(nb->data + nb->cap, 0, cap - nb->cap);
+		nb->cap = cap;
+		*pb = nb;
+		return 0;
+	}
+	nb = pbuf_new(size);
+	if (!nb)
+		return -ENOMEM;
+	if (old && keep)
+		memcpy(nb->data, old->data, keep < size ? keep : size);
+	pbuf_put(old);
+	*pb = nb;
+	return 0;
+}
+
+int ns_page_reserve(struct ns_node *n, uint64_t size)
+{
+	return pbuf_reserve(&n->data, n->size, size);
+}
+
+/* Set the size of a private buffer: zero what is cut off. */
+static void pbuf_resize(struct pbuf *pb, uint64_t *size, uint64_t nsize)
+{
+	if (pb && nsize < *size)
+		memset(pb->data + nsize, 0, *size - nsize);
+	*size = nsize;
+}
+
+/* ---- hash tables ------------------------------------------------------------ */
+
+static uint64_t id_hash(uint64_t id)
+{
+	return id * 0x9E3779B97F4A7C15ull;
+}
+
+static uint64_t name_hash(uint64_t parent, const char *name, size_t len)
+{
+	return XXH3_64bits_withSeed(name, len, parent);
+}
+
+static int table_grow(struct ns_node ***tab, size_t *cap, size_t n, bool by_id)
+{
+	struct ns_node **old = *tab, **nt;
+	size_t ocap = *cap, ncap = ocap ? ocap * 2 : 64, i;
+
+	if ((n + 1) * 4 < ocap * 3)
+		return 0;
+	nt = calloc(ncap, sizeof(*nt));
+	if (!nt)
+		return -ENOMEM;
+	for (i = 0; i < ocap; i++) {
+		struct ns_node *x = old[i];
+		size_t j;
+
+		if (!x)
+			continue;
+		j = (by_id ? id_hash(x->id) : x->nhash) & (ncap - 1);
+		while (nt[j])
+			j = (j + 1) & (ncap - 1);
+		nt[j] = x;
+	}
+	free(old);
+	*tab = nt;
+	*cap = ncap;
+	return 0;
+}
+
+/* Remove slot i with backward-shift deletion. */
+static void table_del(struct ns_node **tab, size_t cap, size_t i, bool by_id)
+{
+	size_t j = i;
+
+	tab[i] = NULL;
+	for (;;) {
+		size_t home;
+
+		j = (j + 1) & (cap - 1);
+		if (!tab[j])
+			return;
+		home = (by_id ? id_hash(tab[j]->id) : tab[j]->nhash) & (cap - 1);
+		/* move tab[j] to the hole i if its home is not in (i, j] cyclically */
+		if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+			tab[i] = tab[j];
+			tab[j] = NULL;
+			i = j;
+		}
+	}
+}
+
+struct ns_node *ns_get(const struct ns *ns, uint64_t id)
+{
+	size_t i;
+
+	if (!ns->ids_cap)
+		return NULL;
+	for (i = id_hash(id) & (ns->ids_cap - 1); ns->ids[i]; i = (i + 1) & (ns->ids_cap - 1))
+		if (ns->ids[i]->id == id)
+			return ns->ids[i];
+	return NULL;
+}
+
+static int ids_add(struct ns *ns, struct ns_node *n)
+{
+	int rc = table_grow(&ns->ids, &ns->ids_cap, ns->n_ids, true);
+	size_t i;
+
+	if (rc < 0)
+		return rc;
+	for (i = id_hash(n->id) & (ns->ids_cap - 1); ns->ids[i]; i = (i + 1) & (ns->ids_cap - 1))
+		;
+	ns->ids[i] = n;
+	ns->n_ids++;
+	return 0;
+}
+
+static void ids_del(struct ns *ns, struct ns_node *n)
+{
+	size_t i;
+
+	for (i = id_hash(n->id) & (ns->ids_cap - 1); ns->ids[i] != n; i = (i + 1) & (ns->ids_cap - 1))
+		;
+	table_del(ns->ids, ns->ids_cap, i, true);
+	ns->n_ids--;
+}
+
+struct ns_node *ns_lookup(const struct ns *ns, uint64_t parent, const char *name, size_t len)
+{
+	uint64_t h;
+	size_t i;
+
+	if (!ns->names_cap)
+		return NULL;
+	h = name_hash(parent, name, len);
+	for (i = h & (ns->names_cap - 1); ns->names[i]; i = (i + 1) & (ns->names_cap - 1)) {
+		struct ns_node *x = ns->names[i];
+
+		if (x->nhash == h && x->parent == parent && x->name_len == len && memcmp(x->name, name, len) == 0)
+			return x;
+	}
+	return NULL;
+}
+
+static void names_del(struct ns *ns, struct ns_node *n)
+{
+	size_t i;
+
+	for (i = n->nhash & (ns->names_cap - 1); ns->names[i] != n; i = (i + 1) & (ns->names_cap - 1))
+		;
+	table_del(ns->names, ns->names_cap, i, false);
+	ns->n_names--;
+}
+
+/* ---- nodes ------------------------------------------------------------------ */
+
+struct ns_node *ns_node_new(uint64_t id, uint8_t type, const char *name, size_t name_len)
+{
+	struct ns_node *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->name = malloc(name_len + 1);
+	if (!n->name) {
+		free(n);
+		return NULL;
+	}
+	memcpy(n->name, name, name_len);
+	n->name[name_len] = '\0';
+	n->name_len = (uint16_t)name_len;
+	n->id = id;
+	n->type = type;
+	n->loaded = true;
+	n->next_seq = 1;
+	return n;
+}
+
+void ns_node_free(struct ns_node *n)
+{
+	uint32_t i;
+
+	if (!n)
+		return;
+	for (i = 0; i < n->n_xattrs; i++) {
+		free(n->xattrs[i].name);
+		free(n->xattrs[i].value);
+	}
+	free(n->xattrs);
+	free(n->dents);
+	pbuf_put(n->data);
+	free(n->name);
+	free(n);
+}
+
+static void count(struct ns *ns, const struct ns_node *n, int sign)
+{
+	uint64_t d = (uint64_t)(int64_t)sign;
+
+	switch (n->type) {
+	case MMSB_T_DIR:
+		ns->n_dirs += d;
+		break;
+	case MMSB_T_PAGE:
+		ns->n_pages += d;
+		ns->page_bytes += d * n->size;
+		break;
+	case MMSB_T_SYMLINK:
+		ns->n_symlinks += d;
+		break;
+	}
+}
+
+static int dent_add(struct ns_node *dir, struct ns_node *n)
+{
+	if (dir->n_dents == dir->cap_dents) {
+		uint32_t cap = dir->cap_dents ? dir->cap_dents * 2 : 8;
+		struct ns_dent *d = realloc(dir->dents, cap * sizeof(*d));
+
+		if (!d)
+			return -ENOMEM;
+		dir->dents = d;
+		dir->cap_dents = cap;
+	}
+	n->dseq = dir->next_seq++;
+	dir->dents[dir->n_dents].seq = n->dseq;
+	dir->dents[dir->n_dents].node = n;
+	dir->n_dents++;
+	dir->n_live++;
+	if (n->type == MMSB_T_DIR)
+		dir->n_subdirs++;
+	return 0;
+}
+
+/* Index of the first dent with seq > from. */
+static uint32_t dent_seek(const struct ns_node *dir, uint64_t from)
+{
+	uint32_t lo = 0, hi = dir->n_dents;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (dir->dents[mid].seq <= from)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void dent_del(struct ns_node *dir, struct ns_node *n)
+{
+	uint32_t i = dent_seek(dir, n->dseq - 1), j, k;
+
+	if (i < dir->n_dents && dir->dents[i].node == n)
+		dir->dents[i].node = NULL;
+	dir->n_live--;
+	if (n->type == MMSB_T_DIR)
+		dir->n_subdirs--;
+	if (dir->n_dents > 16 && dir->n_dents - dir->n_live > dir->n_live) {
+		for (j = k = 0; j < dir->n_dents; j++)
+			if (dir->dents[j].node)
+				dir->dents[k++] = dir->dents[j];
+		dir->n_dents = k;
+	}
+}
+
+/* Put n into the tree under parent p with its current name. */
+static int link_node(struct ns *ns, struct ns_node *p, struct ns_node *n)
+{
+	size_t i;
+	int rc;
+
+	rc = table_grow(&ns->names, &ns->names_cap, ns->n_names, false);
+	if (rc == 0)
+		rc = dent_add(p, n);
+	if (rc < 0)
+		return rc;
+	n->parent = p->id;
+	n->nhash = name_hash(p->id, n->name, n->name_len);
+	for (i = n->nhash & (ns->names_cap - 1); ns->names[i]; i = (i + 1) & (ns->names_cap - 1))
+		;
+	ns->names[i] = n;
+	ns->n_names++;
+	return 0;
+}
+
+static void unlink_node(struct ns *ns, struct ns_node *n)
+{
+	struct ns_node *p = ns_get(ns, n->parent);
+
+	names_del(ns, n);
+	if (p)
+		dent_del(p, n);
+}
+
+/* Drop a node that left the tree: free it, or keep it as an orphan. */
+static void drop_node(struct ns *ns, struct ns_node *n)
+{
+	count(ns, n, -1);
+	if (n->opens > 0) {
+		n->orphan = true;
+		n->parent = 0;
+		return;
+	}
+	ids_del(ns, n);
+	ns_node_free(n);
+}
+
+void ns_unref(struct ns *ns, struct ns_node *n)
+{
+	if (n->opens > 0)
+		n->opens--;
+	if (n->orphan && n->opens == 0) {
+		ids_del(ns, n);
+		ns_node_free(n);
+	}
+}
+
+int ns_insert(struct ns *ns, struct ns_node *n)
+{
+	struct ns_node *p = ns_get(ns, n->parent);
+	int rc;
+
+	if (!p || p->type != MMSB_T_DIR || ns_get(ns, n->id) ||
+	    ns_lookup(ns, n->parent, n->name, n->name_len))
+		return -MMSB_ECORRUPT;
+	rc = ids_add(ns, n);
+	if (rc < 0)
+		return rc;
+	rc = link_node(ns, p, n);
+	if (rc < 0) {
+		ids_del(ns, n);
+		return rc;
+	}
+	count(ns, n, 1);
+	if (n->id >= ns->next_id)
+		ns->next_id = n->id + 1;
+	return 0;
+}
+
+int ns_new(int64_t root_time, struct ns **out)
+{
+	struct ns *ns = calloc(1, sizeof(*ns));
+	struct ns_node *r;
+
+	if (!ns)
+		return -ENOMEM;
+	r = ns_node_new(MMSB_ROOT_ID, MMSB_T_DIR, "", 0);
+	if (!r || ids_add(ns, r) < 0) {
+		ns_node_free(r);
+		free(ns->ids);
+		free(ns);
+		return -ENOMEM;
+	}
+	r->parent = MMSB_ROOT_ID;
+	r->mode = 0755;
+	r->atime = r->mtime = r->ctime = root_time;
+	ns->root = r;
+	ns->n_dirs = 1;
+	ns->next_id = MMSB_ROOT_ID + 1;
+	*out = ns;
+	return 0;
+}
+
+void ns_free(struct ns *ns)
+{
+	size_t i;
+
+	if (!ns)
+		return;
+	for (i = 0; i < ns->ids_cap; i++)
+		ns_node_free(ns->ids[i]);
+	free(ns->ids);
+	free(ns->names);
+	free(ns);
+}
+
+int ns_xattr_set(struct ns_node *n, const char *name, size_t nlen, const void *value, size_t vlen)
+{
+	struct ns_xattr *x = (struct ns_xattr *)ns_xattr_find(n, name, nlen);
+	uint8_t *v = NULL;
+
+	if (vlen) {
+		v = malloc(vlen);
+		if (!v)
+			return -ENOMEM;
+		memcpy(v, value, vlen);
+	}
+	if (!x) {
+		struct ns_xattr *xs = realloc(n->xattrs, (n->n_xattrs + 1) * sizeof(*xs));
+		char *nm = malloc(nlen + 1);
+
+		if (xs)
+			n->xattrs = xs;
+		if (!xs || !nm) {
+			free(nm);
+			free(v);
+			return -ENOMEM;
+		}
+		memcpy(nm, name, nlen);
+		nm[nlen] = '\0';
+		x = &n->xattrs[n->n_xattrs++];
+		x->name = nm;
+		x->value = NULL;
+	}
+	free(x->value);
+	x->value = v;
+	x->len = (uint32_t)vlen;
+	return 0;
+}
+
+static struct ns_node *clone_node(const struct ns_node *s)
+{
+	struct ns_node *n = ns_node_new(s->id, s->type, s->name, s->name_len);
+	uint32_t i;
+
+	if (!n)
+		return NULL;
+	n->parent = s->parent;
+	n->mode = s->mode;
+	n->uid = s->uid;
+	n->gid = s->gid;
+	n->atime = s->atime;
+	n->mtime = s->mtime;
+	n->ctime = s->ctime;
+	n->size = s->size;
+	n->version = s->version;
+	n->epoch = s->epoch;
+	n->birth = s->birth;
+	n->loaded = s->loaded;
+	n->ck_data_off = s->ck_data_off;
+	n->ck_size = s->ck_size;
+	n->ck_n_blocks = s->ck_n_blocks;
+	n->ck_epoch = s->ck_epoch;
+	n->data = pbuf_get(s->data);
+	for (i = 0; i < s->n_xattrs; i++)
+		if (ns_xattr_set(n, s->xattrs[i].name, strlen(s->xattrs[i].name), s->xattrs[i].value,
+				 s->xattrs[i].len) < 0) {
+			ns_node_free(n);
+			return NULL;
+		}
+	return n;
+}
+
+struct clone_ctx {
+	struct ns *dst;
+	int rc;
+};
+
+static int clone_one(void *arg, const struct ns_node *s)
+{
+	struct clone_ctx *c = arg;
+	struct ns_node *n;
+
+	if (s->id == MMSB_ROOT_ID) {
+		struct ns_node *r = c->dst->root;
+		uint32_t i;
+
+		r->mode = s->mode;
+		r->uid = s->uid;
+		r->gid = s->gid;
+		r->atime = s->atime;
+		r->mtime = s->mtime;
+		r->ctime = s->ctime;
+		r->epoch = s->epoch;
+		for (i = 0; i < s->n_xattrs; i++)
+			if (ns_xattr_set(r, s->xattrs[i].name, strlen(s->xattrs[i].name), s->xattrs[i].value,
+					 s->xattrs[i].len) < 0)
+				return c->rc = -ENOMEM;
+		return 0;
+	}
+	n = clone_node(s);
+	if (!n)
+		return c->rc = -ENOMEM;
+	c->rc = ns_insert(c->dst, n);
+	if (c->rc < 0)
+		ns_node_free(n);
+	return c->rc;
+}
+
+int ns_clone(const struct ns *ns, struct ns **out)
+{
+	struct clone_ctx c = {NULL, 0};
+	int rc = ns_new(ns->root->ctime, &c.dst);
+
+	if (rc < 0)
+		return rc;
+	ns_walk(ns, clone_one, &c);
+	if (c.rc < 0) {
+		ns_free(c.dst);
+		return c.rc;
+	}
+	c.dst->next_id = ns->next_id;
+	*out = c.dst;
+	return 0;
+}
+
+int ns_walk(const struct ns *ns, int (*fn)(void *arg, const struct ns_node *n), void *arg)
+{
+	/* breadth first with an explicit queue of directories */
+	const struct ns_node **q = malloc(sizeof(*q) * (ns->n_dirs + 1));
+	size_t head = 0, tail = 0;
+	int rc;
+
+	if (!q)
+		return -ENOMEM;
+	q[tail++] = ns->root;
+	rc = fn(arg, ns->root);
+	while (rc == 0 && head < tail) {
+		const struct ns_node *d = q[head++];
+		uint32_t i;
+
+		for (i = 0; i < d->n_dents && rc == 0; i++) {
+			const struct ns_node *c = d->dents[i].node;
+
+			if (!c)
+				continue;
+			rc = fn(arg, c);
+			if (c->type == MMSB_T_DIR && tail <= ns->n_dirs)
+				q[tail++] = c;
+		}
+	}
+	free(q);
+	return rc;
+}
+
+/* ---- queries ------------------------------------------------------------------- */
+
+void ns_attr(const struct ns_node *n, struct mmsb_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->id = n->id;
+	a->parent = n->parent;
+	a->type = (enum mmsb_type)n->type;
+	a->mode = n->mode;
+	a->uid = n->uid;
+	a->gid = n->gid;
+	a->nlink = n->type == MMSB_T_DIR ? 2 + n->n_subdirs : 1;
+	a->size = n->size;
+	a->atime_ns = n->atime;
+	a->mtime_ns = n->mtime;
+	a->ctime_ns = n->ctime;
+	a->version = n->version;
+	a->epoch = n->epoch;
+	a->birth = n->birth;
+}
+
+int ns_resolve(const struct ns *ns, const char *path, struct ns_node **out)
+{
+	struct ns_node *n = ns->root;
+
+	while (*path) {
+		const char *e;
+		size_t len;
+
+		while (*path == '/')
+			path++;
+		if (!*path)
+			break;
+		e = strchr(path, '/');
+		len = e ? (size_t)(e - path) : strlen(path);
+		if (n->type != MMSB_T_DIR)
+			return -ENOTDIR;
+		if (len == 1 && path[0] == '.') {
+			/* stay */
+		} else if (len == 2 && path[0] == '.' && path[1] == '.') {
+			n = ns_get(ns, n->parent);
+		} else {
+			n = ns_lookup(ns, n->id, path, len);
+		}
+		if (!n)
+			return -ENOENT;
+		path += len;
+	}
+	*out = n;
+	return 0;
+}
+
+ssize_t ns_path(const struct ns *ns, uint64_t id, char *buf, size_t cap)
+{
+	const struct ns_node *n = ns_get(ns, id), *x;
+	size_t len = 0, pos;
+
+	if (!n || n->orphan)
+		return -ENOENT;
+	for (x = n; x->id != MMSB_ROOT_ID; x = ns_get(ns, x->parent)) {
+		if (!x)
+			return -ENOENT;
+		len += x->name_len + (len ? 1 : 0);
+	}
+	if (len + 1 > cap)
+		return -ERANGE;
+	buf[len] = '\0';
+	pos = len;
+	for (x = n; x->id != MMSB_ROOT_ID; x = ns_get(ns, x->parent)) {
+		if (pos != len)
+			buf[--pos] = '/';
+		pos -= x->name_len;
+		memcpy(buf + pos, x->name, x->name_len);
+	}
+	return (ssize_t)len;
+}
+
+int ns_readdir(const struct ns *ns, const struct ns_node *dir, uint64_t from, mmsb_dirent_fn fn, void *arg)
+{
+	uint32_t i;
+
+	if (dir->type != MMSB_T_DIR)
+		return -ENOTDIR;
+	for (i = dent_seek(dir, from); i < dir->n_dents; i++) {
+		const struct ns_node *c = dir->dents[i].node;
+		struct mmsb_attr a;
+
+		if (!c)
+			continue;
+		ns_attr(c, &a);
+		if (fn(arg, c->name, &a, dir->dents[i].seq))
+			break;
+	}
+	return 0;
+}
+
+const struct ns_xattr *ns_xattr_find(const struct ns_node *n, const char *name, size_t len)
+{
+	uint32_t i;
+
+	for (i = 0; i < n->n_xattrs; i++)
+		if (strlen(n->xattrs[i].name) == len && memcmp(n->xattrs[i].name, name, len) == 0)
+			return &n->xattrs[i];
+	return NULL;
+}
+
+ssize_t ns_listxattr(const struct ns_node *n, char *buf, size_t cap)
+{
+	size_t need = 0, pos = 0;
+	uint32_t i;
+
+	for (i = 0; i < n->n_xattrs; i++)
+		need += strlen(n->xattrs[i].name) + 1;
+	if (cap == 0)
+		return (ssize_t)need;
+	if (need > cap)
+		return -ERANGE;
+	for (i = 0; i < n->n_xattrs; i++) {
+		size_t l = strlen(n->xattrs[i].name) + 1;
+
+		memcpy(buf + pos, n->xattrs[i].name, l);
+		pos += l;
+	}
+	return (ssize_t)need;
+}
+
+/* ---- applying records --------------------------------------------------------------- */
+
+static void touch(struct ns_node *n, const struct mmsb_rec *r, bool content)
+{
+	n->ctime = r->time;
+	if (content)
+		n->mtime = r->time;
+	n->epoch = r->epoch;
+}
+
+static int get_dir(struct ns *ns, uint64_t id, struct ns_node **out)
+{
+	struct ns_node *d = ns_get(ns, id);
+
+	if (!d || d->orphan)
+		return -ENOENT;
+	if (d->type != MMSB_T_DIR)
+		return -ENOTDIR;
+	*out = d;
+	return 0;
+}
+
+static int apply_create(struct ns *ns, const struct mmsb_rec *r)
+{
+	const __typeof__(r->u.create) *c = &r->u.create;
+	struct ns_node *p, *n;
+	int rc = get_dir(ns, c->parent, &p);
+
+	if (rc < 0)
+		return rc;
+	if (ns_lookup(ns, p->id, c->name, c->name_len))
+		return -EEXIST;
+	if (r->node <= MMSB_ROOT_ID || ns_get(ns, r->node))
+		return -MMSB_ECORRUPT; /* ids are never reused */
+	n = ns_node_new(r->node, c->ntype, c->name, c->name_len);
+	if (!n)
+		return -ENOMEM;
+	n->parent = p->id;
+	n->mode = c->mode;
+	n->uid = c->uid;
+	n->gid = c->gid;
+	n->atime = n->mtime = n->ctime = r->time;
+	n->epoch = n->birth = r->epoch;
+	if (c->ntype == MMSB_T_SYMLINK) {
+		n->data = pbuf_new(c->target_len);
+		if (!n->data) {
+			ns_node_free(n);
+			return -ENOMEM;
+		}
+		memcpy(n->data->data, c->target, c->target_len);
+		n->size = c->target_len;
+	}
+	rc = ns_insert(ns, n);
+	if (rc < 0) {
+		ns_node_free(n);
+		return rc;
+	}
+	touch(p, r, true);
+	return 0;
+}
+
+static int get_page(struct ns *ns, uint64_t id, struct ns_node **out)
+{
+	struct ns_node *n = ns_get(ns, id);
+
+	if (!n)
+		return -ENOENT;
+	if (n->type == MMSB_T_DIR)
+		return -EISDIR;
+	if (n->type != MMSB_T_PAGE)
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
+/* The unpacked delta body of a WRITE record. */
+static int write_body(const struct mmsb_rec *r, struct mmsb_buf *scratch, const uint8_t **body, size_t *len)
+{
+	int rc;
+
+	if (r->u.write.raw) {
+		*body = r->u.write.raw;
+		*len = r->u.write.raw_len;
+		return 0;
+	}
+	if (!(r->u.write.flags & MMSB_WF_LZ4)) {
+		*body = r->u.write.body;
+		*len = r->u.write.body_len;
+		return 0;
+	}
+	scratch->len = 0;
+	rc = mmsb_delta_unpack(r->u.write.body, r->u.write.body_len, MMSB_FR_MAX_PAYLOAD, scratch);
+	if (rc < 0)
+		return rc;
+	*body = scratch->p;
+	*len = scratch->len;
+	return 0;
+}
+
+int ns_bytes_apply(struct pbuf **pb, uint64_t *size, const struct mmsb_rec *r, struct mmsb_buf *scratch)
+{
+	const uint8_t *body;
+	size_t len;
+	uint64_t changed;
+	int rc;
+
+	if (r->type == MMSB_FR_TRUNCATE) {
+		rc = pbuf_reserve(pb, *size, r->u.truncate.size);
+		if (rc == 0)
+			pbuf_resize(*pb, size, r->u.truncate.size);
+		return rc;
+	}
+	if (r->u.write.size < *size)
+		return -MMSB_ECORRUPT; /* a write never shrinks a page */
+	rc = write_body(r, scratch, &body, &len);
+	if (rc < 0)
+		return rc;
+	if (!r->u.write.raw) { /* from disk: validate before touching the page */
+		rc = mmsb_delta_check(r->u.write.size, r->u.write.enc, body, len, &changed);
+		if (rc == 0 && changed != r->u.write.changed)
+			rc = -MMSB_ECORRUPT;
+		if (rc < 0)
+			return rc;
+	}
+	rc = pbuf_reserve(pb, *size, r->u.write.size);
+	if (rc < 0)
+		return rc;
+	*size = r->u.write.size;
+	return mmsb_delta_apply((*pb)->data, *size, r->u.write.enc, body, len);
+}
+
+static int apply_bytes(struct ns *ns, const struct mmsb_rec *r, struct mmsb_buf *scratch)
+{
+	struct ns_node *n;
+	uint64_t old;
+	int rc = get_page(ns, r->node, &n);
+
+	if (rc < 0)
+		return rc;
+	old = n->size;
+	rc = ns_bytes_apply(&n->data, &n->size, r, scratch);
+	if (rc < 0)
+		return rc;
+	if (!n->orphan)
+		ns->page_bytes += n->size - old;
+	n->version++;
+	touch(n, r, true);
+	return 0;
+}
+
+static int apply_remove(struct ns *ns, const struct mmsb_rec *r)
+{
+	struct ns_node *p, *n;
+	int rc = get_dir(ns, r->u.unlink.parent, &p);
+
+	if (rc < 0)
+		return rc;
+	n = ns_lookup(ns, p->id, r->u.unlink.name, r->u.unlink.name_len);
+	if (!n)
+		return -ENOENT;
+	if (n->id != r->node)
+		return -MMSB_ECORRUPT;
+	if (r->type == MMSB_FR_RMDIR) {
+		if (n->type != MMSB_T_DIR)
+			return -ENOTDIR;
+		if (n->n_live)
+			return -ENOTEMPTY;
+	} else if (n->type == MMSB_T_DIR) {
+		return -EISDIR;
+	}
+	unlink_node(ns, n);
+	drop_node(ns, n);
+	touch(p, r, true);
+	return 0;
+}
+
+/* Is a an ancestor of (or equal to) b? */
+static bool is_ancestor(struct ns *ns, const struct ns_node *a, const struct ns_node *b)
+{
+	while (b) {
+		if (b == a)
+			return true;
+		if (b->id == MMSB_ROOT_ID)
+			return false;
+		b = ns_get(ns, b->parent);
+	}
+	return false;
+}
+
+static int rename_check(struct ns *ns, const struct mmsb_rec *r, struct ns_node *n, struct ns_node *np,
+			struct ns_node *v)
+{
+	const __typeof__(r->u.rename) *m = &r->u.rename;
+
+	if ((v ? v->id : 0) != m->victim)
+		return -MMSB_ECORRUPT;
+	if (n->type == MMSB_T_DIR && is_ancestor(ns, n, np))
+		return -EINVAL;
+	if (m->flags & MMSB_RENAME_EXCHANGE) {
+		if (!v)
+			return -ENOENT;
+		if (v->type == MMSB_T_DIR && is_ancestor(ns, v, ns_get(ns, m->parent)))
+			return -EINVAL;
+		return 0;
+	}
+	if (!v)
+		return 0;
+	if (m->flags & MMSB_RENAME_NOREPLACE)
+		return -EEXIST;
+	if (n->type == MMSB_T_DIR && v->type != MMSB_T_DIR)
+		return -ENOTDIR;
+	if (n->type != MMSB_T_DIR && v->type == MMSB_T_DIR)
+		return -EISDIR;
+	if (v->type == MMSB_T_DIR && v->n_live)
+		return -ENOTEMPTY;
+	return 0;
+}
+
+static int set_name(struct ns_node *n, const char *name, size_t len)
+{
+	char *s = malloc(len + 1);
+
+	if (!s)
+		return -ENOMEM;
+	memcpy(s, name, len);
+	s[len] = '\0';
+	free(n->name);
+	n->name = s;
+	n->name_len = (uint16_t)len;
+	return 0;
+}
+
+static int apply_rename(struct ns *ns, const struct mmsb_rec *r)
+{
+	const __typeof__(r->u.rename) *m = &r->u.rename;
+	struct ns_node *p, *np, *n, *v;
+	char *vname = NULL;
+	int rc = get_dir(ns, m->parent, &p);
+
+	if (rc == 0)
+		rc = get_dir(ns, m->newparent, &np);
+	if (rc < 0)
+		return rc;
+	n = ns_lookup(ns, p->id, m->name, m->name_len);
+	if (!n)
+		return -ENOENT;
+	if (n->id != r->node)
+		return -MMSB_ECORRUPT;
+	v = ns_lookup(ns, np->id, m->newname, m->newname_len);
+	if (v == n)
+		return -MMSB_ECORRUPT; /* the txn layer never logs a no-op rename */
+	rc = rename_check(ns, r, n, np, v);
+	if (rc < 0)
+		return rc;
+	/* make sure every allocation below succeeds before unlinking anything */
+	rc = table_grow(&ns->names, &ns->names_cap, ns->n_names + 2, false);
+	if (rc == 0 && (m->flags & MMSB_RENAME_EXCHANGE)) {
+		vname = strdup(n->name);
+		rc = vname ? 0 : -ENOMEM;
+	}
+	if (rc == 0)
+		rc = set_name(n, m->newname, m->newname_len) == 0 ? 0 : -ENOMEM;
+	if (rc < 0) {
+		free(vname);
+		return rc;
+	}
+	/* n is still indexed under its old hash: set_name only changed the
+	 * string, the table finds it by pointer */
+	names_del(ns, n);
+	dent_del(p, n);
+	if (v) {
+		names_del(ns, v);
+		dent_del(np, v);
+		if (vname) {
+			free(v->name);
+			v->name = vname;
+			v->name_len = (uint16_t)strlen(vname);
+			rc = link_node(ns, p, v);
+			touch(v, r, false);
+		} else {
+			drop_node(ns, v);
+		}
+	}
+	if (rc == 0)
+		rc = link_node(ns, np, n);
+	if (rc < 0)
+		return rc; /* only -ENOMEM from dents growth: the caller reloads */
+	touch(n, r, false);
+	touch(p, r, true);
+	touch(np, r, true);
+	return 0;
+}
+
+static int apply_setattr(struct ns *ns, const struct mmsb_rec *r)
+{
+	const __typeof__(r->u.setattr) *s = &r->u.setattr;
+	struct ns_node *n = ns_get(ns, r->node);
+
+	if (!n)
+		return -ENOENT;
+	if (s->valid & MMSB_SET_MODE)
+		n->mode = s->mode;
+	if (s->valid & MMSB_SET_UID)
+		n->uid = s->uid;
+	if (s->valid & MMSB_SET_GID)
+		n->gid = s->gid;
+	if (s->valid & MMSB_SET_ATIME)
+		n->atime = s->atime;
+	if (s->valid & MMSB_SET_MTIME)
+		n->mtime = s->mtime;
+	touch(n, r, false);
+	return 0;
+}
+
+static int apply_xattr(struct ns *ns, const struct mmsb_rec *r)
+{
+	const __typeof__(r->u.xattr) *x = &r->u.xattr;
+	struct ns_node *n = ns_get(ns, r->node);
+	int rc;
+
+	if (!n)
+		return -ENOENT;
+	if (r->type == MMSB_FR_SETXATTR) {
+		rc = ns_xattr_set(n, x->name, x->name_len, x->value, x->value_len);
+		if (rc < 0)
+			return rc;
+	} else {
+		struct ns_xattr *e = (struct ns_xattr *)ns_xattr_find(n, x->name, x->name_len);
+
+		if (!e)
+			return -ENODATA;
+		free(e->name);
+		free(e->value);
+		*e = n->xattrs[--n->n_xattrs];
+	}
+	touch(n, r, false);
+	return 0;
+}
+
+int ns_apply(struct ns *ns, const struct mmsb_rec *r, struct mmsb_buf *scratch)
+{
+	switch (r->type) {
+	case MMSB_FR_CREATE:
+		return apply_create(ns, r);
+	case MMSB_FR_WRITE:
+	case MMSB_FR_TRUNCATE:
+		return apply_bytes(ns, r, scratch);
+	case MMSB_FR_UNLINK:
+	case MMSB_FR_RMDIR:
+		return apply_remove(ns, r);
+	case MMSB_FR_RENAME:
+		return apply_rename(ns, r);
+	case MMSB_FR_SETATTR:
+		return apply_setattr(ns, r);
+	case MMSB_FR_SETXATTR:
+	case MMSB_FR_RMXATTR:
+		return apply_xattr(ns, r);
+	}
+	return -EINVAL;
+}

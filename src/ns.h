@@ -1,0 +1,133 @@
+/* ns.h - the namespace: nodes, directories, xattrs and page bytes in memory.
+ *
+ * One struct ns is one state of the tree: the live head, a checkpoint being
+ * written (a clone), or a time-travel view.  Every mutation of a namespace is
+ * a record applied by ns_apply(), for live transactions and for replay alike,
+ * so replaying the log reproduces the live state by construction.
+ *
+ * Page bytes live in refcounted buffers (struct pbuf) shared copy-on-write
+ * between clones: cloning the head for a checkpoint costs O(nodes), and the
+ * first later write to a shared page copies it.  Invariant: the bytes of a
+ * buffer past the page size are zero.
+ *
+ * Locking is the caller's: a namespace is not thread-safe by itself.
+ */
+#ifndef MMSB_NS_H
+#define MMSB_NS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "mmsb.h"
+#include "rec.h"
+
+struct pbuf {
+	_Atomic uint32_t refs; /* owners: nodes of this and cloned namespaces */
+	uint64_t cap;	       /* bytes of data[] */
+	uint8_t data[];	       /* data[size..cap) is zero */
+};
+
+struct ns_xattr {
+	char *name;	/* NUL-terminated */
+	uint8_t *value; /* malloc'd, may be NULL when len is 0 */
+	uint32_t len;	/* value bytes */
+};
+
+struct ns_dent {
+	uint64_t seq;	      /* readdir cookie, increasing within the directory */
+	struct ns_node *node; /* NULL: removed (tombstone, compacted later) */
+};
+
+struct ns_node {
+	uint64_t id;	   /* node id, never reused */
+	uint64_t parent;   /* parent id (root: itself; orphan: 0) */
+	uint8_t type;	   /* enum mmsb_type */
+	bool orphan;	   /* unlinked while referenced: out of the tree */
+	bool loaded;	   /* bytes present (false only in time-travel views) */
+	uint16_t name_len; /* bytes of name */
+	uint32_t mode, uid, gid;
+	uint32_t opens;	   /* mmsb_ref() references */
+	int64_t atime, mtime, ctime;
+	uint64_t size;	   /* page bytes / symlink target length */
+	uint64_t version;  /* byte deltas applied */
+	uint64_t epoch;	   /* last change */
+	uint64_t birth;	   /* creating epoch */
+	uint64_t nhash;	   /* hash of (parent, name) */
+	uint64_t dseq;	   /* cookie of this node in its parent */
+	char *name;	   /* NUL-terminated */
+	struct pbuf *data; /* page bytes or symlink target; NULL when empty or not loaded */
+	struct ns_xattr *xattrs;
+	uint32_t n_xattrs;
+	/* directories */
+	uint32_t n_dents, cap_dents; /* slots used / allocated in dents */
+	uint32_t n_live;	     /* live children */
+	uint32_t n_subdirs;	     /* child directories (for nlink) */
+	uint64_t next_seq;	     /* next cookie */
+	struct ns_dent *dents;	     /* sorted by seq */
+	/* time-travel views: where the checkpoint keeps the bytes */
+	uint64_t ck_data_off;
+	uint64_t ck_size;  /* page size in that checkpoint */
+	uint32_t ck_n_blocks;
+	uint64_t ck_epoch; /* epoch of the base those bytes belong to (0: none) */
+};
+
+struct ns {
+	struct ns_node **ids;	/* open addressing by id */
+	size_t ids_cap, n_ids;	/* power of two / used */
+	struct ns_node **names; /* open addressing by (parent, name) */
+	size_t names_cap, n_names;
+	struct ns_node *root;
+	uint64_t next_id;				 /* next node id to allocate */
+	uint64_t n_pages, n_dirs, n_symlinks, page_bytes; /* in the tree (orphans excluded) */
+};
+
+int ns_new(int64_t root_time, struct ns **out);
+void ns_free(struct ns *ns);
+/* Deep copy of the tree (orphans excluded), sharing page buffers. */
+int ns_clone(const struct ns *ns, struct ns **out);
+
+struct ns_node *ns_get(const struct ns *ns, uint64_t id);
+struct ns_node *ns_lookup(const struct ns *ns, uint64_t parent, const char *name, size_t len);
+int ns_resolve(const struct ns *ns, const char *path, struct ns_node **out);
+ssize_t ns_path(const struct ns *ns, uint64_t id, char *buf, size_t cap);
+void ns_attr(const struct ns_node *n, struct mmsb_attr *a);
+
+/* Validate r against the namespace and apply it.  Changes nothing on error.
+ * Returns 0 or the errno the operation gets (-ENOENT, -EEXIST, -ENOTDIR,
+ * -EISDIR, -ENOTEMPTY, -EINVAL, -ENODATA, -ENOMEM), or -EUCLEAN for a
+ * malformed delta.  scratch is used to unpack LZ4 bodies. */
+int ns_apply(struct ns *ns, const struct mmsb_rec *r, struct mmsb_buf *scratch);
+
+/* Apply the bytes of a WRITE or TRUNCATE record to a standalone page buffer
+ * (time-travel materialization).  *pb may be NULL (empty page). */
+int ns_bytes_apply(struct pbuf **pb, uint64_t *size, const struct mmsb_rec *r, struct mmsb_buf *scratch);
+
+/* Make n's buffer private and able to hold size bytes (zero-filled past the
+ * old size).  0 or -ENOMEM. */
+int ns_page_reserve(struct ns_node *n, uint64_t size);
+struct pbuf *pbuf_new(uint64_t cap);
+void pbuf_put(struct pbuf *pb);
+
+/* Orphan handling (mmsb_ref / mmsb_unref). */
+void ns_unref(struct ns *ns, struct ns_node *n);
+
+int ns_readdir(const struct ns *ns, const struct ns_node *dir, uint64_t from, mmsb_dirent_fn fn, void *arg);
+const struct ns_xattr *ns_xattr_find(const struct ns_node *n, const char *name, size_t len);
+ssize_t ns_listxattr(const struct ns_node *n, char *buf, size_t cap);
+
+/* Building a namespace from a checkpoint: allocate a node (id, name and
+ * attributes filled by the caller), then insert it under its parent, which
+ * must exist.  The root entry updates ns->root in place instead. */
+struct ns_node *ns_node_new(uint64_t id, uint8_t type, const char *name, size_t name_len);
+int ns_insert(struct ns *ns, struct ns_node *n);
+int ns_xattr_set(struct ns_node *n, const char *name, size_t nlen, const void *value, size_t vlen);
+void ns_node_free(struct ns_node *n);
+
+/* Call fn on every node in tree order (parents before children, children in
+ * directory order).  fn returns nonzero to stop; that value is returned. */
+int ns_walk(const struct ns *ns, int (*fn)(void *arg, const struct ns_node *n), void *arg);
+
+#endif

@@ -1,0 +1,465 @@
+/* snap.c - time travel: read-only views of retained epochs.
+ *
+ * A view of epoch N < head is built from the newest checkpoint C <= N (or
+ * the empty store): its node table is loaded without page bytes, then the
+ * metadata records of (C, N] are replayed from the log through the index
+ * (byte records only update sizes and times: the index carries the size
+ * after each).  A page's bytes are materialized on first read: its bytes at
+ * C from the checkpoint, then exactly its own WRITE/TRUNCATE records up to N,
+ * found through the per-node index.  Materialized bytes count against the
+ * store's cache bound; past it, a view drops its other pages first.
+ * A view of the head is a clone of the head (pages shared copy-on-write).
+ *
+ * Views are refcounted and shared: the store keeps a list of open views and
+ * a few idle ones for reuse.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "store_int.h"
+
+int store_read_rec(struct mmsb_store *st, const struct hist_rec *hr, struct mmsb_buf *buf, struct mmsb_rec *r)
+{
+	const char *why = NULL;
+	int64_t flen;
+	int rc;
+
+	buf->len = 0;
+	rc = mmsb_buf_reserve(buf, hr->len);
+	if (rc < 0)
+		return rc;
+	rc = mmsb_tlog_read(st->log, hr->seg, hr->off, buf->p, hr->len);
+	if (rc < 0)
+		return rc == -ENOENT ? -ENOENT : rc;
+	buf->len = hr->len;
+	flen = mmsb_rec_decode(buf->p, hr->len, st->seed, r, &why);
+	if (flen < 0 || r->epoch != hr->epoch || r->node != hr->node)
+		return MMSB_CORRUPT(&st->diag, "snap: record of epoch %" PRIu64 " node %" PRIu64 " unreadable: %s",
+				    hr->epoch, hr->node, why ? why : "index mismatch");
+	return 0;
+}
+
+void snap_free(struct mmsb_snap *s)
+{
+	if (!s)
+		return;
+	atomic_fetch_sub(&s->st->cache_bytes, s->loaded_bytes);
+	ns_free(s->ns);
+	if (s->ck_fd >= 0)
+		mmsb_io_close(s->st->io, s->ck_fd);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+/* Replay the metadata of (base, e] onto s->ns.  st->lock held (read). */
+static int snap_replay_meta(struct mmsb_store *st, struct mmsb_snap *s)
+{
+	struct mmsb_buf buf = {0}, scratch = {0};
+	uint64_t seq = hist_global_seq_after(&st->hist, s->base);
+	const struct hist_rec *hr;
+	int rc = 0;
+
+	for (; rc == 0 && (hr = hist_rec(&st->hist, seq)) != NULL && hr->epoch <= s->epoch; seq++) {
+		struct mmsb_rec r;
+
+		if (mmsb_rec_is_bytes(hr->type)) {
+			struct ns_node *n = ns_get(s->ns, hr->node);
+			const struct hist_epoch *he = hist_epoch(&st->hist, hr->epoch);
+
+			if (!n || n->type != MMSB_T_PAGE) {
+				rc = MMSB_CORRUPT(&st->diag, "snap: epoch %" PRIu64 ": write to missing page %" PRIu64,
+						  hr->epoch, hr->node);
+				break;
+			}
+			if (!n->orphan)
+				s->ns->page_bytes += hr->size - n->size;
+			n->size = hr->size;
+			n->version++;
+			n->mtime = n->ctime = he ? he->time : n->mtime;
+			n->epoch = hr->epoch;
+			n->loaded = false;
+			continue;
+		}
+		rc = store_read_rec(st, hr, &buf, &r);
+		if (rc == 0)
+			rc = ns_apply(s->ns, &r, &scratch);
+		if (rc < 0 && rc != -ENOMEM && rc != -MMSB_ECORRUPT)
+			rc = MMSB_CORRUPT(&st->diag, "snap: epoch %" PRIu64 ": %s record does not apply (%s)", hr->epoch,
+					  mmsb_rec_type_name(hr->type), strerror(-rc));
+	}
+	mmsb_buf_free(&buf);
+	mmsb_buf_free(&scratch);
+	return rc;
+}
+
+int snap_build(struct mmsb_store *st, uint64_t e, struct mmsb_snap **out)
+{
+	struct mmsb_snap *s = calloc(1, sizeof(*s));
+	struct ckpt_ctx c = store_ckpt_ctx(st);
+	int rc = 0;
+
+	if (!s)
+		return -ENOMEM;
+	s->st = st;
+	s->epoch = e;
+	s->refs = 1;
+	s->ck_fd = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_rwlock_rdlock(&st->lock);
+	if (e > atomic_load(&st->head) || e < st->oldest) {
+		rc = -ENOENT;
+	} else if (e == atomic_load(&st->head)) {
+		s->base = e;
+		rc = ns_clone(st->ns, &s->ns);
+	} else {
+		s->base = store_base_ckpt(st, e);
+		if (s->base)
+			rc = mmsb_ckpt_load(&c, s->base, true, &s->ns, NULL, &s->ck_fd);
+		else
+			rc = ns_new(st->ctime, &s->ns);
+		if (rc == 0)
+			rc = snap_replay_meta(st, s);
+	}
+	pthread_rwlock_unlock(&st->lock);
+	if (rc < 0) {
+		snap_free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+/* Drop materialized pages of s (other than keep) until the cache fits. */
+static void snap_evict(struct mmsb_snap *s, const struct ns_node *keep)
+{
+	struct mmsb_store *st = s->st;
+	size_t i;
+
+	for (i = 0; i < s->ns->ids_cap && atomic_load(&st->cache_bytes) > st->o.cache_bytes; i++) {
+		struct ns_node *n = s->ns->ids[i];
+
+		if (!n || n == keep || n->type != MMSB_T_PAGE || !n->loaded || !n->data || s->epoch == s->base)
+			continue;
+		atomic_fetch_sub(&st->cache_bytes, n->size);
+		s->loaded_bytes -= n->size;
+		pbuf_put(n->data);
+		n->data = NULL;
+		n->loaded = false;
+	}
+}
+
+int snap_load_page(struct mmsb_snap *s, struct ns_node *n, bool locked)
+{
+	struct mmsb_store *st = s->st;
+	struct ckpt_ctx c = store_ckpt_ctx(st);
+	struct mmsb_buf buf = {0}, scratch = {0};
+	struct pbuf *pb = NULL;
+	uint64_t size = 0, from = s->base, *seqs = NULL;
+	const struct hist_node *hn;
+	uint32_t i, k = 0, cnt = 0;
+	int rc = 0;
+
+	if (n->loaded || n->type != MMSB_T_PAGE) {
+		atomic_fetch_add(&st->cache_hits, 1);
+		return 0;
+	}
+	atomic_fetch_add(&st->cache_misses, 1);
+	if (n->ck_epoch && n->ck_epoch == s->base && n->ck_n_blocks) {
+		rc = mmsb_ckpt_read_page(&c, s->ck_fd, n, &pb);
+		size = n->ck_size; /* n->size is already the size at s->epoch */
+	}
+	/* collect this page's byte records in (base, epoch] */
+	if (!locked)
+		pthread_rwlock_rdlock(&st->lock);
+	hn = hist_node(&st->hist, n->id);
+	if (rc == 0 && hn) {
+		i = hist_node_index_after(hn, &st->hist, from);
+		seqs = malloc((hn->n - i + 1) * sizeof(*seqs));
+		if (!seqs)
+			rc = -ENOMEM;
+		for (; rc == 0 && i < hn->n; i++) {
+			const struct hist_rec *hr = hist_rec(&st->hist, hn->seqs[i]);
+
+			if (!hr || hr->epoch > s->epoch)
+				break;
+			if (mmsb_rec_is_bytes(hr->type))
+				seqs[cnt++] = hn->seqs[i];
+		}
+	}
+	for (k = 0; rc == 0 && k < cnt; k++) {
+		const struct hist_rec *hr = hist_rec(&st->hist, seqs[k]);
+		struct mmsb_rec r;
+
+		rc = hr ? store_read_rec(st, hr, &buf, &r) : -ENOENT;
+		if (rc == 0)
+			rc = ns_bytes_apply(&pb, &size, &r, &scratch);
+	}
+	if (!locked)
+		pthread_rwlock_unlock(&st->lock);
+	free(seqs);
+	mmsb_buf_free(&buf);
+	mmsb_buf_free(&scratch);
+	if (rc == 0 && size != n->size)
+		rc = MMSB_CORRUPT(&st->diag, "snap: page %" PRIu64 " at epoch %" PRIu64 ": rebuilt %" PRIu64
+			     " bytes, index says %" PRIu64, n->id, s->epoch, size, n->size);
+	if (rc < 0) {
+		pbuf_put(pb);
+		return rc;
+	}
+	if (!pb && n->size == 0)
+		pb = NULL;
+	pbuf_put(n->data);
+	n->data = pb;
+	n->loaded = true;
+	s->loaded_bytes += n->size;
+	atomic_fetch_add(&st->cache_bytes, n->size);
+	snap_evict(s, n);
+	return 0;
+}
+
+int mmsb_snap_open(struct mmsb_store *st, uint64_t epoch, struct mmsb_snap **out)
+{
+	struct mmsb_snap *s, **pp;
+	size_t i;
+	int rc;
+
+	pthread_mutex_lock(&st->snap_mu);
+	for (i = 0; i < st->n_open; i++)
+		if (st->open[i]->epoch == epoch) {
+			s = st->open[i];
+			if (s->refs++ == 0) { /* take it off the idle list */
+				for (pp = &st->idle; *pp != s; pp = &(*pp)->next)
+					;
+				*pp = s->next;
+				st->n_idle--;
+			}
+			pthread_mutex_unlock(&st->snap_mu);
+			*out = s;
+			return 0;
+		}
+	pthread_mutex_unlock(&st->snap_mu);
+	rc = snap_build(st, epoch, &s);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&st->snap_mu);
+	if (st->n_open == st->cap_open) {
+		size_t cap = st->cap_open ? st->cap_open * 2 : 16;
+		struct mmsb_snap **v = realloc(st->open, cap * sizeof(*v));
+
+		if (!v) {
+			pthread_mutex_unlock(&st->snap_mu);
+			snap_free(s);
+			return -ENOMEM;
+		}
+		st->open = v;
+		st->cap_open = cap;
+	}
+	st->open[st->n_open++] = s;
+	pthread_mutex_unlock(&st->snap_mu);
+	*out = s;
+	return 0;
+}
+
+static void snap_unlist(struct mmsb_store *st, struct mmsb_snap *s)
+{
+	size_t i;
+
+	for (i = 0; i < st->n_open; i++)
+		if (st->open[i] == s) {
+			st->open[i] = st->open[--st->n_open];
+			break;
+		}
+}
+
+void mmsb_snap_close(struct mmsb_snap *s)
+{
+	struct mmsb_store *st;
+	struct mmsb_snap *victim = NULL, **pp;
+
+	if (!s)
+		return;
+	st = s->st;
+	pthread_mutex_lock(&st->snap_mu);
+	if (s->refs == 0)
+		abort(); /* unbalanced close */
+	if (--s->refs == 0) {
+		s->next = st->idle;
+		st->idle = s;
+		if (++st->n_idle > SNAP_IDLE_MAX) { /* drop the oldest idle one */
+			for (pp = &st->idle; (*pp)->next; pp = &(*pp)->next)
+				;
+			victim = *pp;
+			*pp = NULL;
+			st->n_idle--;
+			snap_unlist(st, victim);
+		}
+	}
+	pthread_mutex_unlock(&st->snap_mu);
+	snap_free(victim);
+}
+
+void snap_drop_all(struct mmsb_store *st)
+{
+	size_t i;
+
+	pthread_mutex_lock(&st->snap_mu);
+	for (i = 0; i < st->n_open; i++)
+		if (st->open[i]->refs == 0)
+			snap_free(st->open[i]);
+		else
+			mmsb_diag(&st->diag, MMSB_DIAG_WARNING, "snap: epoch %" PRIu64 " still open at close",
+				  st->open[i]->epoch);
+	st->n_open = 0;
+	st->idle = NULL;
+	st->n_idle = 0;
+	pthread_mutex_unlock(&st->snap_mu);
+}
+
+uint64_t mmsb_snap_epoch(const struct mmsb_snap *s)
+{
+	return s->epoch;
+}
+
+/* ---- reads: like the head's, under the view's mutex ------------------------------------ */
+
+int mmsb_snap_getattr(struct mmsb_snap *s, uint64_t id, struct mmsb_attr *out)
+{
+	struct ns_node *n;
+
+	pthread_mutex_lock(&s->mu);
+	n = ns_get(s->ns, id);
+	if (n)
+		ns_attr(n, out);
+	pthread_mutex_unlock(&s->mu);
+	return n ? 0 : -ENOENT;
+}
+
+int mmsb_snap_lookup(struct mmsb_snap *s, uint64_t parent, const char *name, struct mmsb_attr *out)
+{
+	struct ns_node *p, *n = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->mu);
+	p = ns_get(s->ns, parent);
+	if (!p)
+		rc = -ENOENT;
+	else if (p->type != MMSB_T_DIR)
+		rc = -ENOTDIR;
+	else if (!(n = ns_lookup(s->ns, parent, name, strlen(name))))
+		rc = -ENOENT;
+	else
+		ns_attr(n, out);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int mmsb_snap_resolve(struct mmsb_snap *s, const char *path, struct mmsb_attr *out)
+{
+	struct ns_node *n;
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	rc = ns_resolve(s->ns, path, &n);
+	if (rc == 0)
+		ns_attr(n, out);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+ssize_t mmsb_snap_path(struct mmsb_snap *s, uint64_t id, char *buf, size_t cap)
+{
+	ssize_t rc;
+
+	pthread_mutex_lock(&s->mu);
+	rc = ns_path(s->ns, id, buf, cap);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+ssize_t mmsb_snap_read(struct mmsb_snap *s, uint64_t id, uint64_t off, void *buf, size_t len)
+{
+	struct ns_node *n;
+	ssize_t rc;
+
+	pthread_mutex_lock(&s->mu);
+	n = ns_get(s->ns, id);
+	if (!n)
+		rc = -ENOENT;
+	else if (n->type == MMSB_T_DIR)
+		rc = -EISDIR;
+	else
+		rc = snap_load_page(s, n, false);
+	if (rc == 0) {
+		if (off >= n->size) {
+			rc = 0;
+		} else {
+			if (len > n->size - off)
+				len = (size_t)(n->size - off);
+			memcpy(buf, n->data->data + off, len);
+			rc = (ssize_t)len;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+ssize_t mmsb_snap_readlink(struct mmsb_snap *s, uint64_t id, char *buf, size_t cap)
+{
+	struct ns_node *n;
+	ssize_t rc;
+
+	pthread_mutex_lock(&s->mu);
+	n = ns_get(s->ns, id);
+	if (!n)
+		rc = -ENOENT;
+	else if (n->type != MMSB_T_SYMLINK)
+		rc = -EINVAL;
+	else {
+		rc = (ssize_t)(n->size < cap ? n->size : cap);
+		memcpy(buf, n->data->data, (size_t)rc);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int mmsb_snap_readdir(struct mmsb_snap *s, uint64_t dir, uint64_t from, mmsb_dirent_fn fn, void *arg)
+{
+	struct ns_node *d;
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	d = ns_get(s->ns, dir);
+	rc = d ? ns_readdir(s->ns, d, from, fn, arg) : -ENOENT;
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+ssize_t mmsb_snap_getxattr(struct mmsb_snap *s, uint64_t id, const char *name, void *buf, size_t cap)
+{
+	const struct ns_xattr *x;
+	struct ns_node *n;
+	ssize_t rc;
+
+	pthread_mutex_lock(&s->mu);
+	n = ns_get(s->ns, id);
+	x = n ? ns_xattr_find(n, name, strlen(name)) : NULL;
+	rc = !n ? -ENOENT : !x ? -ENODATA : cap == 0 ? (ssize_t)x->len : cap < x->len ? -ERANGE : (ssize_t)x->len;
+	if (rc > 0 && cap)
+		memcpy(buf, x->value, x->len);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+ssize_t mmsb_snap_listxattr(struct mmsb_snap *s, uint64_t id, char *buf, size_t cap)
+{
+	struct ns_node *n;
+	ssize_t rc;
+
+	pthread_mutex_lock(&s->mu);
+	n = ns_get(s->ns, id);
+	rc = n ? ns_listxattr(n, buf, cap) : -ENOENT;
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}

@@ -1,0 +1,883 @@
+/* store.c - implements mmsb.h: open and recovery, transactions, reads of the
+ * head, checkpoints and background work.  It wires the modules together:
+ * records (rec.c) applied to a namespace (ns.c), framed into the log
+ * (tlog.c), indexed for time travel (hist.c), checkpointed (ckpt.c).
+ * Time-travel views are snap.c; history, diff, restore and compaction are
+ * travel.c.
+ *
+ * TRANSACTIONS
+ *
+ * One writer at a time holds st->lock for writing from begin to commit.
+ * Each operation validates against the head, encodes its record into the
+ * transaction's frame buffer, then applies it to the head with ns_apply (the
+ * same function replay uses).  Commit appends the frames and a COMMIT frame
+ * to the log in one write, indexes them, publishes the epoch, and releases
+ * the lock; readers never see a transaction before its frames are in the
+ * log.  Then, outside the lock, the commit hook runs and, with
+ * MMSB_SYNC_COMMIT, the committer waits for a (shared) fsync.
+ *
+ * Undo is a reload: if the log append fails, or a transaction that applied
+ * records is aborted, the head is rebuilt from disk (checkpoint + log), which
+ * holds exactly the committed state.  That path is rare and keeps every
+ * operation free of undo logic.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "delta.h"
+#include "err.h"
+#include "format.h"
+#include "store_int.h"
+#include "sum.h"
+
+#define MMSB_WRITE_CHUNK (64u << 20) /* largest delta a WRITE record covers */
+#define MMSB_PAGE_MAX (1ull << 44)   /* 16 TiB: -EFBIG past it */
+
+void mmsb_store_opts_init(struct mmsb_store_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->create = true;
+	o->sync = MMSB_SYNC_NONE;
+	o->sync_interval_ms = 1000;
+	o->ckpt_log_bytes = 256ull << 20;
+	o->ckpt_at_close = true;
+	o->segment_bytes = 64ull << 20;
+	o->cache_bytes = 256u << 20;
+	o->lz4_min_bytes = 64u << 10;
+	o->diag_level = MMSB_DIAG_NOTICE;
+}
+
+const char *mmsb_source_name(enum mmsb_source s)
+{
+	static const char *const names[] = {"user", "propagation", "restore", "system"};
+
+	return (unsigned)s < MMSB_ARRAY_SIZE(names) ? names[s] : "unknown";
+}
+
+const char *mmsb_change_name(enum mmsb_change c)
+{
+	static const char *const names[] = {"?",      "create", "write",   "truncate", "unlink",
+					    "rmdir",  "rename", "setattr", "setxattr", "rmxattr"};
+
+	return (unsigned)c < MMSB_ARRAY_SIZE(names) ? names[c] : "unknown";
+}
+
+struct ckpt_ctx store_ckpt_ctx(struct mmsb_store *st)
+{
+	struct ckpt_ctx c = {st->io, &st->diag, st->ckdirfd, st->seed};
+
+	return c;
+}
+
+/* ---- superblock -------------------------------------------------------------
+ * mmsb.super holds two identical 128-byte copies (offsets 0 and 128); a
+ * reader takes the first valid one.  It is written once, at creation. */
+
+static void encode_sb(uint8_t *sb, uint64_t seed, int64_t ctime)
+{
+	memset(sb, 0, MMSB_SB_SIZE);
+	memcpy(sb, MMSB_SB_MAGIC, 8);
+	mmsb_put_le16(sb + MMSB_SB_OFF_MAJOR, MMSB_FMT_MAJOR);
+	mmsb_put_le16(sb + MMSB_SB_OFF_MINOR, MMSB_FMT_MINOR);
+	mmsb_put_le64(sb + MMSB_SB_OFF_SEED, seed);
+	mmsb_put_le64(sb + MMSB_SB_OFF_CTIME, (uint64_t)ctime);
+	if (getrandom(sb + MMSB_SB_OFF_UUID, 16, 0) != 16)
+		mmsb_put_le64(sb + MMSB_SB_OFF_UUID, seed ^ (uint64_t)ctime);
+	mmsb_put_le64(sb + MMSB_SB_OFF_SUM, mmsb_sum(sb, MMSB_SB_OFF_SUM, 0));
+}
+
+static int create_sb(struct mmsb_store *st)
+{
+	uint8_t sb[2 * MMSB_SB_SIZE];
+	uint64_t seed = 0;
+	int fd, rc;
+
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = mmsb_now_ns() ^ (uint64_t)getpid() << 32;
+	st->ctime = mmsb_wall_ns();
+	encode_sb(sb, seed, st->ctime);
+	memcpy(sb + MMSB_SB_SIZE, sb, MMSB_SB_SIZE);
+	fd = st->io->openat(st->io->ctx, st->dirfd, MMSB_SUPER_NAME ".tmp", O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return fd;
+	rc = mmsb_io_pwrite_all(st->io, fd, sb, sizeof(sb), 0);
+	if (rc == 0)
+		rc = st->io->fsync(st->io->ctx, fd);
+	mmsb_io_close(st->io, fd);
+	if (rc == 0)
+		rc = st->io->renameat(st->io->ctx, st->dirfd, MMSB_SUPER_NAME ".tmp", st->dirfd, MMSB_SUPER_NAME);
+	if (rc == 0)
+		rc = st->io->fsync(st->io->ctx, st->dirfd);
+	st->seed = seed;
+	return rc;
+}
+
+static int read_sb(struct mmsb_store *st, int fd)
+{
+	uint8_t sb[2 * MMSB_SB_SIZE];
+	ssize_t r = mmsb_io_pread_all(st->io, fd, sb, sizeof(sb), 0);
+	const uint8_t *p = NULL;
+	int k;
+
+	if (r < 0)
+		return (int)r;
+	for (k = 0; k < 2 && !p; k++) {
+		const uint8_t *s = sb + k * MMSB_SB_SIZE;
+
+		if ((k + 1) * MMSB_SB_SIZE <= r && memcmp(s, MMSB_SB_MAGIC, 8) == 0 &&
+		    mmsb_get_le64(s + MMSB_SB_OFF_SUM) == mmsb_sum(s, MMSB_SB_OFF_SUM, 0))
+			p = s;
+	}
+	if (!p) {
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: %s: no valid superblock: not an MMSB store", st->dir);
+		return -EINVAL;
+	}
+	if (mmsb_get_le16(p + MMSB_SB_OFF_MAJOR) != MMSB_FMT_MAJOR ||
+	    (mmsb_get_le32(p + MMSB_SB_OFF_INCOMPAT) & ~MMSB_FEAT_INCOMPAT_KNOWN)) {
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: %s: format version %u or incompat features 0x%x unsupported",
+			  st->dir, mmsb_get_le16(p + MMSB_SB_OFF_MAJOR), mmsb_get_le32(p + MMSB_SB_OFF_INCOMPAT));
+		return -ENOTSUP;
+	}
+	if (mmsb_get_le32(p + MMSB_SB_OFF_RO_COMPAT) & ~MMSB_FEAT_RO_COMPAT_KNOWN) {
+		mmsb_diag(&st->diag, MMSB_DIAG_WARNING, "store: unknown ro_compat features: opening read-only");
+		st->read_only = true;
+	}
+	st->seed = mmsb_get_le64(p + MMSB_SB_OFF_SEED);
+	st->ctime = (int64_t)mmsb_get_le64(p + MMSB_SB_OFF_CTIME);
+	return 0;
+}
+
+static int open_sb(struct mmsb_store *st)
+{
+	int fd = st->io->openat(st->io->ctx, st->dirfd, MMSB_SUPER_NAME, O_RDONLY, 0), rc;
+
+	if (fd == -ENOENT) {
+		struct stat s;
+
+		if (fstatat(st->dirfd, MMSB_LOG_DIR, &s, 0) == 0 || fstatat(st->dirfd, MMSB_CKPT_DIR, &s, 0) == 0) {
+			mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: %s: superblock missing", st->dir);
+			return -EINVAL;
+		}
+		if (!st->o.create || st->read_only)
+			return -ENOENT;
+		return create_sb(st);
+	}
+	if (fd < 0)
+		return fd;
+	rc = read_sb(st, fd);
+	mmsb_io_close(st->io, fd);
+	return rc;
+}
+
+/* ---- loading: checkpoint + log -------------------------------------------------- */
+
+struct load_ctx {
+	struct mmsb_store *st;
+	uint64_t base;	 /* checkpoint epoch loaded; later epochs are applied */
+	struct mmsb_buf scratch;
+	int rc;
+};
+
+static int index_txn(struct mmsb_store *st, const struct tlog_txn *t)
+{
+	uint32_t i;
+	int rc = hist_add_epoch(&st->hist, t->epoch, t->time, t->source, t->changed);
+
+	for (i = 0; i < t->n && rc == 0; i++) {
+		const struct mmsb_rec *r = &t->recs[i];
+		struct hist_rec hr = {
+			.epoch = t->epoch, .node = r->node, .off = t->offs[i], .seg = t->seg,
+			.len = t->lens[i], .type = r->type,
+		};
+
+		if (r->type == MMSB_FR_WRITE) {
+			hr.size = r->u.write.size;
+			hr.changed = r->u.write.changed > UINT32_MAX ? UINT32_MAX : (uint32_t)r->u.write.changed;
+		} else if (r->type == MMSB_FR_TRUNCATE) {
+			hr.size = r->u.truncate.size;
+		}
+		rc = hist_add_rec(&st->hist, &hr);
+	}
+	return rc;
+}
+
+static int load_txn(void *arg, const struct tlog_txn *t)
+{
+	struct load_ctx *lc = arg;
+	struct mmsb_store *st = lc->st;
+	uint32_t i;
+	int rc;
+
+	if (t->epoch <= st->oldest)
+		return 0;
+	rc = index_txn(st, t);
+	if (rc < 0 || t->epoch <= lc->base)
+		return rc;
+	for (i = 0; i < t->n; i++) {
+		rc = ns_apply(st->ns, &t->recs[i], &lc->scratch);
+		if (rc < 0)
+			return MMSB_CORRUPT(&st->diag,
+					    "store: epoch %" PRIu64 ": %s record for node %" PRIu64
+					    " does not apply (%s)",
+					    t->epoch, mmsb_rec_type_name(t->recs[i].type), t->recs[i].node, strerror(-rc));
+	}
+	st->replay_bytes += t->bytes;
+	return 0;
+}
+
+/* Oldest retained epoch: 0 while the log starts at epoch 1, else the oldest
+ * checkpoint that the log continues from. */
+static int find_oldest(struct mmsb_store *st)
+{
+	struct tlog_stats ts;
+	size_t i;
+
+	mmsb_tlog_stats(st->log, &ts);
+	st->oldest = 0;
+	if (ts.first_epoch <= 1)
+		return 0;
+	for (i = 0; i < st->n_ckpts; i++)
+		if (st->ckpts[i].epoch + 1 >= ts.first_epoch) {
+			st->oldest = st->ckpts[i].epoch;
+			return 0;
+		}
+	return MMSB_CORRUPT(&st->diag, "store: the log starts at epoch %" PRIu64 " but no checkpoint covers the epochs before",
+			    ts.first_epoch);
+}
+
+/* Load the newest checkpoint that loads (full).  *base gets its epoch. */
+static int load_base(struct mmsb_store *st, uint64_t *base)
+{
+	struct ckpt_ctx c = store_ckpt_ctx(st);
+	size_t i;
+
+	for (i = st->n_ckpts; i-- > 0;) {
+		struct ns *ns;
+		int rc;
+
+		if (st->ckpts[i].epoch < st->oldest)
+			break;
+		rc = mmsb_ckpt_load(&c, st->ckpts[i].epoch, false, &ns, &st->ckpts[i].time, NULL);
+		if (rc == 0) {
+			st->ns = ns;
+			*base = st->ckpts[i].epoch;
+			return 0;
+		}
+		mmsb_diag(&st->diag, MMSB_DIAG_WARNING, "store: checkpoint %" PRIu64 " unusable (%s): trying an older one",
+			  st->ckpts[i].epoch, strerror(-rc));
+		if (rc == -ENOMEM)
+			return rc;
+	}
+	if (st->oldest > 0)
+		return MMSB_CORRUPT(&st->diag, "store: no usable checkpoint at or after epoch %" PRIu64, st->oldest);
+	*base = 0;
+	return ns_new(st->ctime, &st->ns);
+}
+
+static int store_load(struct mmsb_store *st)
+{
+	struct ckpt_ctx c = store_ckpt_ctx(st);
+	struct load_ctx lc = {.st = st};
+	uint64_t last = 0, t0 = mmsb_now_ns();
+	int rc;
+
+	free(st->ckpts);
+	st->ckpts = NULL;
+	st->n_ckpts = 0;
+	rc = mmsb_ckpt_list(&c, &st->ckpts, &st->n_ckpts);
+	if (rc == 0)
+		rc = find_oldest(st);
+	if (rc == 0)
+		rc = load_base(st, &lc.base);
+	if (rc < 0)
+		return rc;
+	hist_init(&st->hist, st->oldest + 1);
+	st->replay_bytes = 0;
+	rc = mmsb_tlog_recover(st->log, load_txn, &lc, &last, &st->damaged);
+	mmsb_buf_free(&lc.scratch);
+	if (rc < 0)
+		return rc;
+	if (last < lc.base && !st->read_only)
+		return MMSB_CORRUPT(&st->diag, "store: the log ends at epoch %" PRIu64 ", before checkpoint %" PRIu64,
+				    last, lc.base);
+	atomic_store(&st->head, last > lc.base ? last : lc.base);
+	st->ck_done = st->n_ckpts ? st->ckpts[st->n_ckpts - 1].epoch : 0;
+	st->replay_ns = mmsb_now_ns() - t0;
+	return 0;
+}
+
+int store_reload(struct mmsb_store *st)
+{
+	int rc;
+
+	ns_free(st->ns);
+	st->ns = NULL;
+	hist_free(&st->hist);
+	pthread_mutex_lock(&st->ck_mu);
+	rc = store_load(st);
+	pthread_mutex_unlock(&st->ck_mu);
+	if (rc < 0) {
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: reloading the head failed (%s): store is read-only",
+			  strerror(-rc));
+		st->read_only = true;
+		if (!st->ns)
+			ns_new(st->ctime, &st->ns);
+	}
+	return rc;
+}
+
+uint64_t store_base_ckpt(struct mmsb_store *st, uint64_t e)
+{
+	uint64_t best = 0;
+	size_t i;
+
+	pthread_mutex_lock(&st->ck_mu);
+	for (i = 0; i < st->n_ckpts; i++)
+		if (st->ckpts[i].epoch <= e && st->ckpts[i].epoch >= st->oldest)
+			best = st->ckpts[i].epoch;
+	pthread_mutex_unlock(&st->ck_mu);
+	return best;
+}
+
+/* ---- background work ----------------------------------------------------------------- */
+
+static int ckpt_add(struct mmsb_store *st, uint64_t epoch, int64_t time, uint64_t bytes)
+{
+	struct ckpt_info *v = realloc(st->ckpts, (st->n_ckpts + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	st->ckpts = v;
+	st->ckpts[st->n_ckpts].epoch = epoch;
+	st->ckpts[st->n_ckpts].time = time;
+	st->ckpts[st->n_ckpts].file_bytes = bytes;
+	st->n_ckpts++;
+	return 0;
+}
+
+/* Capture the head cheaply (a clone sharing page buffers), make the log
+ * durable up to it, write it.  Called without any lock held. */
+static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
+{
+	struct ckpt_ctx c = store_ckpt_ctx(st);
+	const struct hist_epoch *he;
+	struct ns *clone = NULL;
+	uint64_t e, bytes = 0, t0;
+	int64_t time;
+	int rc;
+
+	pthread_rwlock_rdlock(&st->lock);
+	e = atomic_load(&st->head);
+	he = hist_epoch(&st->hist, e);
+	time = he ? he->time : mmsb_wall_ns();
+	rc = ns_clone(st->ns, &clone);
+	pthread_rwlock_unlock(&st->lock);
+	if (rc < 0)
+		return rc;
+	t0 = mmsb_now_ns();
+	rc = mmsb_tlog_sync(st->log); /* the log never lags a checkpoint */
+	if (rc == 0)
+		rc = mmsb_ckpt_write(&c, clone, e, time, &bytes);
+	ns_free(clone);
+	if (rc < 0) {
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: checkpoint of epoch %" PRIu64 " failed: %s", e, strerror(-rc));
+		return rc;
+	}
+	atomic_store(&st->ckpt_write_bytes, bytes);
+	atomic_store(&st->ckpt_write_ns, mmsb_now_ns() - t0);
+	pthread_mutex_lock(&st->ck_mu);
+	if (e > st->ck_done) {
+		rc = ckpt_add(st, e, time, bytes);
+		st->ck_done = e;
+	}
+	st->log_since_ckpt = 0;
+	pthread_mutex_unlock(&st->ck_mu);
+	*epoch = e;
+	return rc;
+}
+
+static void *ckpt_main(void *arg)
+{
+	struct mmsb_store *st = arg;
+
+	pthread_mutex_lock(&st->ck_mu);
+	for (;;) {
+		uint64_t e;
+		int rc;
+
+		while (!st->stop && st->ck_want <= st->ck_done)
+			pthread_cond_wait(&st->ck_cond, &st->ck_mu);
+		if (st->stop)
+			break;
+		pthread_mutex_unlock(&st->ck_mu);
+		rc = ckpt_once(st, &e);
+		pthread_mutex_lock(&st->ck_mu);
+		st->ck_err = rc;
+		if (rc < 0 && st->ck_want > st->ck_done)
+			st->ck_want = st->ck_done; /* give up this request; callers see ck_err */
+		pthread_cond_broadcast(&st->ck_cond);
+	}
+	pthread_mutex_unlock(&st->ck_mu);
+	return NULL;
+}
+
+static void *sync_main(void *arg)
+{
+	struct mmsb_store *st = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&st->ck_mu);
+	while (!st->stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += st->o.sync_interval_ms / 1000;
+		ts.tv_nsec += (long)(st->o.sync_interval_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&st->ck_cond, &st->ck_mu, &ts);
+		if (st->stop)
+			break;
+		pthread_mutex_unlock(&st->ck_mu);
+		mmsb_tlog_sync(st->log);
+		pthread_mutex_lock(&st->ck_mu);
+	}
+	pthread_mutex_unlock(&st->ck_mu);
+	return NULL;
+}
+
+int mmsb_checkpoint(struct mmsb_store *st, uint64_t *epoch)
+{
+	uint64_t e = atomic_load(&st->head);
+	int rc = 0;
+
+	if (st->read_only || !st->ck_started)
+		return -EROFS;
+	pthread_mutex_lock(&st->ck_mu);
+	if (e > st->ck_done) {
+		if (st->ck_want < e)
+			st->ck_want = e;
+		pthread_cond_broadcast(&st->ck_cond);
+		while (st->ck_done < e && st->ck_want >= e)
+			pthread_cond_wait(&st->ck_cond, &st->ck_mu);
+		if (st->ck_done < e)
+			rc = st->ck_err ? st->ck_err : -EIO;
+	}
+	if (rc == 0)
+		*epoch = st->ck_done;
+	pthread_mutex_unlock(&st->ck_mu);
+	return rc;
+}
+
+ssize_t mmsb_checkpoints(struct mmsb_store *st, struct mmsb_ckpt_info *out, size_t cap)
+{
+	size_t i;
+	ssize_t n;
+
+	pthread_mutex_lock(&st->ck_mu);
+	for (i = 0; i < st->n_ckpts && i < cap; i++) {
+		out[i].epoch = st->ckpts[i].epoch;
+		out[i].time_ns = st->ckpts[i].time;
+		out[i].file_bytes = st->ckpts[i].file_bytes;
+	}
+	n = (ssize_t)st->n_ckpts;
+	pthread_mutex_unlock(&st->ck_mu);
+	return n;
+}
+
+/* ---- open and close -------------------------------------------------------------------- */
+
+static int open_dirs(struct mmsb_store *st)
+{
+	const struct mmsb_io_ops *io = st->io;
+	int rc;
+
+	if (st->o.create && !st->read_only && mkdir(st->dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	st->dirfd = io->openat(io->ctx, AT_FDCWD, st->dir, O_RDONLY | O_DIRECTORY, 0);
+	if (st->dirfd < 0)
+		return st->dirfd;
+	if (!st->read_only) {
+		st->lockfd = io->openat(io->ctx, st->dirfd, MMSB_LOCK_NAME, O_RDWR | O_CREAT, 0600);
+		if (st->lockfd < 0)
+			return st->lockfd;
+		if (flock(st->lockfd, LOCK_EX | LOCK_NB) < 0) {
+			rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+			mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: %s: in use by another process", st->dir);
+			return rc;
+		}
+	}
+	rc = open_sb(st);
+	if (rc < 0)
+		return rc;
+	if (!st->read_only) {
+		rc = io->mkdirat(io->ctx, st->dirfd, MMSB_CKPT_DIR, 0700);
+		if (rc < 0 && rc != -EEXIST)
+			return rc;
+	}
+	st->ckdirfd = io->openat(io->ctx, st->dirfd, MMSB_CKPT_DIR, O_RDONLY | O_DIRECTORY, 0);
+	if (st->ckdirfd == -ENOENT && st->read_only)
+		st->ckdirfd = io->openat(io->ctx, st->dirfd, ".", O_RDONLY | O_DIRECTORY, 0);
+	return st->ckdirfd < 0 ? st->ckdirfd : 0;
+}
+
+static int start_threads(struct mmsb_store *st)
+{
+	if (st->read_only)
+		return 0;
+	if (pthread_create(&st->ck_thread, NULL, ckpt_main, st) != 0)
+		return -EAGAIN;
+	st->ck_started = true;
+	if (st->o.sync == MMSB_SYNC_INTERVAL) {
+		if (pthread_create(&st->sync_thread, NULL, sync_main, st) != 0)
+			return -EAGAIN;
+		st->sync_started = true;
+	}
+	return 0;
+}
+
+int mmsb_store_open(const char *dir, const struct mmsb_store_opts *o, struct mmsb_store **out)
+{
+	struct mmsb_store *st = calloc(1, sizeof(*st));
+	pthread_rwlockattr_t ra;
+	struct tlog_opts to;
+	int rc;
+
+	if (!st)
+		return -ENOMEM;
+	st->o = *o;
+	st->dir = strdup(dir);
+	st->io = o->io ? o->io : &mmsb_io_posix;
+	st->diag.fn = o->diag_fn;
+	st->diag.arg = o->diag_arg;
+	st->diag.level = o->diag_level ? o->diag_level : MMSB_DIAG_NOTICE;
+	st->read_only = o->read_only;
+	st->dirfd = st->ckdirfd = st->lockfd = -1;
+	if (st->o.segment_bytes < 4096)
+		st->o.segment_bytes = 4096;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&st->lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	pthread_mutex_init(&st->ck_mu, NULL);
+	pthread_cond_init(&st->ck_cond, NULL);
+	pthread_mutex_init(&st->snap_mu, NULL);
+	st->txn.st = st;
+	rc = st->dir ? open_dirs(st) : -ENOMEM;
+	if (rc == 0 && !st->read_only)
+		mmsb_ckpt_remove_before(&(struct ckpt_ctx){st->io, &st->diag, st->ckdirfd, st->seed}, 0);
+	to = (struct tlog_opts){st->io, &st->diag, st->seed, st->o.segment_bytes, st->read_only};
+	if (rc == 0)
+		rc = mmsb_tlog_open(st->dirfd, &to, &st->log);
+	if (rc == 0)
+		rc = store_load(st);
+	if (rc == 0)
+		rc = start_threads(st);
+	if (rc < 0) {
+		mmsb_store_close(st);
+		return rc;
+	}
+	if (st->damaged)
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: %s: damaged log: serving epochs up to %" PRIu64 " read-only",
+			  dir, (uint64_t)atomic_load(&st->head));
+	*out = st;
+	return 0;
+}
+
+void mmsb_store_close(struct mmsb_store *st)
+{
+	uint64_t e;
+
+	if (!st)
+		return;
+	pthread_mutex_lock(&st->ck_mu);
+	st->stop = true;
+	pthread_cond_broadcast(&st->ck_cond);
+	pthread_mutex_unlock(&st->ck_mu);
+	if (st->ck_started)
+		pthread_join(st->ck_thread, NULL);
+	if (st->sync_started)
+		pthread_join(st->sync_thread, NULL);
+	if (st->log && st->ns && !st->read_only && !mmsb_tlog_failed(st->log)) {
+		if (st->o.ckpt_at_close && atomic_load(&st->head) > st->ck_done)
+			ckpt_once(st, &e);
+		mmsb_tlog_sync(st->log);
+	}
+	snap_drop_all(st);
+	mmsb_tlog_close(st->log);
+	ns_free(st->ns);
+	hist_free(&st->hist);
+	free(st->ckpts);
+	free(st->open);
+	mmsb_buf_free(&st->txn.frames);
+	mmsb_buf_free(&st->txn.diff);
+	mmsb_buf_free(&st->txn.pack);
+	mmsb_buf_free(&st->txn.scratch);
+	free(st->txn.changes);
+	free(st->txn.rec_off);
+	mmsb_io_close(st->io, st->ckdirfd);
+	mmsb_io_close(st->io, st->lockfd); /* releases the flock */
+	mmsb_io_close(st->io, st->dirfd);
+	pthread_rwlock_destroy(&st->lock);
+	pthread_mutex_destroy(&st->ck_mu);
+	pthread_cond_destroy(&st->ck_cond);
+	pthread_mutex_destroy(&st->snap_mu);
+	free(st->dir);
+	free(st);
+}
+
+int mmsb_store_sync(struct mmsb_store *st)
+{
+	uint64_t t0 = mmsb_now_ns();
+	int rc;
+
+	if (st->read_only)
+		return st->damaged || mmsb_tlog_failed(st->log) ? -EIO : 0;
+	rc = mmsb_tlog_sync(st->log);
+	mmsb_stats_record(&st->h_sync, mmsb_now_ns() - t0);
+	return rc;
+}
+
+uint64_t mmsb_store_head(struct mmsb_store *st)
+{
+	return atomic_load(&st->head);
+}
+
+uint64_t mmsb_store_oldest(struct mmsb_store *st)
+{
+	uint64_t o;
+
+	pthread_rwlock_rdlock(&st->lock);
+	o = st->oldest;
+	pthread_rwlock_unlock(&st->lock);
+	return o;
+}
+
+bool mmsb_store_is_read_only(struct mmsb_store *st)
+{
+	return st->read_only || mmsb_tlog_failed(st->log);
+}
+
+const char *mmsb_store_dir(struct mmsb_store *st)
+{
+	return st->dir;
+}
+
+enum mmsb_sync mmsb_store_sync_mode(struct mmsb_store *st)
+{
+	return st->o.sync;
+}
+
+/* ---- reading the head ------------------------------------------------------------------ */
+
+int mmsb_getattr(struct mmsb_store *st, uint64_t id, struct mmsb_attr *out)
+{
+	struct ns_node *n;
+	int rc = -ENOENT;
+
+	pthread_rwlock_rdlock(&st->lock);
+	n = ns_get(st->ns, id);
+	if (n) {
+		ns_attr(n, out);
+		rc = 0;
+	}
+	pthread_rwlock_unlock(&st->lock);
+	return rc;
+}
+
+int mmsb_lookup(struct mmsb_store *st, uint64_t parent, const char *name, struct mmsb_attr *out)
+{
+	struct ns_node *p, *n = NULL;
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&st->lock);
+	p = ns_get(st->ns, parent);
+	if (!p || p->orphan)
+		rc = -ENOENT;
+	else if (p->type != MMSB_T_DIR)
+		rc = -ENOTDIR;
+	else if (!(n = ns_lookup(st->ns, parent, name, strlen(name))))
+		rc = -ENOENT;
+	else
+		ns_attr(n, out);
+	pthread_rwlock_unlock(&st->lock);
+	return rc;
+}
+
+int mmsb_resolve(struct mmsb_store *st, const char *path, struct mmsb_attr *out)
+{
+	struct ns_node *n;
+	int rc;
+
+	pthread_rwlock_rdlock(&st->lock);
+	rc = ns_resolve(st->ns, path, &n);
+	if (rc == 0)
+		ns_attr(n, out);
+	pthread_rwlock_unlock(&st->lock);
+	return rc;
+}
+
+ssize_t mmsb_path(struct mmsb_store *st, uint64_t id, char *buf, size_t cap)
+{
+	ssize_t rc;
+
+	pthread_rwlock_rdlock(&st->lock);
+	rc = ns_path(st->ns, id, buf, cap);
+	pthread_rwlock_unlock(&st->lock);
+	return rc;
+}
+
+static ssize_t read_node(const struct ns_node *n, uint64_t off, void *buf, size_t len)
+{
+	if (!n)
+		return -ENOENT;
+	if (n->type == MMSB_T_DIR)
+		return -EISDIR;
+	if (off >= n->size)
+		return 0;
+	if (len > n->size - off)
+		len = (size_t)(n->size - off);
+	memcpy(buf, n->data->data + off, len);
+	return (ssize_t)len;
+}
+
+ssize_t mmsb_read(struct mmsb_store *st, uint64_t id, uint64_t off, void *buf, size_t len)
+{
+	ssize_t rc;
+
+	pthread_rwlock_rdlock(&st->lock);
+	rc = read_node(ns_get(st->ns, id), off, buf, len);
+	pthread_rwlock_unlock(&st->lock);
+	return rc;
+}
+
+ssize_t mmsb_readlink(struct mmsb_store *st, uint64_t id, char *buf, size_t cap)
+{
+	struct ns_node *n;
+	ssize_t rc;
+
+	pthread_rwlock_rdlock(&st->lock);
+	n = ns_get(st->ns, id);
+	rc = !n ? -ENOENT : n->type != MMSB_T_SYMLINK ? -EINVAL : read_node(n, 0, buf, cap);
+	pthread_rwlock_unlock(&st->lock);
+	return rc;
+}
+
+int mmsb_readdir(struct mmsb_store *st, uint64_t dir, uint64_t from, mmsb_dirent_fn fn, void *arg)
+{
+	struct ns_node *d;
+	int rc;
+
+	pthread_rwlock_rdlock(&st->lock);
+	d = ns_get(st->ns, dir);
+	rc = d ? ns_readdir(st->ns, d, from, fn, arg) : -ENOENT;
+	pthread_rwlock_unlock(&st->lock);
+	return rc;
+}
+
+ssize_t mmsb_getxattr(struct mmsb_store *st, uint64_t id, const char *name, void *buf, size_t cap)
+{
+	const struct ns_xattr *x;
+	struct ns_node *n;
+	ssize_t rc;
+
+	pthread_rwlock_rdlock(&st->lock);
+	n = ns_get(st->ns, id);
+	x = n ? ns_xattr_find(n, name, strlen(name)) : NULL;
+	rc = !n ? -ENOENT : !x ? -ENODATA : cap == 0 ? (ssize_t)x->len : cap < x->len ? -ERANGE : (ssize_t)x->len;
+	if (rc > 0 && cap)
+		memcpy(buf, x->value, x->len);
+	pthread_rwlock_unlock(&st->lock);
+	return rc;
+}
+
+ssize_t mmsb_listxattr(struct mmsb_store *st, uint64_t id, char *buf, size_t cap)
+{
+	struct ns_node *n;
+	ssize_t rc;
+
+	pthread_rwlock_rdlock(&st->lock);
+	n = ns_get(st->ns, id);
+	rc = n ? ns_listxattr(n, buf, cap) : -ENOENT;
+	pthread_rwlock_unlock(&st->lock);
+	return rc;
+}
+
+int mmsb_ref(struct mmsb_store *st, uint64_t id)
+{
+	struct ns_node *n;
+	int rc = -ENOENT;
+
+	pthread_rwlock_wrlock(&st->lock);
+	n = ns_get(st->ns, id);
+	if (n) {
+		n->opens++;
+		rc = 0;
+	}
+	pthread_rwlock_unlock(&st->lock);
+	return rc;
+}
+
+void mmsb_unref(struct mmsb_store *st, uint64_t id)
+{
+	struct ns_node *n;
+
+	pthread_rwlock_wrlock(&st->lock);
+	n = ns_get(st->ns, id);
+	if (n)
+		ns_unref(st->ns, n);
+	pthread_rwlock_unlock(&st->lock);
+}
+
+/* ---- statistics and verification ------------------------------------------------------------ */
+
+void mmsb_store_stats(struct mmsb_store *st, struct mmsb_stats *s)
+{
+	struct tlog_stats ts;
+	size_t i;
+
+	memset(s, 0, sizeof(*s));
+	pthread_rwlock_rdlock(&st->lock);
+	s->n_pages = st->ns->n_pages;
+	s->n_dirs = st->ns->n_dirs;
+	s->n_symlinks = st->ns->n_symlinks;
+	s->page_bytes = st->ns->page_bytes;
+	s->oldest = st->oldest;
+	pthread_rwlock_unlock(&st->lock);
+	s->head = atomic_load(&st->head);
+	pthread_mutex_lock(&st->ck_mu);
+	s->last_ckpt = st->ck_done;
+	s->n_ckpts = st->n_ckpts;
+	for (i = 0; i < st->n_ckpts; i++)
+		s->ckpt_bytes += st->ckpts[i].file_bytes;
+	pthread_mutex_unlock(&st->ck_mu);
+	mmsb_tlog_stats(st->log, &ts);
+	s->log_bytes = ts.bytes;
+	s->n_segments = ts.n_segments;
+	s->n_syncs = ts.n_syncs;
+	s->n_commits = atomic_load(&st->n_commits);
+	s->n_records = atomic_load(&st->n_records);
+	s->n_deltas = atomic_load(&st->n_deltas);
+	s->delta_bytes = atomic_load(&st->delta_bytes);
+	s->delta_record_bytes = atomic_load(&st->delta_record_bytes);
+	s->commit_p50_ns = mmsb_stats_quantile(&st->h_commit, 0.5);
+	s->commit_p99_ns = mmsb_stats_quantile(&st->h_commit, 0.99);
+	s->sync_p50_ns = mmsb_stats_quantile(&st->h_sync, 0.5);
+	s->sync_p99_ns = mmsb_stats_quantile(&st->h_sync, 0.99);
+	s->apply_p50_ns = mmsb_stats_quantile(&st->h_apply, 0.5);
+	s->apply_p99_ns = mmsb_stats_quantile(&st->h_apply, 0.99);
+	s->replay_bytes = st->replay_bytes;
+	s->replay_ns = st->replay_ns;
+	s->ckpt_write_bytes = atomic_load(&st->ckpt_write_bytes);
+	s->ckpt_write_ns = atomic_load(&st->ckpt_write_ns);
+	s->cache_bytes = atomic_load(&st->cache_bytes);
+	s->cache_hits = atomic_load(&st->cache_hits);
+	s->cache_misses = atomic_load(&st->cache_misses);
+}

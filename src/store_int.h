@@ -1,0 +1,122 @@
+/* store_int.h - the store's internals, shared by store.c (open, recovery,
+ * transactions, checkpoints), snap.c (time-travel views) and travel.c
+ * (history, diff, restore, compaction).  Nothing outside src/ includes it.
+ *
+ * Lock order: snap->mu before st->lock (rwlock) before st->ck_mu; st->snap_mu
+ * is a leaf.  A transaction (st->lock held for writing) never takes the mutex
+ * of a shared view: restore works on a private one.
+ */
+#ifndef MMSB_STORE_INT_H
+#define MMSB_STORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "ckpt.h"
+#include "diag.h"
+#include "hist.h"
+#include "io.h"
+#include "mmsb.h"
+#include "ns.h"
+#include "rec.h"
+#include "stats.h"
+#include "tlog.h"
+
+#define SNAP_IDLE_MAX 8 /* closed snapshots kept for reuse */
+
+struct mmsb_txn {
+	struct mmsb_store *st;
+	enum mmsb_source src;
+	uint64_t epoch;		       /* the epoch it will commit as */
+	int64_t time;		       /* its time, in every record */
+	uint32_t n_recs;	       /* records applied */
+	uint64_t changed;	       /* bytes changed by its writes */
+	bool poisoned;		       /* an apply failed half-way: abort must reload */
+	struct mmsb_buf frames;	       /* encoded frames */
+	struct mmsb_buf diff;	       /* scratch: delta of the write in progress */
+	struct mmsb_buf pack;	       /* scratch: LZ4 of it */
+	struct mmsb_buf scratch;       /* scratch for ns_apply */
+	struct mmsb_change_rec *changes; /* for the commit hook */
+	size_t n_changes, cap_changes;
+	uint32_t *rec_off;	       /* offset of each record's frame in frames */
+	uint32_t cap_rec_off;
+	uint64_t t0;		       /* begin time (monotonic) */
+};
+
+struct mmsb_snap {
+	struct mmsb_store *st;
+	uint64_t epoch;
+	uint32_t refs;	     /* protected by st->snap_mu */
+	struct ns *ns;	     /* the tree at epoch; pages may be unloaded */
+	uint64_t base;	     /* checkpoint epoch the tree was built from (0: empty) */
+	int ck_fd;	     /* that checkpoint's file, -1 if none */
+	pthread_mutex_t mu;  /* protects page loading and reads of ns */
+	uint64_t loaded_bytes; /* bytes of pages it materialized (protected by mu) */
+	struct mmsb_snap *next; /* idle list (protected by st->snap_mu) */
+};
+
+struct mmsb_store {
+	char *dir;			/* store directory path */
+	int dirfd, ckdirfd, lockfd;	/* store dir, ckpt/, LOCK */
+	struct mmsb_store_opts o;	/* options as opened */
+	struct mmsb_diag diag;		/* sink */
+	const struct mmsb_io_ops *io;	/* I/O table */
+	uint64_t seed;			/* checksum seed */
+	int64_t ctime;			/* store creation time */
+	bool read_only;			/* opened read-only, or forced by ro_compat bits */
+	bool damaged;			/* read-only open stopped at damage */
+
+	pthread_rwlock_t lock;		/* readers / the one writer: ns, hist, ckpts */
+	struct ns *ns;			/* head state (protected by lock) */
+	struct mmsb_hist hist;		/* log index (protected by lock) */
+	struct mmsb_tlog *log;		/* the log (own locking) */
+	_Atomic uint64_t head;		/* newest committed epoch */
+	uint64_t oldest;		/* oldest retained epoch (protected by lock) */
+	struct mmsb_txn txn;		/* the one transaction (owned by the lock holder) */
+
+	pthread_mutex_t ck_mu;		/* checkpointer state below */
+	pthread_cond_t ck_cond;		/* work to do / work done */
+	struct ckpt_info *ckpts;	/* retained checkpoints, oldest first (ck_mu) */
+	size_t n_ckpts;
+	uint64_t ck_want;		/* a checkpoint at >= this epoch is wanted (ck_mu) */
+	uint64_t ck_done;		/* newest checkpoint written (ck_mu) */
+	int ck_err;			/* last checkpoint error (ck_mu) */
+	uint64_t log_since_ckpt;	/* log bytes since the last checkpoint (ck_mu) */
+	bool stop;			/* threads exit (ck_mu) */
+	pthread_t ck_thread, sync_thread;
+	bool ck_started, sync_started;
+
+	pthread_mutex_t snap_mu;	/* snapshot sharing */
+	struct mmsb_snap *idle;		/* closed snapshots kept for reuse (snap_mu) */
+	unsigned n_idle;
+	struct mmsb_snap **open;	/* every live snapshot (snap_mu) */
+	size_t n_open, cap_open;
+	_Atomic uint64_t cache_bytes;	/* bytes materialized by snapshots */
+	_Atomic uint64_t cache_hits, cache_misses;
+
+	/* statistics */
+	_Atomic uint64_t n_commits, n_records, n_deltas, delta_bytes, delta_record_bytes;
+	uint64_t replay_bytes, replay_ns;
+	_Atomic uint64_t ckpt_write_bytes, ckpt_write_ns;
+	struct mmsb_hist_ns h_commit, h_sync, h_apply;
+};
+
+/* store.c */
+int store_reload(struct mmsb_store *st);
+/* The checkpoint to build a view of epoch e from: 0 means the empty store. */
+uint64_t store_base_ckpt(struct mmsb_store *st, uint64_t e);
+struct ckpt_ctx store_ckpt_ctx(struct mmsb_store *st);
+
+/* snap.c */
+void snap_free(struct mmsb_snap *s);
+void snap_drop_all(struct mmsb_store *st);
+/* Materialize page n of s if needed; s->mu held (or s private).  locked:
+ * the caller holds st->lock already (a transaction). */
+int snap_load_page(struct mmsb_snap *s, struct ns_node *n, bool locked);
+/* Build a private, unshared view of epoch e (st->lock not held). */
+int snap_build(struct mmsb_store *st, uint64_t e, struct mmsb_snap **out);
+/* Read the frame of hist record hr and decode it into r (bytes in buf). */
+int store_read_rec(struct mmsb_store *st, const struct hist_rec *hr, struct mmsb_buf *buf, struct mmsb_rec *r);
+
+#endif

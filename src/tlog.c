@@ -1,0 +1,667 @@
+/* tlog.c - the transaction log (TLog).
+ *
+ * LOG FORMAT (normative text: mmsb(5))
+ *
+ * The log is a sequence of segment files log/<16 hex>.log, named by the
+ * first epoch each may hold.  A segment is a 64-byte header (format.h) then
+ * frames, each 8-byte aligned.  A transaction of epoch E is the frames of its
+ * records (all carrying epoch E) followed by a COMMIT frame carrying E and
+ * the count of those frames.  A transaction never spans two segments; the
+ * epochs in the log are dense: segment k+1 starts right after the last
+ * epoch of segment k.
+ *
+ * VALIDITY
+ *
+ * A transaction is committed if and only if all its frames and its COMMIT
+ * frame are valid (rec_decode), its epoch is the previous epoch plus one,
+ * and the COMMIT's n_frames equals the frames seen.  Checksums are XXH3-64
+ * seeded with the store's seed over the first 32 header bytes and the
+ * payload.
+ *
+ * RECOVERY SCAN
+ *
+ * Segments are scanned in order.  The first frame that is not valid (or a
+ * clean end with frames but no COMMIT) ends the scan at offset X.  If any
+ * valid frame follows X in that segment (looked for at every 8-byte offset)
+ * or any later segment holds data, the damage is in the middle of the log:
+ * that is corruption, reported with segment, offset and reason, and a
+ * read-write open is refused.  Otherwise it is a torn tail: the partial
+ * transaction that starts before X is discarded (the file is cut back to the
+ * end of the last committed transaction) and a NOTICE says so.
+ *
+ * DURABILITY ORDER
+ *
+ * 1. A transaction is written with pwrite at the end of the current segment
+ *    before commit returns: it survives the death of the process.
+ * 2. mmsb_tlog_sync() fsyncs the current segment.  One caller does the fsync
+ *    for everything appended so far, the others wait for it (group commit).
+ * 3. Rolling to a new segment first fsyncs the old one, then creates the new
+ *    file with its header, fsyncs it and fsyncs the directory: the log is
+ *    durable in order, so a sync of the current segment covers all.
+ * 4. An fsync failure is never retried (the kernel may have dropped the dirty
+ *    pages): the log fails for good and the store becomes read-only.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "format.h"
+#include "sum.h"
+#include "tlog.h"
+
+struct tlog_seg {
+	uint64_t first; /* first epoch it may hold (its name) */
+	uint64_t last;	/* last committed epoch in it (first - 1 if none) */
+	uint64_t size;	/* bytes: header + committed frames */
+	int fd;		/* open read-write (read-only stores: read-only) */
+};
+
+struct mmsb_tlog {
+	struct tlog_opts o;
+	int dirfd;		  /* log/ */
+	pthread_mutex_t mu;	  /* protects segs, n_segs, seg_base, written, synced, syncing, failed */
+	pthread_cond_t cond;	  /* sync finished */
+	struct tlog_seg *segs;	  /* oldest first */
+	uint32_t n_segs, cap_segs;
+	uint32_t seg_base;	  /* ordinal of segs[0] */
+	uint64_t written;	  /* bytes appended since open (monotonic) */
+	uint64_t synced;	  /* prefix of written known durable */
+	bool syncing;		  /* a leader is in fsync */
+	bool failed;		  /* sticky: an fsync or cut-back failed */
+	uint64_t n_syncs;
+};
+
+static void seg_name(char *buf, size_t cap, uint64_t first)
+{
+	snprintf(buf, cap, "%016" PRIx64 ".log", first);
+}
+
+static int parse_seg_name(const char *name, uint64_t *first)
+{
+	char *end;
+
+	if (strlen(name) != 20 || strcmp(name + 16, ".log") != 0)
+		return -EINVAL;
+	*first = strtoull(name, &end, 16);
+	return end == name + 16 && *first > 0 ? 0 : -EINVAL;
+}
+
+static int cmp_seg(const void *a, const void *b)
+{
+	const struct tlog_seg *x = a, *y = b;
+
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+static int push_seg(struct mmsb_tlog *log, uint64_t first, int fd)
+{
+	if (log->n_segs == log->cap_segs) {
+		uint32_t cap = log->cap_segs ? log->cap_segs * 2 : 16;
+		struct tlog_seg *s = realloc(log->segs, cap * sizeof(*s));
+
+		if (!s)
+			return -ENOMEM;
+		log->segs = s;
+		log->cap_segs = cap;
+	}
+	log->segs[log->n_segs].first = first;
+	log->segs[log->n_segs].last = first - 1;
+	log->segs[log->n_segs].size = 0;
+	log->segs[log->n_segs].fd = fd;
+	log->n_segs++;
+	return 0;
+}
+
+int mmsb_tlog_open(int store_dirfd, const struct tlog_opts *o, struct mmsb_tlog **out)
+{
+	struct mmsb_tlog *log = calloc(1, sizeof(*log));
+	struct dirent *de;
+	DIR *d = NULL;
+	int rc = 0, fd;
+
+	if (!log)
+		return -ENOMEM;
+	log->o = *o;
+	log->dirfd = -1;
+	pthread_mutex_init(&log->mu, NULL);
+	pthread_cond_init(&log->cond, NULL);
+	if (!o->read_only) {
+		rc = o->io->mkdirat(o->io->ctx, store_dirfd, MMSB_LOG_DIR, 0700);
+		if (rc == -EEXIST)
+			rc = 0;
+		if (rc < 0)
+			goto fail;
+	}
+	rc = o->io->openat(o->io->ctx, store_dirfd, MMSB_LOG_DIR, O_RDONLY | O_DIRECTORY, 0);
+	if (rc == -ENOENT && o->read_only) {
+		*out = log; /* an empty read-only store has no log yet */
+		return 0;
+	}
+	if (rc < 0)
+		goto fail;
+	log->dirfd = rc;
+	fd = dup(log->dirfd);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		goto fail;
+	}
+	while ((de = readdir(d))) {
+		uint64_t first;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (parse_seg_name(de->d_name, &first) < 0) {
+			mmsb_diag(o->diag, MMSB_DIAG_WARNING, "tlog: ignoring stray file log/%s", de->d_name);
+			continue;
+		}
+		rc = o->io->openat(o->io->ctx, log->dirfd, de->d_name, o->read_only ? O_RDONLY : O_RDWR, 0);
+		if (rc >= 0)
+			rc = push_seg(log, first, rc);
+		if (rc < 0)
+			goto fail;
+	}
+	closedir(d);
+	d = NULL;
+	qsort(log->segs, log->n_segs, sizeof(*log->segs), cmp_seg);
+	*out = log;
+	return 0;
+fail:
+	if (d)
+		closedir(d);
+	mmsb_tlog_close(log);
+	return rc;
+}
+
+void mmsb_tlog_close(struct mmsb_tlog *log)
+{
+	uint32_t i;
+
+	if (!log)
+		return;
+	for (i = 0; i < log->n_segs; i++)
+		mmsb_io_close(log->o.io, log->segs[i].fd);
+	mmsb_io_close(log->o.io, log->dirfd);
+	pthread_mutex_destroy(&log->mu);
+	pthread_cond_destroy(&log->cond);
+	free(log->segs);
+	free(log);
+}
+
+/* ---- segment header ---------------------------------------------------------
+ *   00 magic "MMSBLOG1" | 08 major le16 | 0a minor le16 | 0c zero[4]
+ *   10 first_epoch le64 | 18 seed le64 | 20 zero[24] | 38 sum le64
+ */
+static void encode_seg_hdr(uint8_t *h, uint64_t first, uint64_t seed)
+{
+	memset(h, 0, MMSB_SEG_HDR_SIZE);
+	memcpy(h, MMSB_SEG_MAGIC, 8);
+	mmsb_put_le16(h + MMSB_SEG_OFF_MAJOR, MMSB_FMT_MAJOR);
+	mmsb_put_le16(h + MMSB_SEG_OFF_MINOR, MMSB_FMT_MINOR);
+	mmsb_put_le64(h + MMSB_SEG_OFF_FIRST, first);
+	mmsb_put_le64(h + MMSB_SEG_OFF_SEED, seed);
+	mmsb_put_le64(h + MMSB_SEG_OFF_SUM, mmsb_sum(h, MMSB_SEG_OFF_SUM, seed));
+}
+
+static const char *check_seg_hdr(const uint8_t *h, uint64_t first, uint64_t seed, int *rc)
+{
+	*rc = -MMSB_ECORRUPT;
+	if (memcmp(h, MMSB_SEG_MAGIC, 8) != 0)
+		return "bad segment magic";
+	if (mmsb_get_le64(h + MMSB_SEG_OFF_SUM) != mmsb_sum(h, MMSB_SEG_OFF_SUM, seed)) {
+		*rc = -MMSB_EBADCRC;
+		return "segment header checksum mismatch";
+	}
+	if (mmsb_get_le16(h + MMSB_SEG_OFF_MAJOR) != MMSB_FMT_MAJOR) {
+		*rc = -ENOTSUP;
+		return "unsupported segment major version";
+	}
+	if (mmsb_get_le64(h + MMSB_SEG_OFF_FIRST) != first)
+		return "segment header does not match its name";
+	if (mmsb_get_le64(h + MMSB_SEG_OFF_SEED) != seed)
+		return "segment belongs to another store";
+	*rc = 0;
+	return NULL;
+}
+
+/* Create segment `first` and make it durable (file, then directory). */
+static int create_seg(struct mmsb_tlog *log, uint64_t first)
+{
+	const struct mmsb_io_ops *io = log->o.io;
+	uint8_t h[MMSB_SEG_HDR_SIZE];
+	char name[32];
+	int fd, rc;
+
+	seg_name(name, sizeof(name), first);
+	fd = io->openat(io->ctx, log->dirfd, name, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return fd;
+	encode_seg_hdr(h, first, log->o.seed);
+	rc = mmsb_io_pwrite_all(io, fd, h, sizeof(h), 0);
+	if (rc == 0)
+		rc = io->fsync(io->ctx, fd);
+	if (rc == 0)
+		rc = io->fsync(io->ctx, log->dirfd);
+	if (rc == 0) {
+		pthread_mutex_lock(&log->mu);
+		rc = push_seg(log, first, fd);
+		if (rc == 0)
+			log->segs[log->n_segs - 1].size = MMSB_SEG_HDR_SIZE;
+		pthread_mutex_unlock(&log->mu);
+	}
+	if (rc < 0) {
+		io->close(io->ctx, fd);
+		io->unlinkat(io->ctx, log->dirfd, name, 0);
+	}
+	return rc;
+}
+
+/* ---- recovery scan ------------------------------------------------------------ */
+
+struct scan {
+	struct mmsb_rec *recs; /* frames of the transaction being collected */
+	uint64_t *offs;
+	uint32_t *lens;
+	uint32_t n, cap;
+};
+
+static int scan_push(struct scan *s, const struct mmsb_rec *r, uint64_t off, uint32_t len)
+{
+	if (s->n == s->cap) {
+		uint32_t cap = s->cap ? s->cap * 2 : 64;
+		struct mmsb_rec *r2 = realloc(s->recs, cap * sizeof(*r2));
+		uint64_t *o2;
+		uint32_t *l2;
+
+		if (r2)
+			s->recs = r2;
+		o2 = r2 ? realloc(s->offs, cap * sizeof(*o2)) : NULL;
+		if (o2)
+			s->offs = o2;
+		l2 = o2 ? realloc(s->lens, cap * sizeof(*l2)) : NULL;
+		if (!l2)
+			return -ENOMEM;
+		s->lens = l2;
+		s->cap = cap;
+	}
+	s->recs[s->n] = *r;
+	s->offs[s->n] = off;
+	s->lens[s->n] = len;
+	s->n++;
+	return 0;
+}
+
+/* Is there any valid frame at an 8-aligned offset in buf[from..size)? */
+static bool valid_frame_after(const uint8_t *buf, uint64_t from, uint64_t size, uint64_t seed)
+{
+	struct mmsb_rec r;
+	uint64_t o;
+
+	for (o = mmsb_align8(from); o + MMSB_FR_HDR_SIZE <= size; o += 8)
+		if (memcmp(buf + o, MMSB_FR_MAGIC, 4) == 0 && mmsb_rec_decode(buf + o, size - o, seed, &r, NULL) > 0)
+			return true;
+	return false;
+}
+
+struct seg_scan {
+	uint64_t next_epoch; /* epoch the next transaction must carry */
+	uint64_t good;	     /* end of the last committed transaction in this segment */
+	uint64_t bad_off;    /* where scanning stopped (== size on a clean end) */
+	const char *why;     /* reason, or NULL on a clean end */
+	bool pending;	     /* frames without their COMMIT at the end */
+};
+
+static int scan_segment(struct mmsb_tlog *log, uint32_t i, const uint8_t *buf, uint64_t size, struct scan *s,
+			struct seg_scan *ss, tlog_txn_fn fn, void *arg)
+{
+	uint64_t off = MMSB_SEG_HDR_SIZE;
+	int rc;
+
+	s->n = 0;
+	ss->good = off;
+	ss->why = NULL;
+	while (off < size) {
+		struct mmsb_rec r;
+		int64_t flen = mmsb_rec_decode(buf + off, size - off, log->o.seed, &r, &ss->why);
+
+		if (flen < 0)
+			break;
+		if (r.epoch != ss->next_epoch) {
+			ss->why = "epoch out of sequence";
+			break;
+		}
+		if (r.type != MMSB_FR_COMMIT) {
+			rc = scan_push(s, &r, off, (uint32_t)flen);
+			if (rc < 0)
+				return rc;
+		} else if (r.u.commit.n_frames != s->n) {
+			ss->why = "commit marker does not match its frames";
+			break;
+		} else {
+			struct tlog_txn t = {
+				.epoch = r.epoch, .time = r.time, .source = r.u.commit.source,
+				.changed = r.u.commit.changed, .n = s->n, .recs = s->recs, .offs = s->offs,
+				.lens = s->lens, .seg = log->seg_base + i,
+				.bytes = off + (uint64_t)flen - ss->good,
+			};
+
+			rc = fn(arg, &t);
+			if (rc < 0)
+				return rc;
+			log->segs[i].last = r.epoch;
+			ss->next_epoch++;
+			ss->good = off + (uint64_t)flen;
+			s->n = 0;
+		}
+		off += (uint64_t)flen;
+	}
+	ss->bad_off = off;
+	ss->pending = s->n > 0;
+	return 0;
+}
+
+static int read_segment(struct mmsb_tlog *log, uint32_t i, uint8_t **buf, uint64_t *size)
+{
+	struct stat stt;
+	ssize_t r;
+
+	if (fstat(log->segs[i].fd, &stt) < 0)
+		return -errno;
+	*size = (uint64_t)stt.st_size;
+	*buf = malloc(*size ? *size : 1);
+	if (!*buf)
+		return -ENOMEM;
+	r = mmsb_io_pread_all(log->o.io, log->segs[i].fd, *buf, *size, 0);
+	if (r < 0)
+		return (int)r;
+	*size = (uint64_t)r;
+	return 0;
+}
+
+/* Damage found in segment i at ss->bad_off: torn tail or corruption? */
+static int judge_damage(struct mmsb_tlog *log, uint32_t i, const uint8_t *buf, uint64_t size,
+			const struct seg_scan *ss, bool *damaged)
+{
+	char name[32];
+	bool later = valid_frame_after(buf, ss->bad_off + 8, size, log->o.seed);
+	uint32_t j;
+
+	for (j = i + 1; j < log->n_segs && !later; j++) {
+		struct stat stt;
+
+		if (fstat(log->segs[j].fd, &stt) == 0 && stt.st_size > MMSB_SEG_HDR_SIZE)
+			later = true;
+	}
+	seg_name(name, sizeof(name), log->segs[i].first);
+	if (later) {
+		if (!log->o.read_only)
+			return MMSB_CORRUPT(log->o.diag,
+					    "tlog: log/%s @0x%" PRIx64 ": %s, and valid records follow: the log "
+					    "is damaged in the middle (epochs after %" PRIu64
+					    " unreadable); refusing to open read-write",
+					    name, ss->bad_off, ss->why ? ss->why : "incomplete transaction",
+					    ss->next_epoch - 1);
+		mmsb_diag(log->o.diag, MMSB_DIAG_ERR,
+			  "tlog: log/%s @0x%" PRIx64 ": %s, and valid records follow: serving epochs up to %" PRIu64
+			  " only",
+			  name, ss->bad_off, ss->why ? ss->why : "incomplete transaction", ss->next_epoch - 1);
+		*damaged = true;
+		return 0;
+	}
+	if (ss->pending || ss->good < size)
+		mmsb_diag(log->o.diag, MMSB_DIAG_NOTICE,
+			  "tlog: log/%s @0x%" PRIx64 ": discarding a torn transaction at the tail (%" PRIu64
+			  " bytes, epoch %" PRIu64 " never committed)",
+			  name, ss->good, size - ss->good, ss->next_epoch);
+	return 0;
+}
+
+int mmsb_tlog_recover(struct mmsb_tlog *log, tlog_txn_fn fn, void *arg, uint64_t *last, bool *damaged)
+{
+	struct scan s = {0};
+	struct seg_scan ss = {0};
+	uint32_t i;
+	int rc = 0;
+
+	*damaged = false;
+	*last = 0;
+	for (i = 0; i < log->n_segs && rc == 0 && !*damaged; i++) {
+		struct tlog_seg *sg = &log->segs[i];
+		uint8_t *buf = NULL;
+		uint64_t size = 0;
+		char name[32];
+		const char *why;
+
+		seg_name(name, sizeof(name), sg->first);
+		if (i == 0)
+			ss.next_epoch = sg->first;
+		else if (sg->first != ss.next_epoch)
+			rc = MMSB_CORRUPT(log->o.diag, "tlog: log/%s: expected a segment starting at epoch %" PRIu64,
+					  name, ss.next_epoch);
+		if (rc == 0)
+			rc = read_segment(log, i, &buf, &size);
+		if (rc == 0 && size < MMSB_SEG_HDR_SIZE && i == log->n_segs - 1) {
+			/* torn creation: the header never made it; drop the file */
+			mmsb_diag(log->o.diag, MMSB_DIAG_NOTICE, "tlog: log/%s: removing an incomplete segment", name);
+			free(buf);
+			if (!log->o.read_only) {
+				mmsb_io_close(log->o.io, sg->fd);
+				log->o.io->unlinkat(log->o.io->ctx, log->dirfd, name, 0);
+			}
+			log->n_segs--;
+			break;
+		}
+		if (rc == 0 && size < MMSB_SEG_HDR_SIZE)
+			rc = MMSB_CORRUPT(log->o.diag, "tlog: log/%s: truncated segment header", name);
+		if (rc == 0 && (why = check_seg_hdr(buf, sg->first, log->o.seed, &rc)) != NULL)
+			mmsb_diag(log->o.diag, MMSB_DIAG_ERR, "tlog: log/%s: %s", name, why);
+		if (rc == 0)
+			rc = scan_segment(log, i, buf, size, &s, &ss, fn, arg);
+		if (rc == 0 && (ss.why || ss.pending)) {
+			rc = judge_damage(log, i, buf, size, &ss, damaged);
+			if (rc == 0 && !*damaged && i + 1 < log->n_segs)
+				rc = MMSB_CORRUPT(log->o.diag, "tlog: log/%s @0x%" PRIx64 ": %s before a later segment",
+						  name, ss.bad_off, ss.why ? ss.why : "incomplete transaction");
+		}
+		if (rc == 0) {
+			sg->size = ss.good;
+			if (ss.good < size && !log->o.read_only && !*damaged)
+				rc = log->o.io->ftruncate(log->o.io->ctx, sg->fd, (off_t)ss.good);
+		}
+		free(buf);
+	}
+	*last = ss.next_epoch ? ss.next_epoch - 1 : 0;
+	free(s.recs);
+	free(s.offs);
+	free(s.lens);
+	if (rc < 0)
+		return rc;
+	if (!log->o.read_only && log->n_segs == 0)
+		rc = create_seg(log, 1);
+	if (rc == 0) {
+		pthread_mutex_lock(&log->mu);
+		log->written = log->synced = 0;
+		pthread_mutex_unlock(&log->mu);
+	}
+	return rc;
+}
+
+/* ---- append and sync ------------------------------------------------------------ */
+
+static int roll(struct mmsb_tlog *log, uint64_t epoch)
+{
+	struct tlog_seg *cur = &log->segs[log->n_segs - 1];
+	int rc = log->o.io->fsync(log->o.io->ctx, cur->fd);
+
+	if (rc == 0)
+		rc = create_seg(log, epoch);
+	if (rc < 0 && rc != -ENOSPC) {
+		pthread_mutex_lock(&log->mu);
+		log->failed = true;
+		pthread_mutex_unlock(&log->mu);
+		mmsb_diag(log->o.diag, MMSB_DIAG_ERR, "tlog: cannot roll to a new segment at epoch %" PRIu64 ": %s",
+			  epoch, strerror(-rc));
+	}
+	if (rc == 0) {
+		pthread_mutex_lock(&log->mu);
+		log->synced = log->written; /* the old segment is durable */
+		pthread_mutex_unlock(&log->mu);
+	}
+	return rc;
+}
+
+int mmsb_tlog_append(struct mmsb_tlog *log, uint64_t epoch, const void *buf, size_t len, uint32_t *seg,
+		     uint64_t *off)
+{
+	struct tlog_seg *cur;
+	int rc;
+
+	if (log->o.read_only || log->failed || log->n_segs == 0)
+		return -EROFS;
+	cur = &log->segs[log->n_segs - 1];
+	if (epoch != cur->last + 1)
+		return -EINVAL;
+	if (cur->size >= log->o.segment_bytes && cur->last >= cur->first) {
+		rc = roll(log, epoch);
+		if (rc < 0)
+			return rc;
+		cur = &log->segs[log->n_segs - 1];
+	}
+	rc = mmsb_io_pwrite_all(log->o.io, cur->fd, buf, len, (off_t)cur->size);
+	if (rc < 0) {
+		/* cut the partial append off again, or the next append would
+		 * leave garbage in the middle of the log */
+		int rc2 = log->o.io->ftruncate(log->o.io->ctx, cur->fd, (off_t)cur->size);
+
+		if (rc2 < 0) {
+			pthread_mutex_lock(&log->mu);
+			log->failed = true;
+			pthread_mutex_unlock(&log->mu);
+		}
+		mmsb_diag(log->o.diag, MMSB_DIAG_ERR, "tlog: append of epoch %" PRIu64 " failed: %s%s", epoch,
+			  strerror(-rc), rc2 < 0 ? " (and cutting it off failed: log is now read-only)" : "");
+		return rc;
+	}
+	*seg = log->seg_base + log->n_segs - 1;
+	*off = cur->size;
+	pthread_mutex_lock(&log->mu);
+	cur->size += len;
+	cur->last = epoch;
+	log->written += len;
+	pthread_mutex_unlock(&log->mu);
+	return 0;
+}
+
+int mmsb_tlog_sync(struct mmsb_tlog *log)
+{
+	uint64_t target;
+	int fd, rc = 0;
+
+	pthread_mutex_lock(&log->mu);
+	target = log->written;
+	while (!log->failed && log->synced < target && log->syncing)
+		pthread_cond_wait(&log->cond, &log->mu);
+	if (log->failed) {
+		pthread_mutex_unlock(&log->mu);
+		return -EIO;
+	}
+	if (log->synced >= target || log->n_segs == 0) {
+		pthread_mutex_unlock(&log->mu);
+		return 0;
+	}
+	/* become the leader: sync everything written so far */
+	log->syncing = true;
+	target = log->written;
+	fd = log->segs[log->n_segs - 1].fd;
+	pthread_mutex_unlock(&log->mu);
+	rc = log->o.io->fsync(log->o.io->ctx, fd);
+	pthread_mutex_lock(&log->mu);
+	log->syncing = false;
+	log->n_syncs++;
+	if (rc < 0) {
+		log->failed = true;
+		mmsb_diag(log->o.diag, MMSB_DIAG_ERR, "tlog: fsync failed (%s): the store is now read-only",
+			  strerror(-rc));
+		rc = -EIO;
+	} else if (target > log->synced) {
+		log->synced = target;
+	}
+	pthread_cond_broadcast(&log->cond);
+	pthread_mutex_unlock(&log->mu);
+	return rc;
+}
+
+int mmsb_tlog_read(struct mmsb_tlog *log, uint32_t seg, uint64_t off, void *buf, size_t len)
+{
+	ssize_t r;
+	int fd;
+
+	pthread_mutex_lock(&log->mu);
+	fd = seg >= log->seg_base && seg - log->seg_base < log->n_segs ? log->segs[seg - log->seg_base].fd : -1;
+	pthread_mutex_unlock(&log->mu);
+	if (fd < 0)
+		return -ENOENT;
+	r = mmsb_io_pread_all(log->o.io, fd, buf, len, (off_t)off);
+	if (r < 0)
+		return (int)r;
+	return (size_t)r == len ? 0 : -MMSB_ECORRUPT;
+}
+
+int mmsb_tlog_drop_upto(struct mmsb_tlog *log, uint64_t epoch)
+{
+	int n = 0;
+
+	while (log->n_segs > 1 && log->segs[1].first <= epoch + 1) {
+		char name[32];
+		int fd, rc;
+
+		seg_name(name, sizeof(name), log->segs[0].first);
+		rc = log->o.io->unlinkat(log->o.io->ctx, log->dirfd, name, 0);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		pthread_mutex_lock(&log->mu);
+		fd = log->segs[0].fd;
+		memmove(log->segs, log->segs + 1, (log->n_segs - 1) * sizeof(*log->segs));
+		log->n_segs--;
+		log->seg_base++;
+		pthread_mutex_unlock(&log->mu);
+		mmsb_io_close(log->o.io, fd);
+		n++;
+	}
+	if (n)
+		log->o.io->fsync(log->o.io->ctx, log->dirfd);
+	return n;
+}
+
+void mmsb_tlog_stats(struct mmsb_tlog *log, struct tlog_stats *s)
+{
+	uint32_t i;
+
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_lock(&log->mu);
+	for (i = 0; i < log->n_segs; i++)
+		s->bytes += log->segs[i].size;
+	s->n_segments = log->n_segs;
+	s->n_syncs = log->n_syncs;
+	s->first_epoch = log->n_segs ? log->segs[0].first : 1;
+	pthread_mutex_unlock(&log->mu);
+}
+
+bool mmsb_tlog_failed(struct mmsb_tlog *log)
+{
+	bool f;
+
+	pthread_mutex_lock(&log->mu);
+	f = log->failed;
+	pthread_mutex_unlock(&log->mu);
+	return f;
+}

@@ -1,0 +1,78 @@
+/* tlog.h - the transaction log: segment files, append, group commit, and
+ * the recovery scan.  Algorithms and the validity rule: tlog.c. */
+#ifndef MMSB_TLOG_H
+#define MMSB_TLOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "diag.h"
+#include "io.h"
+#include "rec.h"
+
+struct mmsb_tlog;
+
+struct tlog_opts {
+	const struct mmsb_io_ops *io;
+	const struct mmsb_diag *diag;
+	uint64_t seed;		/* checksum seed (sb_seed) */
+	uint64_t segment_bytes; /* roll past this size */
+	bool read_only;
+};
+
+/* One committed transaction found by the recovery scan.  Records point into
+ * the scan buffer: valid during the callback only. */
+struct tlog_txn {
+	uint64_t epoch;
+	int64_t time;
+	uint8_t source;
+	uint64_t changed;	    /* from the commit marker */
+	uint32_t n;		    /* records before the commit marker */
+	const struct mmsb_rec *recs;
+	const uint64_t *offs;	    /* file offset of each record's frame */
+	const uint32_t *lens;	    /* frame length of each record */
+	uint32_t seg;		    /* segment ordinal */
+	uint64_t bytes;		    /* frame bytes, commit marker included */
+};
+typedef int (*tlog_txn_fn)(void *arg, const struct tlog_txn *t);
+
+/* Open the log directory (created if missing and not read-only).
+ * -ENOMEM, -EIO, -EUCLEAN (a segment name or header is invalid). */
+int mmsb_tlog_open(int store_dirfd, const struct tlog_opts *o, struct mmsb_tlog **out);
+void mmsb_tlog_close(struct mmsb_tlog *log);
+
+/* Scan every segment in order and call fn for each committed transaction.
+ * A torn transaction at the tail is discarded (and cut off the file unless
+ * read-only) with a NOTICE.  Damage followed by valid frames returns
+ * -EUCLEAN (read-write) or stops there with an ERR (read-only; *damaged set).
+ * *last gets the last committed epoch (0 if none).  Then prepares for
+ * appending after it (a new segment if needed). */
+int mmsb_tlog_recover(struct mmsb_tlog *log, tlog_txn_fn fn, void *arg, uint64_t *last, bool *damaged);
+
+/* Append the frames of one transaction of epoch `epoch` (buf, len) at the
+ * end of the log, rolling to a new segment first if the current one is
+ * full.  *seg and *off get where the first frame landed.  On a write error
+ * the partial append is cut off again.  -EROFS after an unrecoverable
+ * failure, -EIO, -ENOSPC. */
+int mmsb_tlog_append(struct mmsb_tlog *log, uint64_t epoch, const void *buf, size_t len, uint32_t *seg,
+		     uint64_t *off);
+
+/* Make every appended byte durable; concurrent callers share one fsync.
+ * An fsync failure is sticky: this and every later append/sync fail. */
+int mmsb_tlog_sync(struct mmsb_tlog *log);
+
+/* Read len bytes of segment seg at off.  -ENOENT for a dropped segment. */
+int mmsb_tlog_read(struct mmsb_tlog *log, uint32_t seg, uint64_t off, void *buf, size_t len);
+
+/* Delete the segments that hold only epochs <= epoch (never the current).
+ * Returns the number deleted. */
+int mmsb_tlog_drop_upto(struct mmsb_tlog *log, uint64_t epoch);
+
+struct tlog_stats {
+	uint64_t bytes, n_segments, n_syncs;
+	uint64_t first_epoch; /* first epoch of the oldest segment */
+};
+void mmsb_tlog_stats(struct mmsb_tlog *log, struct tlog_stats *s);
+bool mmsb_tlog_failed(struct mmsb_tlog *log);
+
+#endif

@@ -1,0 +1,633 @@
+/* travel.c - history, differences between epochs, restore, compaction and
+ * verification: the operations over retained history.  Built on the log
+ * index (hist.c) and time-travel views (snap.c). */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "delta.h"
+#include "err.h"
+#include "store_int.h"
+
+/* ---- history ---------------------------------------------------------------------- */
+
+static int hist_emit(struct mmsb_store *st, const struct hist_rec *hr, mmsb_hist_fn fn, void *arg)
+{
+	const struct hist_epoch *he = hist_epoch(&st->hist, hr->epoch);
+	struct mmsb_hist_entry e = {
+		.epoch = hr->epoch, .time_ns = he ? he->time : 0,
+		.source = he ? (enum mmsb_source)he->source : MMSB_SRC_USER,
+		.kind = (enum mmsb_change)hr->type, /* MMSB_CH_* follow MMSB_FR_* */
+		.id = hr->node,
+		.bytes = hr->type == MMSB_FR_WRITE ? hr->changed : hr->type == MMSB_FR_TRUNCATE ? hr->size : 0,
+	};
+
+	return fn(arg, &e);
+}
+
+int mmsb_history(struct mmsb_store *st, uint64_t id, uint64_t since, uint64_t until, mmsb_hist_fn fn, void *arg)
+{
+	const struct hist_rec *hr;
+	uint64_t seq;
+
+	pthread_rwlock_rdlock(&st->lock);
+	if (id) {
+		const struct hist_node *hn = hist_node(&st->hist, id);
+		uint32_t i = hn ? hist_node_index_after(hn, &st->hist, since ? since - 1 : 0) : 0;
+
+		for (; hn && i < hn->n; i++) {
+			hr = hist_rec(&st->hist, hn->seqs[i]);
+			if (!hr || hr->epoch > until || hist_emit(st, hr, fn, arg))
+				break;
+		}
+	} else {
+		for (seq = hist_global_seq_after(&st->hist, since ? since - 1 : 0); (hr = hist_rec(&st->hist, seq)); seq++)
+			if (hr->epoch > until || hist_emit(st, hr, fn, arg))
+				break;
+	}
+	pthread_rwlock_unlock(&st->lock);
+	return 0;
+}
+
+int mmsb_epoch_info(struct mmsb_store *st, uint64_t epoch, struct mmsb_epoch_info *out)
+{
+	const struct hist_epoch *he;
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&st->lock);
+	he = hist_epoch(&st->hist, epoch);
+	if (he) {
+		*out = (struct mmsb_epoch_info){epoch, he->time, (enum mmsb_source)he->source, he->n, he->changed};
+	} else if (epoch == 0 && st->oldest == 0) {
+		*out = (struct mmsb_epoch_info){0, st->ctime, MMSB_SRC_SYSTEM, 0, 0};
+	} else {
+		rc = -ENOENT;
+	}
+	pthread_rwlock_unlock(&st->lock);
+	return rc;
+}
+
+/* ---- diff ----------------------------------------------------------------------------- */
+
+struct diff_ctx {
+	struct mmsb_snap *a, *b;
+	mmsb_diff_fn fn;
+	void *arg;
+	char path[4096];
+	struct mmsb_range *r; /* ranges of the page being compared */
+	size_t n, cap;
+	int rc;
+};
+
+static int add_range(void *arg, uint64_t off, uint64_t len)
+{
+	struct diff_ctx *d = arg;
+
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		struct mmsb_range *r = realloc(d->r, cap * sizeof(*r));
+
+		if (!r)
+			return d->rc = -ENOMEM;
+		d->r = r;
+		d->cap = cap;
+	}
+	d->r[d->n].off = off;
+	d->r[d->n].len = len;
+	d->n++;
+	return 0;
+}
+
+static bool xattrs_equal(const struct ns_node *x, const struct ns_node *y)
+{
+	uint32_t i;
+
+	if (x->n_xattrs != y->n_xattrs)
+		return false;
+	for (i = 0; i < x->n_xattrs; i++) {
+		const struct ns_xattr *o = ns_xattr_find(y, x->xattrs[i].name, strlen(x->xattrs[i].name));
+
+		if (!o || o->len != x->xattrs[i].len || memcmp(o->value, x->xattrs[i].value, o->len) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* Directories' mtimes follow their entries, which are compared one by one:
+ * only pages and symlinks report an mtime change. */
+static bool attrs_equal(const struct ns_node *x, const struct ns_node *y)
+{
+	return x->mode == y->mode && x->uid == y->uid && x->gid == y->gid &&
+	       (x->type == MMSB_T_DIR || x->mtime == y->mtime) && xattrs_equal(x, y);
+}
+
+static int diff_node(struct diff_ctx *d, size_t plen, struct ns_node *x, struct ns_node *y);
+
+static int diff_report(struct diff_ctx *d, char kind, const struct mmsb_range *r, size_t n)
+{
+	if (d->rc == 0 && d->fn(d->arg, kind, d->path, r, n))
+		d->rc = 1; /* stop */
+	return d->rc;
+}
+
+/* Report a whole subtree as added or removed. */
+static int diff_subtree(struct diff_ctx *d, size_t plen, struct ns_node *n, char kind)
+{
+	uint32_t i;
+
+	diff_report(d, kind, NULL, 0);
+	for (i = 0; n->type == MMSB_T_DIR && i < n->n_dents && d->rc == 0; i++) {
+		struct ns_node *c = n->dents[i].node;
+		size_t l;
+
+		if (!c)
+			continue;
+		l = plen + (plen ? 1 : 0) + c->name_len;
+		if (l >= sizeof(d->path))
+			return d->rc = -ENAMETOOLONG;
+		if (plen)
+			d->path[plen] = '/';
+		memcpy(d->path + plen + (plen ? 1 : 0), c->name, c->name_len + 1);
+		diff_subtree(d, l, c, kind);
+		d->path[plen] = '\0';
+	}
+	return d->rc;
+}
+
+static int diff_dir(struct diff_ctx *d, size_t plen, struct ns_node *x, struct ns_node *y)
+{
+	uint32_t i;
+	int pass;
+
+	for (pass = 0; pass < 2 && d->rc == 0; pass++) {
+		struct ns_node *dir = pass == 0 ? y : x;
+		struct ns *other = pass == 0 ? d->a->ns : d->b->ns;
+		uint64_t oid = pass == 0 ? x->id : y->id;
+
+		for (i = 0; i < dir->n_dents && d->rc == 0; i++) {
+			struct ns_node *c = dir->dents[i].node, *o;
+			size_t l;
+
+			if (!c)
+				continue;
+			o = ns_lookup(other, oid, c->name, c->name_len);
+			if (pass == 1 && o)
+				continue; /* seen in the first pass */
+			l = plen + (plen ? 1 : 0) + c->name_len;
+			if (l >= sizeof(d->path))
+				return d->rc = -ENAMETOOLONG;
+			if (plen)
+				d->path[plen] = '/';
+			memcpy(d->path + plen + (plen ? 1 : 0), c->name, c->name_len + 1);
+			if (pass == 0)
+				diff_node(d, l, o, c);
+			else
+				diff_subtree(d, l, c, '-');
+			d->path[plen] = '\0';
+		}
+	}
+	return d->rc;
+}
+
+static int diff_page(struct diff_ctx *d, struct ns_node *x, struct ns_node *y)
+{
+	int rc = snap_load_page(d->a, x, false);
+
+	if (rc == 0)
+		rc = snap_load_page(d->b, y, false);
+	if (rc < 0)
+		return d->rc = rc;
+	d->n = 0;
+	mmsb_delta_compare(x->data ? x->data->data : (const uint8_t *)"", x->size, y->data ? y->data->data : (const uint8_t *)"",
+			   y->size, add_range, d);
+	if (d->rc)
+		return d->rc;
+	if (d->n)
+		return diff_report(d, 'M', d->r, d->n);
+	return attrs_equal(x, y) ? 0 : diff_report(d, 'A', NULL, 0);
+}
+
+/* x at e1 (may be NULL), y at e2 (may be NULL), both at path d->path. */
+static int diff_node(struct diff_ctx *d, size_t plen, struct ns_node *x, struct ns_node *y)
+{
+	if (!x && !y)
+		return 0;
+	if (!y)
+		return diff_subtree(d, plen, x, '-');
+	if (!x)
+		return diff_subtree(d, plen, y, '+');
+	if (x->type != y->type) {
+		diff_subtree(d, plen, x, '-');
+		return diff_subtree(d, plen, y, '+');
+	}
+	if (x->type != MMSB_T_DIR && x->id == y->id && x->epoch == y->epoch)
+		return 0; /* untouched between the two epochs */
+	switch (x->type) {
+	case MMSB_T_PAGE:
+		return diff_page(d, x, y);
+	case MMSB_T_SYMLINK:
+		if (x->size != y->size || memcmp(x->data->data, y->data->data, x->size) != 0)
+			return diff_report(d, 'M', NULL, 0);
+		return attrs_equal(x, y) ? 0 : diff_report(d, 'A', NULL, 0);
+	default:
+		if (!attrs_equal(x, y))
+			diff_report(d, 'A', NULL, 0);
+		return diff_dir(d, plen, x, y);
+	}
+}
+
+int mmsb_diff(struct mmsb_store *st, uint64_t e1, uint64_t e2, const char *const *paths, size_t n_paths,
+	      mmsb_diff_fn fn, void *arg)
+{
+	struct diff_ctx d = {.fn = fn, .arg = arg};
+	static const char *const root[] = {""};
+	struct mmsb_snap *lo, *hi;
+	size_t i;
+	int rc;
+
+	rc = mmsb_snap_open(st, e1, &d.a);
+	if (rc < 0)
+		return rc;
+	rc = mmsb_snap_open(st, e2, &d.b);
+	if (rc < 0) {
+		mmsb_snap_close(d.a);
+		return rc;
+	}
+	lo = e1 <= e2 ? d.a : d.b;
+	hi = e1 <= e2 ? d.b : d.a;
+	pthread_mutex_lock(&lo->mu);
+	if (hi != lo)
+		pthread_mutex_lock(&hi->mu);
+	if (!paths) {
+		paths = root;
+		n_paths = 1;
+	}
+	for (i = 0; i < n_paths && d.rc == 0; i++) {
+		struct ns_node *x = NULL, *y = NULL;
+		int r1 = ns_resolve(d.a->ns, paths[i], &x), r2 = ns_resolve(d.b->ns, paths[i], &y);
+		const char *p = paths[i];
+		size_t l;
+
+		while (*p == '/')
+			p++;
+		l = strlen(p);
+		while (l && p[l - 1] == '/')
+			l--;
+		if (r1 < 0 && r2 < 0) {
+			d.rc = -ENOENT;
+			break;
+		}
+		if (l >= sizeof(d.path)) {
+			d.rc = -ENAMETOOLONG;
+			break;
+		}
+		memcpy(d.path, p, l);
+		d.path[l] = '\0';
+		diff_node(&d, l, r1 < 0 ? NULL : x, r2 < 0 ? NULL : y);
+	}
+	if (hi != lo)
+		pthread_mutex_unlock(&hi->mu);
+	pthread_mutex_unlock(&lo->mu);
+	mmsb_snap_close(d.a);
+	mmsb_snap_close(d.b);
+	free(d.r);
+	return d.rc < 0 ? d.rc : 0;
+}
+
+/* ---- restore ----------------------------------------------------------------------------- */
+
+struct restore_ctx {
+	struct mmsb_txn *t;
+	struct mmsb_snap *s;
+};
+
+static int remove_tree(struct mmsb_txn *t, struct ns_node *n)
+{
+	struct ns *ns = t->st->ns;
+	char name[MMSB_NAME_MAX + 1];
+	uint64_t parent = n->parent;
+	int rc = 0;
+
+	while (rc == 0 && n->type == MMSB_T_DIR && n->n_live) {
+		uint32_t i;
+
+		for (i = 0; i < n->n_dents && !n->dents[i].node; i++)
+			;
+		rc = remove_tree(t, n->dents[i].node);
+	}
+	if (rc < 0)
+		return rc;
+	memcpy(name, n->name, n->name_len + 1);
+	(void)ns;
+	return n->type == MMSB_T_DIR ? mmsb_txn_rmdir(t, parent, name) : mmsb_txn_unlink(t, parent, name);
+}
+
+static int restore_attrs(struct mmsb_txn *t, const struct ns_node *s, struct ns_node *h)
+{
+	struct mmsb_setattr sa = {0};
+	uint32_t i;
+	int rc = 0;
+
+	for (i = 0; i < h->n_xattrs && rc == 0;) {
+		const char *nm = h->xattrs[i].name;
+
+		if (!ns_xattr_find(s, nm, strlen(nm)))
+			rc = mmsb_txn_removexattr(t, h->id, nm); /* moves the last one into slot i */
+		else
+			i++;
+	}
+	for (i = 0; i < s->n_xattrs && rc == 0; i++)
+		rc = mmsb_txn_setxattr(t, h->id, s->xattrs[i].name, s->xattrs[i].value, s->xattrs[i].len, 0);
+	if (rc < 0)
+		return rc;
+	if (s->mode != h->mode)
+		sa.valid |= MMSB_SET_MODE;
+	if (s->uid != h->uid)
+		sa.valid |= MMSB_SET_UID;
+	if (s->gid != h->gid)
+		sa.valid |= MMSB_SET_GID;
+	if (s->mtime != h->mtime)
+		sa.valid |= MMSB_SET_MTIME;
+	sa.mode = s->mode;
+	sa.uid = s->uid;
+	sa.gid = s->gid;
+	sa.mtime_ns = s->mtime;
+	return mmsb_txn_setattr(t, h->id, &sa);
+}
+
+static int restore_node(struct restore_ctx *c, struct ns_node *s, struct ns_node *h, uint64_t parent,
+			const char *name);
+
+static int restore_children(struct restore_ctx *c, struct ns_node *s, struct ns_node *h)
+{
+	struct ns *hs = c->t->st->ns;
+	uint32_t i;
+	int rc = 0;
+
+	for (i = 0; i < s->n_dents && rc == 0; i++) {
+		struct ns_node *sc = s->dents[i].node;
+
+		if (sc)
+			rc = restore_node(c, sc, ns_lookup(hs, h->id, sc->name, sc->name_len), h->id, sc->name);
+	}
+	for (i = 0; i < h->n_dents && rc == 0; i++) {
+		struct ns_node *hc = h->dents[i].node;
+
+		if (hc && !ns_lookup(c->s->ns, s->id, hc->name, hc->name_len)) {
+			rc = remove_tree(c->t, hc);
+			i = 0; /* the array may have been compacted */
+		}
+	}
+	return rc;
+}
+
+static int restore_node(struct restore_ctx *c, struct ns_node *s, struct ns_node *h, uint64_t parent,
+			const char *name)
+{
+	struct mmsb_attr a;
+	int rc = 0;
+
+	if (!s)
+		return h ? remove_tree(c->t, h) : 0;
+	if (h && (h->type != s->type ||
+		  (s->type == MMSB_T_SYMLINK && (h->size != s->size || memcmp(h->data->data, s->data->data, s->size))))) {
+		rc = remove_tree(c->t, h);
+		h = NULL;
+	}
+	if (rc == 0 && !h && s->id != MMSB_ROOT_ID) {
+		char target[4097] = "";
+
+		if (s->type == MMSB_T_SYMLINK) {
+			memcpy(target, s->data->data, s->size);
+			target[s->size] = '\0';
+		}
+		rc = mmsb_txn_create(c->t, parent, name, (enum mmsb_type)s->type, s->mode, s->uid, s->gid,
+				     s->type == MMSB_T_SYMLINK ? target : NULL, &a);
+		h = rc == 0 ? ns_get(c->t->st->ns, a.id) : NULL;
+	}
+	if (rc == 0 && s->type == MMSB_T_PAGE) {
+		rc = snap_load_page(c->s, s, true);
+		if (rc == 0 && s->size)
+			rc = mmsb_txn_write(c->t, h->id, 0, s->data->data, s->size) < 0 ? -EIO : 0;
+		if (rc == 0 && h->size != s->size)
+			rc = mmsb_txn_truncate(c->t, h->id, s->size);
+	}
+	if (rc == 0 && s->type == MMSB_T_DIR)
+		rc = restore_children(c, s, h);
+	if (rc == 0)
+		rc = restore_attrs(c->t, s, h);
+	return rc;
+}
+
+/* Make sure the parents of path exist at head, creating them as at the
+ * view.  *parent gets the head id of the last one. */
+static int restore_parents(struct restore_ctx *c, const char *path, uint64_t *parent, const char **leaf)
+{
+	struct ns *hs = c->t->st->ns;
+	struct ns_node *sp = c->s->ns->root;
+	uint64_t hp = MMSB_ROOT_ID;
+	const char *p = path, *e;
+
+	while (*p == '/')
+		p++;
+	while ((e = strchr(p, '/')) != NULL && e[1]) {
+		size_t len = (size_t)(e - p);
+		struct ns_node *sn = sp ? ns_lookup(c->s->ns, sp->id, p, len) : NULL, *hn = ns_lookup(hs, hp, p, len);
+		char name[MMSB_NAME_MAX + 1];
+		struct mmsb_attr a;
+		int rc;
+
+		if (!hn) {
+			if (!sn || sn->type != MMSB_T_DIR || len > MMSB_NAME_MAX)
+				return -ENOENT;
+			memcpy(name, p, len);
+			name[len] = '\0';
+			rc = mmsb_txn_create(c->t, hp, name, MMSB_T_DIR, sn->mode, sn->uid, sn->gid, NULL, &a);
+			if (rc < 0)
+				return rc;
+			hn = ns_get(hs, a.id);
+		}
+		if (hn->type != MMSB_T_DIR)
+			return -ENOTDIR;
+		hp = hn->id;
+		sp = sn;
+		for (p = e + 1; *p == '/'; p++)
+			;
+	}
+	*parent = hp;
+	*leaf = p;
+	return 0;
+}
+
+static int restore_path(struct restore_ctx *c, const char *path)
+{
+	struct ns_node *s = NULL, *h = NULL;
+	int rs = ns_resolve(c->s->ns, path, &s), rh = ns_resolve(c->t->st->ns, path, &h), rc;
+	char leaf[MMSB_NAME_MAX + 1];
+	const char *lp;
+	uint64_t parent;
+	size_t l;
+
+	if (rs < 0 && rh < 0)
+		return -ENOENT;
+	if (rs == 0 && s->id == MMSB_ROOT_ID)
+		return restore_node(c, s, h, MMSB_ROOT_ID, "");
+	if (rs < 0)
+		return remove_tree(c->t, h);
+	rc = restore_parents(c, path, &parent, &lp);
+	if (rc < 0)
+		return rc;
+	l = strcspn(lp, "/");
+	if (l > MMSB_NAME_MAX)
+		return -ENAMETOOLONG;
+	memcpy(leaf, lp, l);
+	leaf[l] = '\0';
+	return restore_node(c, s, rh == 0 ? h : NULL, parent, leaf);
+}
+
+int mmsb_restore(struct mmsb_store *st, uint64_t e, const char *const *paths, size_t n_paths, uint64_t *epoch)
+{
+	struct restore_ctx c = {0};
+	size_t i;
+	int rc;
+
+	rc = snap_build(st, e, &c.s); /* private: the transaction below holds st->lock */
+	if (rc < 0)
+		return rc;
+	rc = mmsb_txn_begin(st, MMSB_SRC_RESTORE, &c.t);
+	if (rc < 0) {
+		snap_free(c.s);
+		return rc;
+	}
+	if (!paths)
+		rc = restore_path(&c, "");
+	for (i = 0; paths && i < n_paths && rc == 0; i++)
+		rc = restore_path(&c, paths[i]);
+	if (rc == 0)
+		rc = mmsb_txn_commit(c.t, epoch);
+	else
+		mmsb_txn_abort(c.t);
+	snap_free(c.s);
+	return rc;
+}
+
+/* ---- compaction ----------------------------------------------------------------------------- */
+
+int mmsb_compact(struct mmsb_store *st, uint64_t before, uint64_t *kept)
+{
+	struct ckpt_ctx c = store_ckpt_ctx(st);
+	uint64_t keep;
+	size_t i, j;
+	int rc;
+
+	if (st->read_only)
+		return -EROFS;
+	keep = store_base_ckpt(st, before);
+	if (keep == 0)
+		return -ENOENT;
+	pthread_rwlock_wrlock(&st->lock);
+	if (keep > st->oldest) {
+		/* checkpoints first: a crash in between leaves the older
+		 * segments, harmless, never a gap before the oldest checkpoint */
+		rc = mmsb_ckpt_remove_before(&c, keep);
+		if (rc >= 0)
+			rc = mmsb_tlog_drop_upto(st->log, keep);
+		if (rc >= 0) {
+			hist_drop_upto(&st->hist, keep);
+			st->oldest = keep;
+			rc = 0;
+		}
+		pthread_mutex_lock(&st->ck_mu);
+		for (i = j = 0; i < st->n_ckpts; i++)
+			if (st->ckpts[i].epoch >= keep)
+				st->ckpts[j++] = st->ckpts[i];
+		st->n_ckpts = j;
+		pthread_mutex_unlock(&st->ck_mu);
+	} else {
+		rc = 0;
+	}
+	if (rc == 0)
+		*kept = st->oldest;
+	pthread_rwlock_unlock(&st->lock);
+	return rc;
+}
+
+/* ---- verification ------------------------------------------------------------------------------ */
+
+struct verify_ctx {
+	struct mmsb_store *st;
+	struct ns *ns; /* replayed from the oldest base */
+	uint64_t base;
+	struct mmsb_buf scratch;
+	int rc;
+};
+
+static int verify_txn(void *arg, const struct tlog_txn *t)
+{
+	struct verify_ctx *v = arg;
+	uint32_t i;
+
+	if (t->epoch <= v->base)
+		return 0;
+	for (i = 0; i < t->n; i++) {
+		int rc = ns_apply(v->ns, &t->recs[i], &v->scratch);
+
+		if (rc < 0) {
+			mmsb_diag(&v->st->diag, MMSB_DIAG_ERR,
+				  "verify: epoch %" PRIu64 " (segment %u @0x%" PRIx64 "): %s record does not apply: %s",
+				  t->epoch, t->seg, t->offs[i], mmsb_rec_type_name(t->recs[i].type), strerror(-rc));
+			if (v->rc == 0)
+				v->rc = -MMSB_ECORRUPT;
+			return 0;
+		}
+	}
+	return 0;
+}
+
+int mmsb_store_verify(struct mmsb_store *st)
+{
+	struct ckpt_ctx c = store_ckpt_ctx(st);
+	struct tlog_opts to = {st->io, &st->diag, st->seed, st->o.segment_bytes, true};
+	struct verify_ctx v = {.st = st};
+	struct ckpt_info *ck = NULL;
+	struct mmsb_tlog *log = NULL;
+	size_t n = 0, i;
+	uint64_t last;
+	bool damaged = false;
+	int rc, worst = 0;
+
+	rc = mmsb_ckpt_list(&c, &ck, &n);
+	for (i = 0; rc == 0 && i < n; i++) {
+		struct ns *ns;
+		int r = mmsb_ckpt_load(&c, ck[i].epoch, false, &ns, NULL, NULL);
+
+		if (r < 0) {
+			mmsb_diag(&st->diag, MMSB_DIAG_ERR, "verify: checkpoint %" PRIu64 " is damaged: %s", ck[i].epoch,
+				  strerror(-r));
+			worst = worst ? worst : r;
+			continue;
+		}
+		if (!v.ns && ck[i].epoch >= mmsb_store_oldest(st) && mmsb_store_oldest(st) > 0) {
+			v.ns = ns;
+			v.base = ck[i].epoch;
+		} else {
+			ns_free(ns);
+		}
+	}
+	free(ck);
+	if (rc == 0 && !v.ns)
+		rc = ns_new(st->ctime, &v.ns);
+	if (rc == 0)
+		rc = mmsb_tlog_open(st->dirfd, &to, &log);
+	if (rc == 0)
+		rc = mmsb_tlog_recover(log, verify_txn, &v, &last, &damaged);
+	if (rc == 0 && damaged)
+		rc = -MMSB_ECORRUPT;
+	mmsb_tlog_close(log);
+	ns_free(v.ns);
+	mmsb_buf_free(&v.scratch);
+	if (rc == 0)
+		rc = v.rc;
+	return rc ? rc : worst;
+}

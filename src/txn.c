@@ -1,0 +1,526 @@
+/* txn.c - transactions: begin, the mutation operations, commit, abort.
+ * The protocol is described at the top of store.c. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "delta.h"
+#include "err.h"
+#include "store_int.h"
+
+#define MMSB_WRITE_CHUNK (64u << 20) /* largest span one WRITE record covers */
+#define MMSB_PAGE_MAX (1ull << 44)   /* 16 TiB: -EFBIG past it */
+#define MMSB_SYMLINK_MAX 4096u
+
+int mmsb_txn_begin(struct mmsb_store *st, enum mmsb_source src, struct mmsb_txn **out)
+{
+	struct mmsb_txn *t = &st->txn;
+
+	if (st->read_only || mmsb_tlog_failed(st->log))
+		return -EROFS;
+	pthread_rwlock_wrlock(&st->lock);
+	if (st->read_only) { /* a reload may have failed meanwhile */
+		pthread_rwlock_unlock(&st->lock);
+		return -EROFS;
+	}
+	t->src = src;
+	t->epoch = atomic_load(&st->head) + 1;
+	t->time = mmsb_wall_ns();
+	t->t0 = mmsb_now_ns();
+	t->n_recs = 0;
+	t->changed = 0;
+	t->poisoned = false;
+	t->frames.len = 0;
+	t->n_changes = 0;
+	*out = t;
+	return 0;
+}
+
+static int note_change(struct mmsb_txn *t, enum mmsb_change kind, uint64_t id, uint64_t parent, uint64_t bytes)
+{
+	if (t->n_changes == t->cap_changes) {
+		size_t cap = t->cap_changes ? t->cap_changes * 2 : 16;
+		struct mmsb_change_rec *c = realloc(t->changes, cap * sizeof(*c));
+
+		if (!c)
+			return -ENOMEM;
+		t->changes = c;
+		t->cap_changes = cap;
+	}
+	t->changes[t->n_changes++] = (struct mmsb_change_rec){kind, id, parent, bytes};
+	return 0;
+}
+
+/* Encode r into the frame buffer, then apply it to the head.  On error
+ * nothing of r remains (the head is unchanged unless poisoned is set). */
+static int txn_record(struct mmsb_txn *t, struct mmsb_rec *r, enum mmsb_change kind, uint64_t parent,
+		      uint64_t bytes)
+{
+	struct mmsb_store *st = t->st;
+	size_t mark = t->frames.len;
+	uint64_t t0;
+	int64_t flen;
+	int rc;
+
+	if (t->n_recs == t->cap_rec_off) {
+		uint32_t cap = t->cap_rec_off ? t->cap_rec_off * 2 : 16;
+		uint32_t *o = realloc(t->rec_off, cap * sizeof(*o));
+
+		if (!o)
+			return -ENOMEM;
+		t->rec_off = o;
+		t->cap_rec_off = cap;
+	}
+	r->epoch = t->epoch;
+	r->time = t->time;
+	if (t->frames.len > UINT32_MAX - MMSB_FR_MAX_PAYLOAD)
+		return -EFBIG; /* one transaction stays below 4 GiB of frames */
+	flen = mmsb_rec_encode(r, st->seed, &t->frames);
+	if (flen < 0)
+		return (int)flen;
+	rc = note_change(t, kind, r->node, parent, bytes);
+	t0 = mmsb_now_ns();
+	if (rc == 0)
+		rc = ns_apply(st->ns, r, &t->scratch);
+	mmsb_stats_record(&st->h_apply, mmsb_now_ns() - t0);
+	if (rc < 0) {
+		t->frames.len = mark;
+		if (t->n_changes && t->changes[t->n_changes - 1].id == r->node)
+			t->n_changes--;
+		if (rc == -ENOMEM)
+			t->poisoned = true; /* ns_apply may have stopped half-way */
+		return rc;
+	}
+	t->rec_off[t->n_recs++] = (uint32_t)mark;
+	return 0;
+}
+
+static struct ns_node *txn_node(struct mmsb_txn *t, uint64_t id)
+{
+	return ns_get(t->st->ns, id);
+}
+
+int mmsb_txn_create(struct mmsb_txn *t, uint64_t parent, const char *name, enum mmsb_type type, uint32_t mode,
+		    uint32_t uid, uint32_t gid, const char *target, struct mmsb_attr *out)
+{
+	size_t nlen = strlen(name), tlen = target ? strlen(target) : 0;
+	struct mmsb_rec r = {.type = MMSB_FR_CREATE};
+	int rc = mmsb_name_check(name, nlen);
+
+	if (rc < 0)
+		return rc;
+	if (type < MMSB_T_DIR || type > MMSB_T_SYMLINK || (type == MMSB_T_SYMLINK) != (tlen > 0))
+		return -EINVAL;
+	if (tlen > MMSB_SYMLINK_MAX)
+		return -ENAMETOOLONG;
+	r.node = t->st->ns->next_id;
+	r.u.create.parent = parent;
+	r.u.create.mode = mode & 07777u;
+	r.u.create.uid = uid;
+	r.u.create.gid = gid;
+	r.u.create.ntype = (uint8_t)type;
+	r.u.create.name = name;
+	r.u.create.name_len = (uint16_t)nlen;
+	r.u.create.target = target;
+	r.u.create.target_len = (uint32_t)tlen;
+	rc = txn_record(t, &r, MMSB_CH_CREATE, parent, 0);
+	if (rc == 0 && out)
+		ns_attr(txn_node(t, r.node), out);
+	return rc;
+}
+
+/* Write one chunk (at most MMSB_WRITE_CHUNK bytes). */
+static int write_chunk(struct mmsb_txn *t, struct ns_node *n, uint64_t off, const uint8_t *src, size_t len)
+{
+	static const uint8_t none[1];
+	struct mmsb_store *st = t->st;
+	struct mmsb_delta_info info;
+	struct mmsb_rec r = {.node = n->id};
+	uint64_t nsize = off + len > n->size ? off + len : n->size;
+	int rc;
+
+	t->diff.len = 0;
+	rc = mmsb_delta_diff(n->data ? n->data->data : none, n->size, off, src, len, &t->diff, &info);
+	if (rc < 0)
+		return rc;
+	if (info.changed == 0) {
+		if (nsize == n->size)
+			return 0;
+		r.type = MMSB_FR_TRUNCATE; /* zeros past the end: only the size changes */
+		r.u.truncate.size = nsize;
+		return txn_record(t, &r, MMSB_CH_TRUNCATE, 0, nsize);
+	}
+	r.type = MMSB_FR_WRITE;
+	r.u.write.size = nsize;
+	r.u.write.changed = info.changed;
+	r.u.write.enc = info.enc;
+	r.u.write.body = t->diff.p;
+	r.u.write.body_len = (uint32_t)t->diff.len;
+	r.u.write.raw = t->diff.p;
+	r.u.write.raw_len = (uint32_t)t->diff.len;
+	if (st->o.lz4_min_bytes && t->diff.len >= st->o.lz4_min_bytes) {
+		t->pack.len = 0;
+		rc = mmsb_delta_pack(t->diff.p, t->diff.len, &t->pack);
+		if (rc < 0)
+			return rc;
+		if (rc == 1) {
+			r.u.write.body = t->pack.p;
+			r.u.write.body_len = (uint32_t)t->pack.len;
+			r.u.write.flags = MMSB_WF_LZ4;
+		}
+	}
+	rc = txn_record(t, &r, MMSB_CH_WRITE, 0, info.changed);
+	if (rc == 0) {
+		t->changed += info.changed;
+		atomic_fetch_add(&st->n_deltas, 1);
+		atomic_fetch_add(&st->delta_bytes, info.changed);
+		atomic_fetch_add(&st->delta_record_bytes, mmsb_rec_frame_len(MMSB_WRITE_FIXED + r.u.write.body_len));
+	}
+	return rc;
+}
+
+/* Orphans (unlinked while referenced) change in memory only. */
+static int orphan_write(struct ns_node *n, uint64_t off, const void *src, size_t len)
+{
+	uint64_t nsize = off + len > n->size ? off + len : n->size;
+	int rc = ns_page_reserve(n, nsize);
+
+	if (rc < 0)
+		return rc;
+	memcpy(n->data->data + off, src, len);
+	n->size = nsize;
+	return 0;
+}
+
+ssize_t mmsb_txn_write(struct mmsb_txn *t, uint64_t id, uint64_t off, const void *buf, size_t len)
+{
+	struct ns_node *n = txn_node(t, id);
+	size_t done;
+	int rc = 0;
+
+	if (!n)
+		return -ENOENT;
+	if (n->type == MMSB_T_DIR)
+		return -EISDIR;
+	if (n->type != MMSB_T_PAGE)
+		return -EINVAL;
+	if (off > MMSB_PAGE_MAX || len > MMSB_PAGE_MAX - off)
+		return -EFBIG;
+	if (len == 0)
+		return 0;
+	if (n->orphan)
+		return orphan_write(n, off, buf, len) < 0 ? -ENOMEM : (ssize_t)len;
+	for (done = 0; done < len && rc == 0; done += MMSB_WRITE_CHUNK) {
+		size_t c = len - done < MMSB_WRITE_CHUNK ? len - done : MMSB_WRITE_CHUNK;
+
+		rc = write_chunk(t, n, off + done, (const uint8_t *)buf + done, c);
+	}
+	return rc < 0 ? rc : (ssize_t)len;
+}
+
+int mmsb_txn_truncate(struct mmsb_txn *t, uint64_t id, uint64_t size)
+{
+	struct ns_node *n = txn_node(t, id);
+	struct mmsb_rec r = {.type = MMSB_FR_TRUNCATE, .node = id};
+	int rc;
+
+	if (!n)
+		return -ENOENT;
+	if (n->type == MMSB_T_DIR)
+		return -EISDIR;
+	if (n->type != MMSB_T_PAGE)
+		return -EINVAL;
+	if (size > MMSB_PAGE_MAX)
+		return -EFBIG;
+	if (size == n->size)
+		return 0;
+	if (n->orphan) {
+		uint64_t sz = n->size;
+
+		rc = ns_page_reserve(n, size);
+		if (rc == 0 && size < sz)
+			memset(n->data->data + size, 0, sz - size);
+		if (rc == 0)
+			n->size = size;
+		return rc;
+	}
+	r.u.truncate.size = size;
+	return txn_record(t, &r, MMSB_CH_TRUNCATE, 0, size);
+}
+
+static int txn_remove(struct mmsb_txn *t, uint64_t parent, const char *name, uint8_t type)
+{
+	struct mmsb_rec r = {.type = type};
+	size_t nlen = strlen(name);
+	struct ns_node *p = txn_node(t, parent), *n;
+	int rc = mmsb_name_check(name, nlen);
+
+	if (rc < 0)
+		return rc == -ENAMETOOLONG ? rc : -ENOENT;
+	if (!p || p->orphan)
+		return -ENOENT;
+	if (p->type != MMSB_T_DIR)
+		return -ENOTDIR;
+	n = ns_lookup(t->st->ns, parent, name, nlen);
+	if (!n)
+		return -ENOENT;
+	r.node = n->id;
+	r.u.unlink.parent = parent;
+	r.u.unlink.name = name;
+	r.u.unlink.name_len = (uint16_t)nlen;
+	return txn_record(t, &r, type == MMSB_FR_RMDIR ? MMSB_CH_RMDIR : MMSB_CH_UNLINK, parent, 0);
+}
+
+int mmsb_txn_unlink(struct mmsb_txn *t, uint64_t parent, const char *name)
+{
+	return txn_remove(t, parent, name, MMSB_FR_UNLINK);
+}
+
+int mmsb_txn_rmdir(struct mmsb_txn *t, uint64_t parent, const char *name)
+{
+	return txn_remove(t, parent, name, MMSB_FR_RMDIR);
+}
+
+int mmsb_txn_rename(struct mmsb_txn *t, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
+		    unsigned flags)
+{
+	struct mmsb_rec r = {.type = MMSB_FR_RENAME};
+	size_t nl = strlen(name), nnl = strlen(newname);
+	struct ns_node *n, *v;
+	int rc;
+
+	if (flags & ~(MMSB_RENAME_NOREPLACE | MMSB_RENAME_EXCHANGE) ||
+	    flags == (MMSB_RENAME_NOREPLACE | MMSB_RENAME_EXCHANGE))
+		return -EINVAL;
+	rc = mmsb_name_check(name, nl);
+	if (rc == 0)
+		rc = mmsb_name_check(newname, nnl);
+	if (rc < 0)
+		return rc;
+	n = ns_lookup(t->st->ns, parent, name, nl);
+	if (!n)
+		return -ENOENT;
+	v = ns_lookup(t->st->ns, newparent, newname, nnl);
+	if (v == n)
+		return 0; /* rename onto itself: nothing to do */
+	r.node = n->id;
+	r.u.rename.parent = parent;
+	r.u.rename.newparent = newparent;
+	r.u.rename.victim = v ? v->id : 0;
+	r.u.rename.flags = flags;
+	r.u.rename.name = name;
+	r.u.rename.name_len = (uint16_t)nl;
+	r.u.rename.newname = newname;
+	r.u.rename.newname_len = (uint16_t)nnl;
+	rc = txn_record(t, &r, MMSB_CH_RENAME, parent, 0);
+	if (rc == 0 && v && (flags & MMSB_RENAME_EXCHANGE))
+		note_change(t, MMSB_CH_RENAME, v->id, newparent, 0);
+	else if (rc == 0 && v)
+		note_change(t, MMSB_CH_UNLINK, v->id, newparent, 0);
+	return rc;
+}
+
+int mmsb_txn_setattr(struct mmsb_txn *t, uint64_t id, const struct mmsb_setattr *sa)
+{
+	struct mmsb_rec r = {.type = MMSB_FR_SETATTR, .node = id};
+
+	if (!txn_node(t, id))
+		return -ENOENT;
+	if (sa->valid & ~0x1fu)
+		return -EINVAL;
+	if (!sa->valid)
+		return 0;
+	r.u.setattr.valid = sa->valid;
+	r.u.setattr.mode = sa->mode & 07777u;
+	r.u.setattr.uid = sa->uid;
+	r.u.setattr.gid = sa->gid;
+	r.u.setattr.atime = sa->atime_ns;
+	r.u.setattr.mtime = sa->mtime_ns;
+	return txn_record(t, &r, MMSB_CH_SETATTR, 0, 0);
+}
+
+int mmsb_txn_setxattr(struct mmsb_txn *t, uint64_t id, const char *name, const void *value, size_t len,
+		      unsigned flags)
+{
+	struct mmsb_rec r = {.type = MMSB_FR_SETXATTR, .node = id};
+	size_t nl = strlen(name);
+	struct ns_node *n = txn_node(t, id);
+	const struct ns_xattr *x;
+
+	if (!n)
+		return -ENOENT;
+	if (nl == 0 || nl > MMSB_XATTR_NAME_MAX)
+		return -ERANGE;
+	if (len > MMSB_XATTR_SIZE_MAX)
+		return -E2BIG;
+	x = ns_xattr_find(n, name, nl);
+	if (x && (flags & MMSB_XATTR_CREATE))
+		return -EEXIST;
+	if (!x && (flags & MMSB_XATTR_REPLACE))
+		return -ENODATA;
+	if (x && x->len == len && (len == 0 || memcmp(x->value, value, len) == 0))
+		return 0; /* no change, no record */
+	r.u.xattr.name = name;
+	r.u.xattr.name_len = (uint16_t)nl;
+	r.u.xattr.value = value;
+	r.u.xattr.value_len = (uint32_t)len;
+	return txn_record(t, &r, MMSB_CH_SETXATTR, 0, len);
+}
+
+int mmsb_txn_removexattr(struct mmsb_txn *t, uint64_t id, const char *name)
+{
+	struct mmsb_rec r = {.type = MMSB_FR_RMXATTR, .node = id};
+	size_t nl = strlen(name);
+	struct ns_node *n = txn_node(t, id);
+
+	if (!n)
+		return -ENOENT;
+	if (nl == 0 || nl > MMSB_XATTR_NAME_MAX)
+		return -ERANGE;
+	if (!ns_xattr_find(n, name, nl))
+		return -ENODATA;
+	r.u.xattr.name = name;
+	r.u.xattr.name_len = (uint16_t)nl;
+	return txn_record(t, &r, MMSB_CH_RMXATTR, 0, 0);
+}
+
+int mmsb_txn_getattr(struct mmsb_txn *t, uint64_t id, struct mmsb_attr *out)
+{
+	struct ns_node *n = txn_node(t, id);
+
+	if (!n)
+		return -ENOENT;
+	ns_attr(n, out);
+	return 0;
+}
+
+int mmsb_txn_lookup(struct mmsb_txn *t, uint64_t parent, const char *name, struct mmsb_attr *out)
+{
+	struct ns_node *n = ns_lookup(t->st->ns, parent, name, strlen(name));
+
+	if (!n)
+		return -ENOENT;
+	ns_attr(n, out);
+	return 0;
+}
+
+ssize_t mmsb_txn_read(struct mmsb_txn *t, uint64_t id, uint64_t off, void *buf, size_t len)
+{
+	struct ns_node *n = txn_node(t, id);
+
+	if (!n)
+		return -ENOENT;
+	if (n->type == MMSB_T_DIR)
+		return -EISDIR;
+	if (off >= n->size)
+		return 0;
+	if (len > n->size - off)
+		len = (size_t)(n->size - off);
+	memcpy(buf, n->data->data + off, len);
+	return (ssize_t)len;
+}
+
+/* ---- commit and abort ------------------------------------------------------------------ */
+
+static void index_commit(struct mmsb_txn *t, uint32_t seg, uint64_t off)
+{
+	struct mmsb_store *st = t->st;
+	uint32_t i;
+	int rc = hist_add_epoch(&st->hist, t->epoch, t->time, (uint8_t)t->src, t->changed);
+
+	for (i = 0; i < t->n_recs && rc == 0; i++) {
+		struct mmsb_rec r;
+		const uint8_t *f = t->frames.p + t->rec_off[i];
+		int64_t flen = mmsb_rec_decode(f, t->frames.len - t->rec_off[i], st->seed, &r, NULL);
+		struct hist_rec hr = {.epoch = t->epoch, .node = r.node, .off = off + t->rec_off[i], .seg = seg,
+				      .len = (uint32_t)flen, .type = r.type};
+
+		if (r.type == MMSB_FR_WRITE) {
+			hr.size = r.u.write.size;
+			hr.changed = r.u.write.changed > UINT32_MAX ? UINT32_MAX : (uint32_t)r.u.write.changed;
+		} else if (r.type == MMSB_FR_TRUNCATE) {
+			hr.size = r.u.truncate.size;
+		}
+		rc = hist_add_rec(&st->hist, &hr);
+	}
+	if (rc < 0)
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: epoch %" PRIu64 ": out of memory indexing it: time travel "
+			  "into it is incomplete until the next open", t->epoch);
+}
+
+static void release(struct mmsb_txn *t)
+{
+	pthread_rwlock_unlock(&t->st->lock);
+}
+
+int mmsb_txn_commit(struct mmsb_txn *t, uint64_t *epoch)
+{
+	struct mmsb_store *st = t->st;
+	struct mmsb_rec c = {.type = MMSB_FR_COMMIT, .node = 0};
+	struct mmsb_commit_info ci;
+	struct mmsb_change_rec *chg = NULL;
+	uint64_t off = 0, e = t->epoch;
+	uint32_t seg = 0;
+	int64_t flen;
+	int rc;
+
+	if (t->n_recs == 0) {
+		release(t);
+		if (epoch)
+			*epoch = 0;
+		return 0;
+	}
+	c.epoch = t->epoch;
+	c.time = t->time;
+	c.u.commit.n_frames = t->n_recs;
+	c.u.commit.source = (uint8_t)t->src;
+	c.u.commit.changed = t->changed;
+	flen = mmsb_rec_encode(&c, st->seed, &t->frames);
+	rc = flen < 0 ? (int)flen : mmsb_tlog_append(st->log, t->epoch, t->frames.p, t->frames.len, &seg, &off);
+	if (rc < 0) {
+		store_reload(st); /* the log holds exactly the committed state */
+		release(t);
+		return rc;
+	}
+	index_commit(t, seg, off);
+	atomic_store(&st->head, t->epoch);
+	atomic_fetch_add(&st->n_commits, 1);
+	atomic_fetch_add(&st->n_records, t->n_recs);
+	ci = (struct mmsb_commit_info){t->epoch, t->time, t->src, t->n_changes, NULL, t->changed};
+	if (st->o.commit_fn) { /* the next writer reuses t: the hook gets a copy */
+		chg = malloc(t->n_changes * sizeof(*chg));
+		if (chg)
+			memcpy(chg, t->changes, t->n_changes * sizeof(*chg));
+		else
+			ci.n_changes = 0;
+		ci.changes = chg;
+	}
+	mmsb_stats_record(&st->h_commit, mmsb_now_ns() - t->t0);
+	pthread_mutex_lock(&st->ck_mu);
+	st->log_since_ckpt += t->frames.len;
+	if (st->o.ckpt_log_bytes && st->log_since_ckpt >= st->o.ckpt_log_bytes && st->ck_want <= st->ck_done) {
+		st->ck_want = t->epoch;
+		pthread_cond_broadcast(&st->ck_cond);
+	}
+	pthread_mutex_unlock(&st->ck_mu);
+	release(t);
+	if (st->o.commit_fn)
+		st->o.commit_fn(st->o.commit_arg, &ci);
+	free(chg);
+	if (st->o.sync == MMSB_SYNC_COMMIT) {
+		uint64_t t0 = mmsb_now_ns();
+
+		rc = mmsb_tlog_sync(st->log);
+		mmsb_stats_record(&st->h_sync, mmsb_now_ns() - t0);
+	}
+	if (epoch)
+		*epoch = e;
+	return rc;
+}
+
+void mmsb_txn_abort(struct mmsb_txn *t)
+{
+	if (t->n_recs > 0 || t->poisoned)
+		store_reload(t->st);
+	release(t);
+}

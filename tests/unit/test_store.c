@@ -1,0 +1,358 @@
+/* test_store.c - the public API end to end: transactions, epochs, reopen,
+ * checkpoints, time travel, history, diff, restore, compaction, orphans. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mmsb.h"
+
+struct fx {
+	char dir[64];
+	struct mmsb_store *st;
+};
+
+static void quiet(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	(void)level;
+	(void)msg;
+}
+
+static struct mmsb_store *reopen(struct fx *fx, bool ro)
+{
+	struct mmsb_store_opts o;
+
+	mmsb_store_close(fx->st);
+	fx->st = NULL;
+	mmsb_store_opts_init(&o);
+	o.read_only = ro;
+	o.diag_fn = quiet;
+	assert_int_equal(mmsb_store_open(fx->dir, &o, &fx->st), 0);
+	return fx->st;
+}
+
+static int setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+
+	strcpy(fx->dir, "/tmp/mmsb-test-XXXXXX");
+	assert_non_null(mkdtemp(fx->dir));
+	strcat(fx->dir, "/s");
+	reopen(fx, false);
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *fx = *state;
+	char cmd[128];
+
+	mmsb_store_close(fx->st);
+	fx->dir[strlen(fx->dir) - 2] = '\0';
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
+	assert_int_equal(system(cmd), 0);
+	free(fx);
+	return 0;
+}
+
+/* One-shot helpers: each is one transaction. */
+static uint64_t create(struct mmsb_store *st, uint64_t parent, const char *name, enum mmsb_type t)
+{
+	struct mmsb_txn *txn;
+	struct mmsb_attr a;
+	uint64_t e;
+
+	assert_int_equal(mmsb_txn_begin(st, MMSB_SRC_USER, &txn), 0);
+	assert_int_equal(mmsb_txn_create(txn, parent, name, t, 0644, 0, 0, NULL, &a), 0);
+	assert_int_equal(mmsb_txn_commit(txn, &e), 0);
+	assert_true(e > 0);
+	return a.id;
+}
+
+static uint64_t write_at(struct mmsb_store *st, uint64_t id, uint64_t off, const void *buf, size_t len)
+{
+	struct mmsb_txn *txn;
+	uint64_t e;
+
+	assert_int_equal(mmsb_txn_begin(st, MMSB_SRC_USER, &txn), 0);
+	assert_int_equal(mmsb_txn_write(txn, id, off, buf, len), (ssize_t)len);
+	assert_int_equal(mmsb_txn_commit(txn, &e), 0);
+	return e;
+}
+
+static void expect_bytes(struct mmsb_store *st, uint64_t id, const char *want)
+{
+	char buf[256];
+	ssize_t n = mmsb_read(st, id, 0, buf, sizeof(buf));
+
+	assert_int_equal(n, (ssize_t)strlen(want));
+	assert_memory_equal(buf, want, strlen(want));
+}
+
+static void write_read_reopen(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t id = create(fx->st, MMSB_ROOT_ID, "page", MMSB_T_PAGE), e1, e2;
+	struct mmsb_attr a;
+
+	assert_int_equal(mmsb_store_head(fx->st), 1);
+	e1 = write_at(fx->st, id, 0, "hello world", 11);
+	assert_int_equal(e1, 2);
+	e2 = write_at(fx->st, id, 6, "WORLD", 5);
+	assert_int_equal(e2, 3);
+	assert_int_equal(write_at(fx->st, id, 6, "WORLD", 5), 0); /* no change: no epoch */
+	assert_int_equal(mmsb_store_head(fx->st), 3);
+	expect_bytes(fx->st, id, "hello WORLD");
+	reopen(fx, false);
+	expect_bytes(fx->st, id, "hello WORLD");
+	assert_int_equal(mmsb_lookup(fx->st, MMSB_ROOT_ID, "page", &a), 0);
+	assert_int_equal(a.version, 2);
+	assert_int_equal(a.epoch, 3);
+	assert_int_equal(mmsb_store_head(fx->st), 3);
+}
+
+static void time_travel_every_epoch(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t id = create(fx->st, MMSB_ROOT_ID, "p", MMSB_T_PAGE), ck;
+	char want[64][16];
+	int i;
+
+	for (i = 0; i < 40; i++) {
+		snprintf(want[i], sizeof(want[i]), "v%03d", i);
+		write_at(fx->st, id, (uint64_t)(i % 3), want[i], 4);
+		if (i == 20)
+			assert_int_equal(mmsb_checkpoint(fx->st, &ck), 0);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		char cur[16] = "";
+
+		for (i = 0; i < 40; i++) {
+			struct mmsb_snap *s;
+			char buf[16] = {0};
+
+			memcpy(cur + i % 3, want[i], 4);
+			assert_int_equal(mmsb_snap_open(fx->st, (uint64_t)i + 2, &s), 0);
+			assert_int_equal(mmsb_snap_read(s, id, 0, buf, sizeof(buf)), (ssize_t)strlen(cur));
+			assert_string_equal(buf, cur);
+			mmsb_snap_close(s);
+		}
+		reopen(fx, false);
+	}
+	struct mmsb_snap *s;
+	struct mmsb_attr a;
+
+	assert_int_equal(mmsb_snap_open(fx->st, 1, &s), 0);
+	assert_int_equal(mmsb_snap_lookup(s, MMSB_ROOT_ID, "p", &a), 0);
+	assert_int_equal(a.size, 0);
+	mmsb_snap_close(s);
+	assert_int_equal(mmsb_snap_open(fx->st, 0, &s), 0);
+	assert_int_equal(mmsb_snap_lookup(s, MMSB_ROOT_ID, "p", &a), -ENOENT);
+	mmsb_snap_close(s);
+	assert_int_equal(mmsb_snap_open(fx->st, 1000, &s), -ENOENT);
+}
+
+static void namespace_ops(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t d = create(fx->st, MMSB_ROOT_ID, "dir", MMSB_T_DIR);
+	uint64_t p = create(fx->st, d, "a", MMSB_T_PAGE), q = create(fx->st, d, "b", MMSB_T_PAGE);
+	struct mmsb_txn *t;
+	struct mmsb_attr a;
+
+	write_at(fx->st, p, 0, "AAA", 3);
+	write_at(fx->st, q, 0, "BBB", 3);
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	assert_int_equal(mmsb_txn_rename(t, d, "a", d, "b", MMSB_RENAME_NOREPLACE), -EEXIST);
+	assert_int_equal(mmsb_txn_rename(t, d, "a", d, "b", MMSB_RENAME_EXCHANGE), 0);
+	assert_int_equal(mmsb_txn_rmdir(t, MMSB_ROOT_ID, "dir"), -ENOTEMPTY);
+	assert_int_equal(mmsb_txn_unlink(t, MMSB_ROOT_ID, "dir"), -EISDIR);
+	assert_int_equal(mmsb_txn_setxattr(t, q, "user.k", "v1", 2, MMSB_XATTR_REPLACE), -ENODATA);
+	assert_int_equal(mmsb_txn_setxattr(t, q, "user.k", "v1", 2, 0), 0);
+	assert_int_equal(mmsb_txn_setxattr(t, q, "user.k", "v2", 2, MMSB_XATTR_CREATE), -EEXIST);
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	assert_int_equal(mmsb_lookup(fx->st, d, "a", &a), 0);
+	assert_int_equal(a.id, q);
+	reopen(fx, false);
+	assert_int_equal(mmsb_lookup(fx->st, d, "b", &a), 0);
+	assert_int_equal(a.id, p);
+	expect_bytes(fx->st, p, "AAA");
+	{
+		char v[8];
+
+		assert_int_equal(mmsb_getxattr(fx->st, q, "user.k", v, sizeof(v)), 2);
+		assert_memory_equal(v, "v1", 2);
+	}
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	assert_int_equal(mmsb_txn_rename(t, d, "a", d, "b", 0), 0); /* replaces p */
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	assert_int_equal(mmsb_getattr(fx->st, p, &a), -ENOENT);
+	reopen(fx, false);
+	assert_int_equal(mmsb_lookup(fx->st, d, "b", &a), 0);
+	assert_int_equal(a.id, q);
+	assert_int_equal(mmsb_lookup(fx->st, d, "a", &a), -ENOENT);
+}
+
+static void orphan_lives_while_referenced(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t p = create(fx->st, MMSB_ROOT_ID, "tmp", MMSB_T_PAGE), head;
+	struct mmsb_txn *t;
+
+	write_at(fx->st, p, 0, "data", 4);
+	assert_int_equal(mmsb_ref(fx->st, p), 0);
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	assert_int_equal(mmsb_txn_unlink(t, MMSB_ROOT_ID, "tmp"), 0);
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	head = mmsb_store_head(fx->st);
+	expect_bytes(fx->st, p, "data");
+	assert_int_equal(write_at(fx->st, p, 4, "more", 4), 0); /* unlogged: no epoch */
+	expect_bytes(fx->st, p, "datamore");
+	assert_int_equal(mmsb_store_head(fx->st), head);
+	mmsb_unref(fx->st, p);
+	assert_int_equal(mmsb_read(fx->st, p, 0, (char[4]){0}, 4), -ENOENT);
+}
+
+static int count_hist(void *arg, const struct mmsb_hist_entry *e)
+{
+	(*(int *)arg)++;
+	(void)e;
+	return 0;
+}
+
+struct diff_seen {
+	char kinds[16];
+	char paths[16][32];
+	uint64_t off, len;
+	int n;
+};
+
+static int record_diff(void *arg, char kind, const char *path, const struct mmsb_range *r, size_t n)
+{
+	struct diff_seen *d = arg;
+
+	if (d->n < 16) {
+		d->kinds[d->n] = kind;
+		snprintf(d->paths[d->n], sizeof(d->paths[0]), "%s", path);
+		if (n) {
+			d->off = r[0].off;
+			d->len = r[0].len;
+		}
+		d->n++;
+	}
+	return 0;
+}
+
+static void history_diff_restore(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t p = create(fx->st, MMSB_ROOT_ID, "p", MMSB_T_PAGE), e0, e1, e2, er;
+	struct diff_seen d = {0};
+	int n = 0;
+	struct mmsb_attr a;
+	char big[10000];
+
+	memset(big, 'x', sizeof(big));
+	e0 = write_at(fx->st, p, 0, big, sizeof(big));
+	e1 = write_at(fx->st, p, 5000, "YY", 2);
+	create(fx->st, MMSB_ROOT_ID, "q", MMSB_T_PAGE);
+	e2 = mmsb_store_head(fx->st);
+	assert_int_equal(mmsb_history(fx->st, p, 0, UINT64_MAX, count_hist, &n), 0);
+	assert_int_equal(n, 3); /* create + 2 writes */
+	assert_int_equal(mmsb_diff(fx->st, e0, e2, NULL, 0, record_diff, &d), 0);
+	assert_int_equal(d.n, 2);
+	assert_true(memchr(d.kinds, 'M', 2) && memchr(d.kinds, '+', 2));
+	assert_int_equal(d.off, 5000);
+	assert_int_equal(d.len, 2);
+	/* restore the whole tree to e0: q goes, p's bytes come back */
+	assert_int_equal(mmsb_restore(fx->st, e0, NULL, 0, &er), 0);
+	assert_true(er > e2);
+	assert_int_equal(mmsb_lookup(fx->st, MMSB_ROOT_ID, "q", &a), -ENOENT);
+	{
+		char buf[2];
+
+		assert_int_equal(mmsb_read(fx->st, p, 5000, buf, 2), 2);
+		assert_memory_equal(buf, "xx", 2);
+	}
+	/* restore one path to e1 (history is kept: e1 still readable) */
+	assert_int_equal(mmsb_restore(fx->st, e1, (const char *const[]){"p"}, 1, &er), 0);
+	{
+		char buf[2];
+
+		assert_int_equal(mmsb_read(fx->st, p, 5000, buf, 2), 2);
+		assert_memory_equal(buf, "YY", 2);
+	}
+	assert_int_equal(mmsb_restore(fx->st, e1, (const char *const[]){"nope"}, 1, &er), -ENOENT);
+	reopen(fx, false);
+	assert_int_equal(mmsb_lookup(fx->st, MMSB_ROOT_ID, "q", &a), -ENOENT);
+}
+
+static void compact_drops_history(void **state)
+{
+	struct fx *fx = *state;
+	struct mmsb_store_opts o;
+	uint64_t p, ck, kept;
+	struct mmsb_snap *s;
+	int i;
+
+	mmsb_store_close(fx->st);
+	mmsb_store_opts_init(&o);
+	o.segment_bytes = 4096;
+	o.diag_fn = quiet;
+	assert_int_equal(mmsb_store_open(fx->dir, &o, &fx->st), 0);
+	p = create(fx->st, MMSB_ROOT_ID, "p", MMSB_T_PAGE);
+	for (i = 0; i < 200; i++)
+		write_at(fx->st, p, (uint64_t)i * 10, "0123456789", 10);
+	assert_int_equal(mmsb_checkpoint(fx->st, &ck), 0);
+	for (i = 0; i < 50; i++)
+		write_at(fx->st, p, 0, i % 2 ? "a" : "b", 1);
+	assert_int_equal(mmsb_compact(fx->st, ck, &kept), 0);
+	assert_int_equal(kept, ck);
+	assert_int_equal(mmsb_snap_open(fx->st, ck - 1, &s), -ENOENT);
+	assert_int_equal(mmsb_snap_open(fx->st, ck + 10, &s), 0);
+	mmsb_snap_close(s);
+	reopen(fx, false);
+	assert_int_equal(mmsb_store_oldest(fx->st), ck);
+	assert_int_equal(mmsb_store_head(fx->st), ck + 50);
+	assert_int_equal(mmsb_store_verify(fx->st), 0);
+}
+
+static void second_open_is_busy(void **state)
+{
+	struct fx *fx = *state;
+	struct mmsb_store_opts o;
+	struct mmsb_store *st2;
+
+	mmsb_store_opts_init(&o);
+	o.diag_fn = quiet;
+	assert_int_equal(mmsb_store_open(fx->dir, &o, &st2), -EBUSY);
+	o.read_only = true;
+	assert_int_equal(mmsb_store_open(fx->dir, &o, &st2), 0);
+	mmsb_store_close(st2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest t[] = {
+		cmocka_unit_test_setup_teardown(write_read_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(time_travel_every_epoch, setup, teardown),
+		cmocka_unit_test_setup_teardown(namespace_ops, setup, teardown),
+		cmocka_unit_test_setup_teardown(orphan_lives_while_referenced, setup, teardown),
+		cmocka_unit_test_setup_teardown(history_diff_restore, setup, teardown),
+		cmocka_unit_test_setup_teardown(compact_drops_history, setup, teardown),
+		cmocka_unit_test_setup_teardown(second_open_is_busy, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("store", t, NULL, NULL);
+}

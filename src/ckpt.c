@@ -320,7 +320,8 @@ int mmsb_ckpt_list(const struct ckpt_ctx *c, struct ckpt_info **out, size_t *n)
 		cnt++;
 	}
 	closedir(d);
-	qsort(v, cnt, sizeof(*v), cmp_info);
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), cmp_info);
 	*out = v;
 	*n = cnt;
 	return 0;

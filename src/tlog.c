@@ -172,7 +172,8 @@ int mmsb_tlog_open(int store_dirfd, const struct tlog_opts *o, struct mmsb_tlog 
 	}
 	closedir(d);
 	d = NULL;
-	qsort(log->segs, log->n_segs, sizeof(*log->segs), cmp_seg);
+	if (log->n_segs)
+		qsort(log->segs, log->n_segs, sizeof(*log->segs), cmp_seg);
 	*out = log;
 	return 0;
 fail:

@@ -312,11 +312,10 @@ int mmsb_txn_rename(struct mmsb_txn *t, uint64_t parent, const char *name, uint6
 	r.u.rename.name_len = (uint16_t)nl;
 	r.u.rename.newname = newname;
 	r.u.rename.newname_len = (uint16_t)nnl;
-	rc = txn_record(t, &r, MMSB_CH_RENAME, parent, 0);
-	if (rc == 0 && v && (flags & MMSB_RENAME_EXCHANGE))
-		note_change(t, MMSB_CH_RENAME, v->id, newparent, 0);
-	else if (rc == 0 && v)
-		note_change(t, MMSB_CH_UNLINK, v->id, newparent, 0);
+	rc = txn_record(t, &r, MMSB_CH_RENAME, parent, 0); /* may free v */
+	if (rc == 0 && r.u.rename.victim)
+		note_change(t, flags & MMSB_RENAME_EXCHANGE ? MMSB_CH_RENAME : MMSB_CH_UNLINK, r.u.rename.victim,
+			    newparent, 0);
 	return rc;
 }
 

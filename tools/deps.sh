@@ -1,0 +1,17 @@
+#!/bin/sh
+# deps.sh - install the Debian packages MMSB needs, only those missing.
+# Sourced by mmsb-up and mmsb-test; needs root (or sudo) for apt-get.
+set -e
+MMSB_PKGS="meson ninja-build pkg-config gcc clang libclang-rt-14-dev libfuse3-dev fuse3 \
+libxxhash-dev liblz4-dev libcmocka-dev attr python3 fio rsync"
+missing=""
+for p in $MMSB_PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "mmsb: installing:$missing"
+	SUDO=""
+	[ "$(id -u)" = 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi

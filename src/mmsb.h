@@ -72,7 +72,8 @@ typedef void (*mmsb_diag_fn)(void *arg, int level, const char *msg);
 
 struct mmsb_commit_info;
 /* Called after every commit, outside the store's locks, on the committing
- * thread.  May read the store; must not begin a transaction. */
+ * thread.  May read the store; must not begin a transaction.  Hooks of
+ * successive commits may run concurrently: ci->epoch orders them. */
 typedef void (*mmsb_commit_fn)(void *arg, const struct mmsb_commit_info *ci);
 
 struct mmsb_store_opts {
@@ -278,8 +279,30 @@ ssize_t mmsb_checkpoints(struct mmsb_store *st, struct mmsb_ckpt_info *out, size
 
 /* Drop history before the newest checkpoint at or before `before`: earlier
  * checkpoints and log segments are deleted and time travel before it stops
- * working.  *kept gets the new oldest epoch.  -ENOENT if no such checkpoint. */
-int mmsb_compact(struct mmsb_store *st, uint64_t before, uint64_t *kept);
+ * working.  *kept gets the new oldest epoch.  -ENOENT if no such checkpoint,
+ * -EBUSY if a tag names a dropped epoch (MMSB_COMPACT_FORCE drops such tags
+ * too), -EROFS. */
+#define MMSB_COMPACT_FORCE 1u
+int mmsb_compact(struct mmsb_store *st, uint64_t before, unsigned flags, uint64_t *kept);
+
+/* ---- tags: names for epochs ---------------------------------------------
+ * A tag names a retained epoch (mmsbctl checkpoint --tag, epochs/NAME).
+ * Names are 1..64 bytes of [A-Za-z0-9._-], not all digits, not "head", not
+ * starting with '.'.  Tags live in STORE/tags, replaced atomically. */
+#define MMSB_TAG_MAX 64
+struct mmsb_tag {
+	char name[MMSB_TAG_MAX + 1];
+	uint64_t epoch;
+	int64_t time_ns; /* when the tag was set */
+};
+/* Set (or move) a tag.  -EINVAL bad name, -ENOENT epoch not retained, -EROFS. */
+int mmsb_tag_set(struct mmsb_store *st, const char *name, uint64_t epoch);
+/* -ENOENT when there is no such tag. */
+int mmsb_tag_remove(struct mmsb_store *st, const char *name);
+int mmsb_tag_get(struct mmsb_store *st, const char *name, uint64_t *epoch);
+/* Tags sorted by epoch into out (at most cap); returns the total number. */
+ssize_t mmsb_tags(struct mmsb_store *st, struct mmsb_tag *out, size_t cap);
+bool mmsb_tag_name_ok(const char *name);
 
 /* ---- time travel ----------------------------------------------------------
  * A snapshot is a read-only view of the whole tree at a retained epoch.  Its

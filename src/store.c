@@ -569,6 +569,7 @@ int mmsb_store_open(const char *dir, const struct mmsb_store_opts *o, struct mms
 	pthread_mutex_init(&st->ck_mu, NULL);
 	pthread_cond_init(&st->ck_cond, NULL);
 	pthread_mutex_init(&st->snap_mu, NULL);
+	pthread_mutex_init(&st->tag_mu, NULL);
 	st->txn.st = st;
 	rc = st->dir ? open_dirs(st) : -ENOMEM;
 	if (rc == 0 && !st->read_only)
@@ -578,6 +579,8 @@ int mmsb_store_open(const char *dir, const struct mmsb_store_opts *o, struct mms
 		rc = mmsb_tlog_open(st->dirfd, &to, &st->log);
 	if (rc == 0)
 		rc = store_load(st);
+	if (rc == 0)
+		rc = tags_load(st);
 	if (rc == 0)
 		rc = start_threads(st);
 	if (rc < 0) {
@@ -629,6 +632,8 @@ void mmsb_store_close(struct mmsb_store *st)
 	pthread_mutex_destroy(&st->ck_mu);
 	pthread_cond_destroy(&st->ck_cond);
 	pthread_mutex_destroy(&st->snap_mu);
+	pthread_mutex_destroy(&st->tag_mu);
+	free(st->tags);
 	free(st->dir);
 	free(st);
 }

@@ -87,6 +87,10 @@ struct mmsb_store {
 	pthread_t ck_thread, sync_thread;
 	bool ck_started, sync_started;
 
+	pthread_mutex_t tag_mu;		/* protects tags */
+	struct mmsb_tag *tags;		/* sorted by epoch (tag_mu) */
+	size_t n_tags;
+
 	pthread_mutex_t snap_mu;	/* snapshot sharing */
 	struct mmsb_snap *idle;		/* closed snapshots kept for reuse (snap_mu) */
 	unsigned n_idle;
@@ -107,6 +111,11 @@ int store_reload(struct mmsb_store *st);
 /* The checkpoint to build a view of epoch e from: 0 means the empty store. */
 uint64_t store_base_ckpt(struct mmsb_store *st, uint64_t e);
 struct ckpt_ctx store_ckpt_ctx(struct mmsb_store *st);
+
+/* tags.c */
+int tags_load(struct mmsb_store *st);
+/* Tags naming epochs < keep: -EBUSY, or with force remove them. */
+int tags_before(struct mmsb_store *st, uint64_t keep, bool force);
 
 /* snap.c */
 void snap_free(struct mmsb_snap *s);

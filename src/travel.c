@@ -514,7 +514,7 @@ int mmsb_restore(struct mmsb_store *st, uint64_t e, const char *const *paths, si
 
 /* ---- compaction ----------------------------------------------------------------------------- */
 
-int mmsb_compact(struct mmsb_store *st, uint64_t before, uint64_t *kept)
+int mmsb_compact(struct mmsb_store *st, uint64_t before, unsigned flags, uint64_t *kept)
 {
 	struct ckpt_ctx c = store_ckpt_ctx(st);
 	uint64_t keep;
@@ -526,6 +526,9 @@ int mmsb_compact(struct mmsb_store *st, uint64_t before, uint64_t *kept)
 	keep = store_base_ckpt(st, before);
 	if (keep == 0)
 		return -ENOENT;
+	rc = tags_before(st, keep, flags & MMSB_COMPACT_FORCE);
+	if (rc < 0)
+		return rc;
 	pthread_rwlock_wrlock(&st->lock);
 	if (keep > st->oldest) {
 		/* checkpoints first: a crash in between leaves the older

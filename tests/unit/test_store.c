@@ -314,10 +314,27 @@ static void compact_drops_history(void **state)
 	p = create(fx->st, MMSB_ROOT_ID, "p", MMSB_T_PAGE);
 	for (i = 0; i < 200; i++)
 		write_at(fx->st, p, (uint64_t)i * 10, "0123456789", 10);
+	assert_int_equal(mmsb_tag_set(fx->st, "early", 5), 0);
+	assert_int_equal(mmsb_tag_set(fx->st, "123", 5), -EINVAL);
+	assert_int_equal(mmsb_tag_set(fx->st, "head", 5), -EINVAL);
+	assert_int_equal(mmsb_tag_set(fx->st, "late", 100000), -ENOENT);
 	assert_int_equal(mmsb_checkpoint(fx->st, &ck), 0);
 	for (i = 0; i < 50; i++)
 		write_at(fx->st, p, 0, i % 2 ? "a" : "b", 1);
-	assert_int_equal(mmsb_compact(fx->st, ck, &kept), 0);
+	assert_int_equal(mmsb_tag_set(fx->st, "after", ck + 1), 0);
+	assert_int_equal(mmsb_compact(fx->st, ck, 0, &kept), -EBUSY); /* would drop "early" */
+	reopen(fx, false);
+	{
+		struct mmsb_tag tg[4];
+		uint64_t e;
+
+		assert_int_equal(mmsb_tags(fx->st, tg, 4), 2);
+		assert_string_equal(tg[0].name, "early");
+		assert_int_equal(mmsb_tag_get(fx->st, "after", &e), 0);
+		assert_int_equal(e, ck + 1);
+	}
+	assert_int_equal(mmsb_compact(fx->st, ck, MMSB_COMPACT_FORCE, &kept), 0);
+	assert_int_equal(mmsb_tag_get(fx->st, "early", &kept), -ENOENT);
 	assert_int_equal(kept, ck);
 	assert_int_equal(mmsb_snap_open(fx->st, ck - 1, &s), -ENOENT);
 	assert_int_equal(mmsb_snap_open(fx->st, ck + 10, &s), 0);

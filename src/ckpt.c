@@ -129,6 +129,7 @@ static int encode_node(struct mmsb_buf *m, const struct ns_node *n, uint64_t dat
 	mmsb_put_le64(e + 0x58, data_off);
 	mmsb_put_le32(e + 0x60, n_blocks);
 	mmsb_put_le16(e + 0x64, (uint16_t)n->n_xattrs);
+	mmsb_put_le16(e + 0x66, n->n_deps);
 	rc = mmsb_buf_put(m, n->name, n->name_len);
 	if (rc == 0 && n->type == MMSB_T_SYMLINK)
 		rc = mmsb_buf_put(m, n->data->data, n->size);
@@ -143,6 +144,12 @@ static int encode_node(struct mmsb_buf *m, const struct ns_node *n, uint64_t dat
 			rc = mmsb_buf_put(m, n->xattrs[i].name, nl);
 		if (rc == 0)
 			rc = mmsb_buf_put(m, n->xattrs[i].value, n->xattrs[i].len);
+	}
+	for (i = 0; rc == 0 && i < n->n_deps; i++) {
+		uint8_t id[8];
+
+		mmsb_put_le64(id, n->deps[i]);
+		rc = mmsb_buf_put(m, id, sizeof(id));
 	}
 	return rc;
 }
@@ -432,7 +439,7 @@ static int parse_node(const struct ckpt_ctx *c, const uint8_t *m, size_t len, si
 	const uint8_t *e = m + *pos;
 	size_t p = *pos + MMSB_CK_NODE_FIXED;
 	struct ns_node *n;
-	uint16_t nl, nx, i;
+	uint16_t nl, nx, nd, i;
 	uint8_t type;
 	uint64_t size;
 
@@ -442,7 +449,8 @@ static int parse_node(const struct ckpt_ctx *c, const uint8_t *m, size_t len, si
 	nl = mmsb_get_le16(e + 0x12);
 	size = mmsb_get_le64(e + 0x20);
 	nx = mmsb_get_le16(e + 0x64);
-	if (type < MMSB_T_DIR || type > MMSB_T_SYMLINK || e[0x11] || e[0x66] || e[0x67] || p + nl > len ||
+	nd = mmsb_get_le16(e + 0x66);
+	if (type < MMSB_T_DIR || type > MMSB_T_SYMLINK || e[0x11] || nd > MMSB_DEPS_MAX || p + nl > len ||
 	    (type == MMSB_T_SYMLINK && (size == 0 || size > 4096 || p + nl + size > len)))
 		return MMSB_CORRUPT(c->diag, "ckpt: bad node table entry @%zu", *pos);
 	n = ns_node_new(mmsb_get_le64(e), type, (const char *)m + p, nl);
@@ -488,12 +496,23 @@ static int parse_node(const struct ckpt_ctx *c, const uint8_t *m, size_t len, si
 			goto nomem;
 		p += 6 + (size_t)xl + vl;
 	}
+	if (nd) {
+		if (p + (size_t)nd * 8 > len)
+			goto bad;
+		n->deps = malloc(nd * sizeof(*n->deps));
+		if (!n->deps)
+			goto nomem;
+		for (i = 0; i < nd; i++)
+			n->deps[i] = mmsb_get_le64(m + p + (size_t)i * 8);
+		n->n_deps = nd;
+		p += (size_t)nd * 8;
+	}
 	*pos = p;
 	*out = n;
 	return 0;
 bad:
 	ns_node_free(n);
-	return MMSB_CORRUPT(c->diag, "ckpt: bad xattr in node table entry @%zu", *pos);
+	return MMSB_CORRUPT(c->diag, "ckpt: bad xattr or deps in node table entry @%zu", *pos);
 nomem:
 	ns_node_free(n);
 	return -ENOMEM;
@@ -553,6 +572,8 @@ static int load_nodes(const struct ckpt_ctx *c, int fd, const struct mmsb_buf *m
 	}
 	if (rc == 0 && pos != meta->len)
 		rc = MMSB_CORRUPT(c->diag, "ckpt: trailing bytes after the node table");
+	if (rc == 0)
+		rc = ns_kids_rebuild(ns);
 	return rc;
 }
 

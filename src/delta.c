@@ -779,13 +779,13 @@ static int delta_walk(uint8_t *page, uint64_t size, uint8_t enc, const uint8_t *
 	return bitmap_walk(page, size, body, len, covered, acc);
 }
 
-int mmsb_delta_check(uint64_t size, uint8_t enc, const uint8_t *body, size_t len, uint64_t *changed)
+int mmsb_delta_check(uint64_t size, uint8_t enc, const uint8_t *body, size_t len, uint64_t *covered)
 {
-	uint64_t covered;
-	int rc = delta_walk(NULL, size, enc, body, len, &covered, NULL);
+	uint64_t n;
+	int rc = delta_walk(NULL, size, enc, body, len, &n, NULL);
 
-	if (rc == 0 && changed)
-		*changed = covered;
+	if (rc == 0 && covered)
+		*covered = n;
 	return rc;
 }
 

@@ -50,9 +50,10 @@ int mmsb_delta_diff(const uint8_t *cur, uint64_t cur_size, uint64_t off, const u
 		    struct mmsb_buf *out, struct mmsb_delta_info *info);
 
 /* Validate an encoded delta against a page of `size` bytes without applying
- * it.  *changed (may be NULL) gets the number of bytes it covers.
+ * it.  *covered (may be NULL) gets the number of bytes it covers (runs may
+ * include a few unchanged bytes, so covered >= the bytes that changed).
  * Returns 0 or -EUCLEAN (malformed, or a byte at or past size). */
-int mmsb_delta_check(uint64_t size, uint8_t enc, const uint8_t *body, size_t len, uint64_t *changed);
+int mmsb_delta_check(uint64_t size, uint8_t enc, const uint8_t *body, size_t len, uint64_t *covered);
 
 /* Apply an encoded delta to page[0..size).  Returns 0 or -EUCLEAN; on
  * -EUCLEAN the page may be partly written (callers validate first with

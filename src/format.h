@@ -130,7 +130,7 @@ _Static_assert(sizeof(struct mmsb_seg_layout) == MMSB_SEG_HDR_SIZE, "segment hea
 struct mmsb_frame_layout {
 /*00*/	uint8_t fr_magic[4];
 /*04*/	uint8_t fr_type;	/* MMSB_FR_* */
-/*05*/	uint8_t fr_flags;	/* zero in this version */
+/*05*/	uint8_t fr_flags;	/* MMSB_FRF_*; unknown bits => invalid */
 /*06*/	uint8_t fr_reserved[2]; /* zero */
 /*08*/	uint8_t fr_epoch[8];	/* le64 epoch of the transaction */
 /*10*/	uint8_t fr_node[8];	/* le64 node id (0 for COMMIT) */
@@ -141,6 +141,8 @@ struct mmsb_frame_layout {
 _Static_assert(sizeof(struct mmsb_frame_layout) == MMSB_FR_HDR_SIZE, "frame header is 40 bytes");
 #define MMSB_FR_OFF_TYPE 0x04
 #define MMSB_FR_OFF_FLAGS 0x05
+#define MMSB_FRF_PROPAGATED 0x01u /* the record was made by propagation (a recompute) */
+#define MMSB_FRF_KNOWN 0x01u
 #define MMSB_FR_OFF_RESERVED 0x06
 #define MMSB_FR_OFF_EPOCH 0x08
 #define MMSB_FR_OFF_NODE 0x10
@@ -283,8 +285,9 @@ _Static_assert(sizeof(struct mmsb_tr_layout) == MMSB_TR_SIZE, "trailer is 48 byt
  *   14 mode le32 | 18 uid le32 | 1c gid le32 | 20 size le64 | 28 atime le64
  *   30 mtime le64 | 38 ctime le64 | 40 version le64 | 48 epoch le64
  *   50 birth le64 | 58 data_off le64 | 60 n_blocks le32 | 64 n_xattrs le16
- *   66 zero[2] | 68 name | target (size bytes, symlinks only) |
- *   n_xattrs x { name_len le16 | value_len le32 | name | value } */
+ *   66 n_deps le16 | 68 name | target (size bytes, symlinks only) |
+ *   n_xattrs x { name_len le16 | value_len le32 | name | value } |
+ *   n_deps x le64 (the node ids user.mmsb.deps resolved to; see ns.c) */
 #define MMSB_CK_NODE_FIXED 104
 
 #endif

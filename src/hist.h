@@ -22,6 +22,7 @@ struct hist_rec {
 	uint32_t len;	  /* frame length */
 	uint32_t changed; /* WRITE: bytes changed (saturated) */
 	uint8_t type;	  /* MMSB_FR_* */
+	uint8_t flags;	  /* MMSB_FRF_* */
 };
 
 struct hist_epoch {

@@ -86,6 +86,8 @@ struct mmsb_store_opts {
 	uint64_t segment_bytes;	      /* roll to a new log segment past this size */
 	size_t cache_bytes;	      /* bound of materialized time-travel pages */
 	uint32_t lz4_min_bytes;	      /* compress delta payloads at least this large; 0 = never */
+	bool allow_exec;	      /* allow exec: recompute operations (they run as this process) */
+	unsigned exec_timeout_ms;     /* kill an exec: recompute after this long */
 	int diag_level;		      /* drop messages above this level */
 	mmsb_diag_fn diag_fn;	      /* NULL: stderr */
 	void *diag_arg;
@@ -247,6 +249,7 @@ enum mmsb_change {
 
 struct mmsb_change_rec {
 	enum mmsb_change kind;
+	enum mmsb_source source; /* PROPAGATION for recomputed pages, else the txn's */
 	uint64_t id;	   /* the node changed */
 	uint64_t parent;   /* for create/unlink/rmdir/rename: the (old) parent */
 	uint64_t bytes;	   /* write: bytes changed; truncate: new size */

@@ -252,6 +252,8 @@ void ns_node_free(struct ns_node *n)
 		free(n->xattrs[i].value);
 	}
 	free(n->xattrs);
+	free(n->deps);
+	free(n->kids);
 	free(n->dents);
 	pbuf_put(n->data);
 	free(n->name);
@@ -359,10 +361,16 @@ static void unlink_node(struct ns *ns, struct ns_node *n)
 		dent_del(p, n);
 }
 
-/* Drop a node that left the tree: free it, or keep it as an orphan. */
+/* Drop a node that left the tree: free it, or keep it as an orphan.  Its
+ * own dependency edges go; its dependents keep naming it (and fail their
+ * next recompute: the parent is gone). */
 static void drop_node(struct ns *ns, struct ns_node *n)
 {
 	count(ns, n, -1);
+	ns_deps_set(ns, n, NULL, 0);
+	free(n->kids);
+	n->kids = NULL;
+	n->n_kids = n->cap_kids = 0;
 	if (n->opens > 0) {
 		n->orphan = true;
 		n->parent = 0;
@@ -499,6 +507,15 @@ static struct ns_node *clone_node(const struct ns_node *s)
 	n->ck_n_blocks = s->ck_n_blocks;
 	n->ck_epoch = s->ck_epoch;
 	n->data = pbuf_get(s->data);
+	if (s->n_deps) {
+		n->deps = malloc(s->n_deps * sizeof(*n->deps));
+		if (!n->deps) {
+			ns_node_free(n);
+			return NULL;
+		}
+		memcpy(n->deps, s->deps, s->n_deps * sizeof(*n->deps));
+		n->n_deps = s->n_deps;
+	}
 	for (i = 0; i < s->n_xattrs; i++)
 		if (ns_xattr_set(n, s->xattrs[i].name, strlen(s->xattrs[i].name), s->xattrs[i].value,
 				 s->xattrs[i].len) < 0) {
@@ -819,7 +836,7 @@ int ns_bytes_apply(struct pbuf **pb, uint64_t *size, const struct mmsb_rec *r, s
 {
 	const uint8_t *body;
 	size_t len;
-	uint64_t changed;
+	uint64_t covered;
 	int rc;
 
 	if (r->type == MMSB_FR_TRUNCATE) {
@@ -834,8 +851,10 @@ int ns_bytes_apply(struct pbuf **pb, uint64_t *size, const struct mmsb_rec *r, s
 	if (rc < 0)
 		return rc;
 	if (!r->u.write.raw) { /* from disk: validate before touching the page */
-		rc = mmsb_delta_check(r->u.write.size, r->u.write.enc, body, len, &changed);
-		if (rc == 0 && changed != r->u.write.changed)
+		/* a run may cover a few unchanged bytes: it covers at least
+		 * the bytes the frame says changed */
+		rc = mmsb_delta_check(r->u.write.size, r->u.write.enc, body, len, &covered);
+		if (rc == 0 && covered < r->u.write.changed)
 			rc = -MMSB_ECORRUPT;
 		if (rc < 0)
 			return rc;
@@ -1038,8 +1057,19 @@ static int apply_xattr(struct ns *ns, const struct mmsb_rec *r)
 
 	if (!n)
 		return -ENOENT;
+	bool deps = x->name_len == sizeof(MMSB_XATTR_DEPS) - 1 && memcmp(x->name, MMSB_XATTR_DEPS, x->name_len) == 0;
+	uint64_t ids[MMSB_DEPS_MAX];
+	ssize_t nd = 0;
+
+	if (r->type == MMSB_FR_SETXATTR && deps) {
+		nd = ns_deps_resolve(ns, (const char *)x->value, x->value_len, ids, MMSB_DEPS_MAX, NULL);
+		if (nd < 0)
+			nd = 0; /* validated before logging; nothing to follow now */
+	}
 	if (r->type == MMSB_FR_SETXATTR) {
 		rc = ns_xattr_set(n, x->name, x->name_len, x->value, x->value_len);
+		if (rc == 0 && deps)
+			rc = ns_deps_set(ns, n, ids, (size_t)nd);
 		if (rc < 0)
 			return rc;
 	} else {
@@ -1050,9 +1080,128 @@ static int apply_xattr(struct ns *ns, const struct mmsb_rec *r)
 		free(e->name);
 		free(e->value);
 		*e = n->xattrs[--n->n_xattrs];
+		if (deps)
+			ns_deps_set(ns, n, NULL, 0);
 	}
 	touch(n, r, false);
 	return 0;
+}
+
+/* ---- dependency edges ------------------------------------------------------------ */
+
+int ns_deps_resolve(const struct ns *ns, const char *val, size_t len, uint64_t *out, size_t cap, size_t *bad)
+{
+	size_t pos = 0, k = 0;
+	char path[4097];
+
+	while (pos < len) {
+		size_t s = pos, e;
+		struct ns_node *p;
+		int rc;
+
+		while (pos < len && val[pos] != ',' && val[pos] != '\n')
+			pos++;
+		e = pos++;
+		while (s < e && (val[s] == ' ' || val[s] == '\t' || val[s] == '\r'))
+			s++;
+		while (e > s && (val[e - 1] == ' ' || val[e - 1] == '\t' || val[e - 1] == '\r'))
+			e--;
+		if (s == e)
+			continue;
+		if (bad)
+			*bad = k;
+		if (e - s >= sizeof(path) || k == cap || memchr(val + s, '\0', e - s))
+			return -EINVAL;
+		memcpy(path, val + s, e - s);
+		path[e - s] = '\0';
+		rc = ns_resolve(ns, path, &p);
+		if (rc < 0)
+			return rc;
+		if (p->type != MMSB_T_PAGE)
+			return -EINVAL;
+		out[k++] = p->id;
+	}
+	return k ? (int)k : -EINVAL;
+}
+
+static void kid_del(struct ns_node *p, uint64_t id)
+{
+	uint32_t i;
+
+	for (i = 0; i < p->n_kids; i++)
+		if (p->kids[i] == id) {
+			p->kids[i] = p->kids[--p->n_kids];
+			return;
+		}
+}
+
+static int kid_add(struct ns_node *p, uint64_t id)
+{
+	uint32_t i;
+
+	for (i = 0; i < p->n_kids; i++)
+		if (p->kids[i] == id)
+			return 0;
+	if (p->n_kids == p->cap_kids) {
+		uint32_t cap = p->cap_kids ? p->cap_kids * 2 : 4;
+		uint64_t *k = realloc(p->kids, cap * sizeof(*k));
+
+		if (!k)
+			return -ENOMEM;
+		p->kids = k;
+		p->cap_kids = cap;
+	}
+	p->kids[p->n_kids++] = id;
+	return 0;
+}
+
+int ns_deps_set(struct ns *ns, struct ns_node *n, const uint64_t *ids, size_t count)
+{
+	uint64_t *d = NULL;
+	uint16_t i;
+	int rc = 0;
+
+	if (count) {
+		d = malloc(count * sizeof(*d));
+		if (!d)
+			return -ENOMEM;
+		memcpy(d, ids, count * sizeof(*d));
+	}
+	for (i = 0; i < n->n_deps; i++) {
+		struct ns_node *p = ns_get(ns, n->deps[i]);
+
+		if (p)
+			kid_del(p, n->id);
+	}
+	free(n->deps);
+	n->deps = d;
+	n->n_deps = (uint16_t)count;
+	for (i = 0; i < n->n_deps && rc == 0; i++) {
+		struct ns_node *p = ns_get(ns, n->deps[i]);
+
+		if (p)
+			rc = kid_add(p, n->id);
+	}
+	return rc;
+}
+
+int ns_kids_rebuild(struct ns *ns)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < ns->ids_cap && rc == 0; i++) {
+		struct ns_node *n = ns->ids[i];
+		uint16_t j;
+
+		for (j = 0; n && j < n->n_deps && rc == 0; j++) {
+			struct ns_node *p = ns_get(ns, n->deps[j]);
+
+			if (p)
+				rc = kid_add(p, n->id);
+		}
+	}
+	return rc;
 }
 
 int ns_apply(struct ns *ns, const struct mmsb_rec *r, struct mmsb_buf *scratch)

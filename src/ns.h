@@ -61,6 +61,11 @@ struct ns_node {
 	struct pbuf *data; /* page bytes or symlink target; NULL when empty or not loaded */
 	struct ns_xattr *xattrs;
 	uint32_t n_xattrs;
+	/* dependency edges (pages): see ns_deps_resolve */
+	uint64_t *deps;	   /* parent ids, in the order user.mmsb.deps names them */
+	uint16_t n_deps;
+	uint32_t n_kids, cap_kids;
+	uint64_t *kids;	   /* ids of nodes whose deps name this one (live tree only) */
 	/* directories */
 	uint32_t n_dents, cap_dents; /* slots used / allocated in dents */
 	uint32_t n_live;	     /* live children */
@@ -125,6 +130,24 @@ struct ns_node *ns_node_new(uint64_t id, uint8_t type, const char *name, size_t 
 int ns_insert(struct ns *ns, struct ns_node *n);
 int ns_xattr_set(struct ns_node *n, const char *name, size_t nlen, const void *value, size_t vlen);
 void ns_node_free(struct ns_node *n);
+
+/* Dependency edges.  user.mmsb.deps holds parent paths (relative to the
+ * root, separated by newlines or commas); applying a SETXATTR of it resolves
+ * them, in that state, to node ids: the edges then follow the parents
+ * through renames.  Paths that do not resolve to pages are skipped (the
+ * transaction layer refuses them before they are logged). */
+#define MMSB_XATTR_DEPS "user.mmsb.deps"
+#define MMSB_XATTR_RECOMPUTE "user.mmsb.recompute"
+#define MMSB_XATTR_ERROR "user.mmsb.error"
+#define MMSB_DEPS_MAX 4096
+/* Resolve a deps value: ids into out (cap entries).  Returns the count, or
+ * -ENOENT (a path names nothing) / -EINVAL (not a page, empty, too many),
+ * with *bad (may be NULL) the offending path index. */
+int ns_deps_resolve(const struct ns *ns, const char *val, size_t len, uint64_t *out, size_t cap, size_t *bad);
+/* Set n's parents (and the parents' kids lists). */
+int ns_deps_set(struct ns *ns, struct ns_node *n, const uint64_t *ids, size_t count);
+/* Rebuild every kids list from the deps lists (after a checkpoint load). */
+int ns_kids_rebuild(struct ns *ns);
 
 /* Call fn on every node in tree order (parents before children, children in
  * directory order).  fn returns nonzero to stop; that value is returned. */

@@ -160,6 +160,7 @@ int64_t mmsb_rec_encode(const struct mmsb_rec *r, uint64_t seed, struct mmsb_buf
 		return rc;
 	memcpy(f, MMSB_FR_MAGIC, 4);
 	f[MMSB_FR_OFF_TYPE] = r->type;
+	f[MMSB_FR_OFF_FLAGS] = r->flags;
 	mmsb_put_le64(f + MMSB_FR_OFF_EPOCH, r->epoch);
 	mmsb_put_le64(f + MMSB_FR_OFF_NODE, r->node);
 	mmsb_put_le32(f + MMSB_FR_OFF_LEN, (uint32_t)len);
@@ -301,6 +302,8 @@ static const char *decode_payload(const uint8_t *p, uint32_t len, struct mmsb_re
 	r->time = (int64_t)mmsb_get_le64(p);
 	if ((r->type == MMSB_FR_COMMIT) != (r->node == 0))
 		return "node id 0 only on commit markers";
+	if (r->type == MMSB_FR_COMMIT && r->flags)
+		return "flags on a commit marker";
 	switch (r->type) {
 	case MMSB_FR_CREATE:
 		return decode_create(p, len, r);
@@ -356,12 +359,13 @@ int64_t mmsb_rec_decode(const uint8_t *p, size_t avail, uint64_t seed, struct mm
 		bad = "truncated frame header";
 	else if (memcmp(p, MMSB_FR_MAGIC, 4) != 0)
 		bad = "bad frame magic";
-	else if (p[MMSB_FR_OFF_FLAGS] != 0 || p[MMSB_FR_OFF_RESERVED] || p[MMSB_FR_OFF_RESERVED + 1] ||
+	else if ((p[MMSB_FR_OFF_FLAGS] & ~MMSB_FRF_KNOWN) || p[MMSB_FR_OFF_RESERVED] || p[MMSB_FR_OFF_RESERVED + 1] ||
 		 !all_zero(p + MMSB_FR_OFF_PAD, 4))
 		bad = "nonzero reserved header bytes";
 	if (bad)
 		goto out;
 	r->type = p[MMSB_FR_OFF_TYPE];
+	r->flags = p[MMSB_FR_OFF_FLAGS];
 	r->epoch = mmsb_get_le64(p + MMSB_FR_OFF_EPOCH);
 	r->node = mmsb_get_le64(p + MMSB_FR_OFF_NODE);
 	len = mmsb_get_le32(p + MMSB_FR_OFF_LEN);

@@ -17,6 +17,7 @@
 
 struct mmsb_rec {
 	uint8_t type;	/* MMSB_FR_* */
+	uint8_t flags;	/* MMSB_FRF_* */
 	uint64_t epoch; /* transaction epoch */
 	uint64_t node;	/* node id (0 for COMMIT) */
 	int64_t time;	/* ns since the Unix epoch */

@@ -51,6 +51,7 @@ void mmsb_store_opts_init(struct mmsb_store_opts *o)
 	o->segment_bytes = 64ull << 20;
 	o->cache_bytes = 256u << 20;
 	o->lz4_min_bytes = 64u << 10;
+	o->exec_timeout_ms = 10000;
 	o->diag_level = MMSB_DIAG_NOTICE;
 }
 
@@ -191,18 +192,8 @@ static int index_txn(struct mmsb_store *st, const struct tlog_txn *t)
 	int rc = hist_add_epoch(&st->hist, t->epoch, t->time, t->source, t->changed);
 
 	for (i = 0; i < t->n && rc == 0; i++) {
-		const struct mmsb_rec *r = &t->recs[i];
-		struct hist_rec hr = {
-			.epoch = t->epoch, .node = r->node, .off = t->offs[i], .seg = t->seg,
-			.len = t->lens[i], .type = r->type,
-		};
+		struct hist_rec hr = store_hist_rec(&t->recs[i], t->seg, t->offs[i], t->lens[i]);
 
-		if (r->type == MMSB_FR_WRITE) {
-			hr.size = r->u.write.size;
-			hr.changed = r->u.write.changed > UINT32_MAX ? UINT32_MAX : (uint32_t)r->u.write.changed;
-		} else if (r->type == MMSB_FR_TRUNCATE) {
-			hr.size = r->u.truncate.size;
-		}
 		rc = hist_add_rec(&st->hist, &hr);
 	}
 	return rc;
@@ -624,6 +615,8 @@ void mmsb_store_close(struct mmsb_store *st)
 	mmsb_buf_free(&st->txn.pack);
 	mmsb_buf_free(&st->txn.scratch);
 	free(st->txn.changes);
+	free(st->txn.rewired);
+	mmsb_buf_free(&st->txn.prop_out);
 	free(st->txn.rec_off);
 	mmsb_io_close(st->io, st->ckdirfd);
 	mmsb_io_close(st->io, st->lockfd); /* releases the flock */

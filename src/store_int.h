@@ -42,6 +42,10 @@ struct mmsb_txn {
 	uint32_t *rec_off;	       /* offset of each record's frame in frames */
 	uint32_t cap_rec_off;
 	uint64_t t0;		       /* begin time (monotonic) */
+	uint8_t rec_flags;	       /* MMSB_FRF_* for the records being made */
+	uint64_t *rewired;	       /* pages whose deps or recompute changed */
+	size_t n_rewired, cap_rewired;
+	struct mmsb_buf prop_out;      /* scratch: a recompute's result */
 };
 
 struct mmsb_snap {
@@ -106,6 +110,21 @@ struct mmsb_store {
 	struct mmsb_hist_ns h_commit, h_sync, h_apply;
 };
 
+/* The index entry of record r, whose frame is at (seg, off, len). */
+static inline struct hist_rec store_hist_rec(const struct mmsb_rec *r, uint32_t seg, uint64_t off, uint32_t len)
+{
+	struct hist_rec hr = {.epoch = r->epoch, .node = r->node, .off = off, .seg = seg, .len = len,
+			      .type = r->type, .flags = r->flags};
+
+	if (r->type == MMSB_FR_WRITE) {
+		hr.size = r->u.write.size;
+		hr.changed = r->u.write.changed > UINT32_MAX ? UINT32_MAX : (uint32_t)r->u.write.changed;
+	} else if (r->type == MMSB_FR_TRUNCATE) {
+		hr.size = r->u.truncate.size;
+	}
+	return hr;
+}
+
 /* store.c */
 int store_reload(struct mmsb_store *st);
 /* The checkpoint to build a view of epoch e from: 0 means the empty store. */
@@ -116,6 +135,10 @@ struct ckpt_ctx store_ckpt_ctx(struct mmsb_store *st);
 int tags_load(struct mmsb_store *st);
 /* Tags naming epochs < keep: -EBUSY, or with force remove them. */
 int tags_before(struct mmsb_store *st, uint64_t keep, bool force);
+
+/* txn.c: setxattr without the dependency checks (recomputes use it). */
+int txn_setxattr_raw(struct mmsb_txn *t, uint64_t id, const char *name, const void *value, size_t len,
+		     unsigned flags);
 
 /* snap.c */
 void snap_free(struct mmsb_snap *s);

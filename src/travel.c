@@ -17,7 +17,8 @@ static int hist_emit(struct mmsb_store *st, const struct hist_rec *hr, mmsb_hist
 	const struct hist_epoch *he = hist_epoch(&st->hist, hr->epoch);
 	struct mmsb_hist_entry e = {
 		.epoch = hr->epoch, .time_ns = he ? he->time : 0,
-		.source = he ? (enum mmsb_source)he->source : MMSB_SRC_USER,
+		.source = (hr->flags & MMSB_FRF_PROPAGATED) ? MMSB_SRC_PROPAGATION
+			  : he ? (enum mmsb_source)he->source : MMSB_SRC_USER,
 		.kind = (enum mmsb_change)hr->type, /* MMSB_CH_* follow MMSB_FR_* */
 		.id = hr->node,
 		.bytes = hr->type == MMSB_FR_WRITE ? hr->changed : hr->type == MMSB_FR_TRUNCATE ? hr->size : 0,
@@ -465,8 +466,8 @@ static int restore_path(struct restore_ctx *c, const char *path)
 	struct ns_node *s = NULL, *h = NULL;
 	int rs = ns_resolve(c->s->ns, path, &s), rh = ns_resolve(c->t->st->ns, path, &h), rc;
 	char leaf[MMSB_NAME_MAX + 1];
-	const char *lp;
-	uint64_t parent;
+	const char *lp = "";
+	uint64_t parent = MMSB_ROOT_ID;
 	size_t l;
 
 	if (rs < 0 && rh < 0)

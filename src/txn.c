@@ -6,6 +6,7 @@
 
 #include "delta.h"
 #include "err.h"
+#include "prop.h"
 #include "store_int.h"
 
 #define MMSB_WRITE_CHUNK (64u << 20) /* largest span one WRITE record covers */
@@ -32,6 +33,8 @@ int mmsb_txn_begin(struct mmsb_store *st, enum mmsb_source src, struct mmsb_txn 
 	t->poisoned = false;
 	t->frames.len = 0;
 	t->n_changes = 0;
+	t->n_rewired = 0;
+	t->rec_flags = 0;
 	*out = t;
 	return 0;
 }
@@ -47,7 +50,8 @@ static int note_change(struct mmsb_txn *t, enum mmsb_change kind, uint64_t id, u
 		t->changes = c;
 		t->cap_changes = cap;
 	}
-	t->changes[t->n_changes++] = (struct mmsb_change_rec){kind, id, parent, bytes};
+	t->changes[t->n_changes++] = (struct mmsb_change_rec){
+		kind, (t->rec_flags & MMSB_FRF_PROPAGATED) ? MMSB_SRC_PROPAGATION : t->src, id, parent, bytes};
 	return 0;
 }
 
@@ -73,6 +77,7 @@ static int txn_record(struct mmsb_txn *t, struct mmsb_rec *r, enum mmsb_change k
 	}
 	r->epoch = t->epoch;
 	r->time = t->time;
+	r->flags = t->rec_flags;
 	if (t->frames.len > UINT32_MAX - MMSB_FR_MAX_PAYLOAD)
 		return -EFBIG; /* one transaction stays below 4 GiB of frames */
 	flen = mmsb_rec_encode(r, st->seed, &t->frames);
@@ -338,8 +343,40 @@ int mmsb_txn_setattr(struct mmsb_txn *t, uint64_t id, const struct mmsb_setattr 
 	return txn_record(t, &r, MMSB_CH_SETATTR, 0, 0);
 }
 
+static int note_rewired(struct mmsb_txn *t, uint64_t id, const char *name)
+{
+	if (strcmp(name, MMSB_XATTR_DEPS) != 0 && strcmp(name, MMSB_XATTR_RECOMPUTE) != 0)
+		return 0;
+	if (t->n_rewired == t->cap_rewired) {
+		size_t cap = t->cap_rewired ? t->cap_rewired * 2 : 8;
+		uint64_t *v = realloc(t->rewired, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		t->rewired = v;
+		t->cap_rewired = cap;
+	}
+	t->rewired[t->n_rewired++] = id;
+	return 0;
+}
+
 int mmsb_txn_setxattr(struct mmsb_txn *t, uint64_t id, const char *name, const void *value, size_t len,
 		      unsigned flags)
+{
+	struct ns_node *n = txn_node(t, id);
+	int rc;
+
+	if (!n)
+		return -ENOENT;
+	rc = prop_check_xattr(t, n, name, value, len);
+	if (rc == 0)
+		rc = note_rewired(t, id, name);
+	return rc < 0 ? rc : txn_setxattr_raw(t, id, name, value, len, flags);
+}
+
+/* setxattr without the dependency checks (recomputes set user.mmsb.error). */
+int txn_setxattr_raw(struct mmsb_txn *t, uint64_t id, const char *name, const void *value, size_t len,
+		     unsigned flags)
 {
 	struct mmsb_rec r = {.type = MMSB_FR_SETXATTR, .node = id};
 	size_t nl = strlen(name);
@@ -378,6 +415,14 @@ int mmsb_txn_removexattr(struct mmsb_txn *t, uint64_t id, const char *name)
 		return -ERANGE;
 	if (!ns_xattr_find(n, name, nl))
 		return -ENODATA;
+	if (!(t->rec_flags & MMSB_FRF_PROPAGATED)) {
+		int rc = prop_check_xattr(t, n, name, NULL, 0);
+
+		if (rc == 0)
+			rc = note_rewired(t, id, name);
+		if (rc < 0)
+			return rc;
+	}
 	r.u.xattr.name = name;
 	r.u.xattr.name_len = (uint16_t)nl;
 	return txn_record(t, &r, MMSB_CH_RMXATTR, 0, 0);
@@ -431,15 +476,8 @@ static void index_commit(struct mmsb_txn *t, uint32_t seg, uint64_t off)
 		struct mmsb_rec r;
 		const uint8_t *f = t->frames.p + t->rec_off[i];
 		int64_t flen = mmsb_rec_decode(f, t->frames.len - t->rec_off[i], st->seed, &r, NULL);
-		struct hist_rec hr = {.epoch = t->epoch, .node = r.node, .off = off + t->rec_off[i], .seg = seg,
-				      .len = (uint32_t)flen, .type = r.type};
+		struct hist_rec hr = store_hist_rec(&r, seg, off + t->rec_off[i], (uint32_t)flen);
 
-		if (r.type == MMSB_FR_WRITE) {
-			hr.size = r.u.write.size;
-			hr.changed = r.u.write.changed > UINT32_MAX ? UINT32_MAX : (uint32_t)r.u.write.changed;
-		} else if (r.type == MMSB_FR_TRUNCATE) {
-			hr.size = r.u.truncate.size;
-		}
 		rc = hist_add_rec(&st->hist, &hr);
 	}
 	if (rc < 0)
@@ -463,6 +501,11 @@ int mmsb_txn_commit(struct mmsb_txn *t, uint64_t *epoch)
 	int64_t flen;
 	int rc;
 
+	rc = t->n_recs ? prop_run(t) : 0;
+	if (rc < 0) {
+		mmsb_txn_abort(t);
+		return rc;
+	}
 	if (t->n_recs == 0) {
 		release(t);
 		if (epoch)

@@ -1,0 +1,562 @@
+/* prop.c - dependency edges and propagation.
+ *
+ * SEMANTICS
+ *
+ * user.mmsb.deps names a page's parents (paths from the root, separated by
+ * newlines or commas); user.mmsb.recompute names its operation
+ * (recompute.c, or exec:COMMAND).  Setting deps resolves the paths to pages
+ * in that state: the edges then follow the parents through renames, and the
+ * attribute keeps the text as it was set.  A parent that is removed leaves
+ * its dependents with a dangling edge: their next recompute fails.
+ *
+ * At commit, before the transaction is logged, every page derived from a page
+ * whose bytes it changed (or whose deps/recompute it set) is recomputed, in
+ * topological order, exactly once: a diamond's join is recomputed after both
+ * of its parents.  The results are ordinary WRITE/TRUNCATE records of the
+ * same transaction flagged MMSB_FRF_PROPAGATED (history shows source
+ * "propagation"), holding only the bytes that changed.  Replay applies those
+ * records; it never recomputes, so a replayed history is exactly the one
+ * that was lived, exec: results included.
+ *
+ * A recompute that fails (a parent gone, sizes that do not fit, an exec: that
+ * fails or times out) leaves the child unchanged and sets the read-only
+ * user.mmsb.error to a one-line reason, in the same transaction; the next
+ * successful recompute removes it.
+ *
+ * EXEC
+ *
+ * exec:COMMAND runs `/bin/sh -c 'COMMAND "$@"' sh FILE...` where each FILE
+ * holds one parent's bytes at the committing epoch (a private temporary
+ * copy: the epoch is not readable through the mount until it commits), with
+ * MMSB_EPOCH and MMSB_CHILD in the environment; its standard output becomes
+ * the child's bytes.  It runs as the daemon's user, only when the store was
+ * opened with allow_exec, and is killed after exec_timeout_ms.  The store is
+ * locked while it runs: COMMAND must not use the mount.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "prop.h"
+#include "stats.h"
+#include "store_int.h"
+
+#define EXEC_OUT_MAX (256u << 20) /* bytes an exec: may produce */
+
+extern char **environ;
+
+static bool is_name(const char *name, const char *want)
+{
+	return strcmp(name, want) == 0;
+}
+
+/* Can the operation work on parents of these sizes? */
+static bool sizes_fit(const struct prop_spec *sp, const uint64_t *len, size_t n)
+{
+	size_t w = sp->op >= PROP_ADD && sp->op <= PROP_SUM ? prop_elem_size(sp->elem) : 1, i;
+
+	if (sp->op == PROP_COPY)
+		return n == 1;
+	if (sp->op == PROP_CONCAT || sp->op == PROP_EXEC)
+		return n >= 1;
+	for (i = 0; i < n; i++)
+		if (len[i] % w || (sp->op != PROP_SUM && len[i] != len[0]))
+			return false;
+	return n >= 1;
+}
+
+/* Does walking the parents from `from` reach `target`? */
+static bool reaches(struct ns *ns, uint64_t from, uint64_t target, unsigned depth)
+{
+	struct ns_node *n = ns_get(ns, from);
+	uint16_t i;
+
+	if (from == target)
+		return true;
+	if (!n || depth > 100000)
+		return false;
+	for (i = 0; i < n->n_deps; i++)
+		if (reaches(ns, n->deps[i], target, depth + 1))
+			return true;
+	return false;
+}
+
+int prop_check_xattr(struct mmsb_txn *t, struct ns_node *n, const char *name, const void *value, size_t len)
+{
+	struct ns *ns = t->st->ns;
+	const struct ns_xattr *ox;
+	uint64_t ids[MMSB_DEPS_MAX], lens[MMSB_DEPS_MAX];
+	struct prop_spec sp;
+	ssize_t nd;
+	size_t i;
+
+	if (is_name(name, MMSB_XATTR_ERROR))
+		return -EPERM; /* only recomputes set it */
+	if (!is_name(name, MMSB_XATTR_DEPS) && !is_name(name, MMSB_XATTR_RECOMPUTE))
+		return 0;
+	if (n->type != MMSB_T_PAGE)
+		return -EINVAL;
+	if (!value)
+		return 0; /* removing either just stops recomputing */
+	if (is_name(name, MMSB_XATTR_DEPS)) {
+		nd = ns_deps_resolve(ns, value, len, ids, MMSB_DEPS_MAX, NULL);
+		if (nd < 0)
+			return (int)nd;
+		for (i = 0; i < (size_t)nd; i++)
+			if (reaches(ns, ids[i], n->id, 0))
+				return -ELOOP;
+		ox = ns_xattr_find(n, MMSB_XATTR_RECOMPUTE, strlen(MMSB_XATTR_RECOMPUTE));
+		if (!ox || prop_parse((const char *)ox->value, ox->len, &sp) < 0)
+			return 0;
+	} else {
+		if (prop_parse(value, len, &sp) < 0)
+			return -EINVAL;
+		if (sp.op == PROP_EXEC && !t->st->o.allow_exec)
+			return -EPERM;
+		nd = n->n_deps;
+		memcpy(ids, n->deps, (size_t)nd * sizeof(*ids));
+	}
+	for (i = 0; i < (size_t)nd; i++) {
+		struct ns_node *p = ns_get(ns, ids[i]);
+
+		if (!p)
+			return 0; /* a dangling edge: reported at recompute time */
+		lens[i] = p->size;
+	}
+	return nd == 0 || sizes_fit(&sp, lens, (size_t)nd) ? 0 : -EINVAL;
+}
+
+/* ---- exec: ------------------------------------------------------------------------- */
+
+struct exec_job {
+	struct mmsb_store *st;
+	const struct prop_spec *sp;
+	const struct ns_node *child;
+	const uint8_t *const *in;
+	const uint64_t *len;
+	size_t n;
+	uint64_t epoch;
+	char *err;
+	size_t errcap;
+};
+
+static int write_file(const char *path, const uint8_t *p, uint64_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	while (n > 0 && rc == 0) {
+		ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
+
+		if (w < 0 && errno != EINTR)
+			rc = -errno;
+		else if (w > 0) {
+			p += w;
+			n -= (uint64_t)w;
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+/* Read the child's stdout (and its stderr's first line) until it exits or
+ * the deadline passes.  Returns 0, -ETIMEDOUT, -EFBIG, -ENOMEM. */
+static int exec_collect(struct exec_job *j, int out_fd, int err_fd, struct mmsb_buf *out, char *first, size_t fcap)
+{
+	uint64_t deadline = mmsb_now_ns() + (uint64_t)j->st->o.exec_timeout_ms * 1000000u;
+	size_t flen = 0;
+	int open_fds = 2;
+
+	first[0] = '\0';
+	while (open_fds) {
+		struct pollfd pf[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
+		uint64_t now = mmsb_now_ns();
+		int k;
+
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		if (poll(pf, 2, (int)((deadline - now) / 1000000u) + 1) < 0 && errno != EINTR)
+			return -errno;
+		for (k = 0; k < 2; k++) {
+			char tmp[65536];
+			ssize_t r;
+
+			if (pf[k].fd < 0 || !(pf[k].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			r = read(pf[k].fd, tmp, sizeof(tmp));
+			if (r <= 0) {
+				if (k == 0)
+					out_fd = -1;
+				else
+					err_fd = -1;
+				open_fds--;
+				continue;
+			}
+			if (k == 0) {
+				if (out->len + (size_t)r > EXEC_OUT_MAX)
+					return -EFBIG;
+				if (mmsb_buf_put(out, tmp, (size_t)r) < 0)
+					return -ENOMEM;
+			} else if (flen + 1 < fcap) {
+				size_t c = (size_t)r < fcap - 1 - flen ? (size_t)r : fcap - 1 - flen;
+
+				memcpy(first + flen, tmp, c);
+				flen += c;
+				first[flen] = '\0';
+			}
+		}
+	}
+	first[strcspn(first, "\n")] = '\0';
+	return 0;
+}
+
+static int exec_run(struct exec_job *j, const char *dir, char **files, struct mmsb_buf *out)
+{
+	char *cmd = malloc(j->sp->cmd_len + 8), env_epoch[40], env_child[4200], first[200], **argv, *envp[64];
+	int po[2] = {-1, -1}, pe[2] = {-1, -1}, rc, status = 0;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	size_t i, ne = 0;
+	pid_t pid = -1;
+
+	argv = calloc(j->n + 5, sizeof(*argv));
+	if (!cmd || !argv) {
+		free(cmd);
+		free(argv);
+		return -ENOMEM;
+	}
+	memcpy(cmd, j->sp->cmd, j->sp->cmd_len);
+	strcpy(cmd + j->sp->cmd_len, " \"$@\"");
+	argv[0] = "sh";
+	argv[1] = "-c";
+	argv[2] = cmd;
+	argv[3] = "sh";
+	for (i = 0; i < j->n; i++)
+		argv[4 + i] = files[i];
+	snprintf(env_epoch, sizeof(env_epoch), "MMSB_EPOCH=%" PRIu64, j->epoch);
+	strcpy(env_child, "MMSB_CHILD=");
+	if (ns_path(j->st->ns, j->child->id, env_child + 11, sizeof(env_child) - 11) < 0)
+		env_child[11] = '\0';
+	for (i = 0; environ[i] && ne < MMSB_ARRAY_SIZE(envp) - 3; i++)
+		if (strncmp(environ[i], "PATH=", 5) == 0 || strncmp(environ[i], "HOME=", 5) == 0 ||
+		    strncmp(environ[i], "LANG=", 5) == 0)
+			envp[ne++] = environ[i];
+	envp[ne++] = env_epoch;
+	envp[ne++] = env_child;
+	envp[ne] = NULL;
+	rc = pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 ? -errno : 0;
+	if (rc == 0) {
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+		posix_spawn_file_actions_adddup2(&fa, po[1], 1);
+		posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
+		posix_spawn_file_actions_addchdir_np(&fa, dir);
+		posix_spawnattr_init(&at);
+		posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+		posix_spawnattr_setpgroup(&at, 0);
+		rc = -posix_spawn(&pid, "/bin/sh", &fa, &at, argv, envp);
+		posix_spawn_file_actions_destroy(&fa);
+		posix_spawnattr_destroy(&at);
+		close(po[1]);
+		close(pe[1]);
+	}
+	if (rc == 0) {
+		rc = exec_collect(j, po[0], pe[0], out, first, sizeof(first));
+		if (rc < 0)
+			kill(-pid, SIGKILL);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (po[0] >= 0)
+		close(po[0]);
+	if (pe[0] >= 0)
+		close(pe[0]);
+	if (rc == -ETIMEDOUT)
+		snprintf(j->err, j->errcap, "exec: timed out after %u ms", j->st->o.exec_timeout_ms);
+	else if (rc == -EFBIG)
+		snprintf(j->err, j->errcap, "exec: output larger than %u bytes", EXEC_OUT_MAX);
+	else if (rc < 0)
+		snprintf(j->err, j->errcap, "exec: %s", strerror(-rc));
+	else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		snprintf(j->err, j->errcap, "exec: %s %d%s%s", WIFEXITED(status) ? "exit status" : "killed by signal",
+			 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), first[0] ? ": " : "", first);
+		rc = -ECHILD;
+	}
+	free(cmd);
+	free(argv);
+	return rc;
+}
+
+static int prop_exec(struct exec_job *j, struct mmsb_buf *out)
+{
+	const char *tmp = getenv("TMPDIR");
+	char dir[512], **files = calloc(j->n, sizeof(*files));
+	size_t i;
+	int rc = 0;
+
+	out->len = 0;
+	snprintf(dir, sizeof(dir), "%s/mmsb-exec-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!files || !mkdtemp(dir)) {
+		free(files);
+		snprintf(j->err, j->errcap, "exec: cannot make a temporary directory");
+		return -EIO;
+	}
+	for (i = 0; i < j->n && rc == 0; i++) {
+		files[i] = malloc(strlen(dir) + 32);
+		if (!files[i]) {
+			rc = -ENOMEM;
+			break;
+		}
+		sprintf(files[i], "%s/parent-%zu", dir, i + 1);
+		rc = write_file(files[i], j->in[i], j->len[i]);
+	}
+	if (rc < 0)
+		snprintf(j->err, j->errcap, "exec: cannot stage the parents: %s", strerror(-rc));
+	else
+		rc = exec_run(j, dir, files, out);
+	for (i = 0; i < j->n; i++) {
+		if (files[i])
+			unlink(files[i]);
+		free(files[i]);
+	}
+	free(files);
+	rmdir(dir);
+	return rc;
+}
+
+/* ---- running propagation ----------------------------------------------------------------- */
+
+/* A set of node ids in visiting order (small open-addressing index). */
+struct idset {
+	uint64_t *v;	   /* members, in insertion order */
+	size_t n, cap;
+	size_t *slots;	   /* hash slots: index into v plus one (0 = empty) */
+	size_t n_slots;
+};
+
+static uint64_t idhash(uint64_t id)
+{
+	return id * 0x9E3779B97F4A7C15ull;
+}
+
+/* Index of id in s->v, or -1. */
+static ssize_t idset_find(const struct idset *s, uint64_t id)
+{
+	size_t i;
+
+	if (!s->n_slots)
+		return -1;
+	for (i = idhash(id) & (s->n_slots - 1); s->slots[i]; i = (i + 1) & (s->n_slots - 1))
+		if (s->v[s->slots[i] - 1] == id)
+			return (ssize_t)(s->slots[i] - 1);
+	return -1;
+}
+
+static bool idset_has(const struct idset *s, uint64_t id)
+{
+	return idset_find(s, id) >= 0;
+}
+
+static int idset_add(struct idset *s, uint64_t id)
+{
+	size_t i;
+
+	if (idset_has(s, id))
+		return 0;
+	if ((s->n + 1) * 2 > s->n_slots) {
+		size_t ns = s->n_slots ? s->n_slots * 2 : 64, k;
+		size_t *sl = calloc(ns, sizeof(*sl));
+
+		if (!sl)
+			return -ENOMEM;
+		free(s->slots);
+		s->slots = sl;
+		s->n_slots = ns;
+		for (k = 0; k < s->n; k++) {
+			for (i = idhash(s->v[k]) & (ns - 1); sl[i]; i = (i + 1) & (ns - 1))
+				;
+			sl[i] = k + 1;
+		}
+	}
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 32;
+		uint64_t *v = realloc(s->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = id;
+	for (i = idhash(id) & (s->n_slots - 1); s->slots[i]; i = (i + 1) & (s->n_slots - 1))
+		;
+	s->slots[i] = s->n;
+	return 0;
+}
+
+static void idset_free(struct idset *s)
+{
+	free(s->v);
+	free(s->slots);
+}
+
+static int set_error(struct mmsb_txn *t, struct ns_node *c, const char *msg);
+
+/* Recompute child c from its parents, as records of t. */
+static int recompute_one(struct mmsb_txn *t, struct ns_node *c)
+{
+	struct ns *ns = t->st->ns;
+	const struct ns_xattr *rx = ns_xattr_find(c, MMSB_XATTR_RECOMPUTE, strlen(MMSB_XATTR_RECOMPUTE));
+	const uint8_t *in[MMSB_DEPS_MAX];
+	uint64_t len[MMSB_DEPS_MAX], id = c->id;
+	static const uint8_t empty[1];
+	char err[256] = "";
+	struct prop_spec sp;
+	uint16_t i;
+	int rc;
+
+	if (!rx || !c->n_deps)
+		return 0;
+	if (prop_parse((const char *)rx->value, rx->len, &sp) < 0)
+		return set_error(t, c, "unknown recompute operation");
+	for (i = 0; i < c->n_deps; i++) {
+		struct ns_node *p = ns_get(ns, c->deps[i]);
+
+		if (!p || p->orphan || p->type != MMSB_T_PAGE) {
+			snprintf(err, sizeof(err), "parent %u of %u (node %" PRIu64 ") was removed", i + 1, c->n_deps,
+				 c->deps[i]);
+			return set_error(t, c, err);
+		}
+		in[i] = p->data ? p->data->data : empty;
+		len[i] = p->size;
+	}
+	if (sp.op == PROP_EXEC) {
+		struct exec_job j = {t->st, &sp, c, in, len, c->n_deps, t->epoch, err, sizeof(err)};
+
+		if (!t->st->o.allow_exec)
+			return set_error(t, c, "exec: recompute operations are not allowed on this mount");
+		rc = prop_exec(&j, &t->prop_out);
+	} else {
+		rc = prop_compute(&sp, in, len, c->n_deps, &t->prop_out);
+		if (rc == -EINVAL)
+			snprintf(err, sizeof(err), "parent sizes do not fit %.*s", (int)rx->len, (const char *)rx->value);
+	}
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0)
+		return set_error(t, c, err[0] ? err : strerror(-rc));
+	t->rec_flags = MMSB_FRF_PROPAGATED;
+	rc = t->prop_out.len ? (int)mmsb_txn_write(t, id, 0, t->prop_out.p, t->prop_out.len) : 0;
+	c = ns_get(ns, id);
+	if (rc >= 0 && c->size > t->prop_out.len)
+		rc = mmsb_txn_truncate(t, id, t->prop_out.len);
+	if (rc >= 0 && ns_xattr_find(c, MMSB_XATTR_ERROR, strlen(MMSB_XATTR_ERROR)))
+		rc = mmsb_txn_removexattr(t, id, MMSB_XATTR_ERROR);
+	t->rec_flags = 0;
+	return rc < 0 ? rc : 0;
+}
+
+static int set_error(struct mmsb_txn *t, struct ns_node *c, const char *msg)
+{
+	int rc;
+
+	mmsb_diag(&t->st->diag, MMSB_DIAG_NOTICE, "prop: epoch %" PRIu64 ": recompute of node %" PRIu64 " failed: %s",
+		  t->epoch, c->id, msg);
+	t->rec_flags = MMSB_FRF_PROPAGATED;
+	rc = txn_setxattr_raw(t, c->id, MMSB_XATTR_ERROR, msg, strlen(msg), 0);
+	t->rec_flags = 0;
+	return rc == -ENOMEM ? rc : 0;
+}
+
+/* Seeds: pages whose bytes t changed, and pages t rewired. */
+static int collect(struct mmsb_txn *t, struct idset *all, struct idset *redo)
+{
+	struct ns *ns = t->st->ns;
+	size_t i, k;
+	int rc = 0;
+
+	for (i = 0; i < t->n_changes && rc == 0; i++)
+		if (t->changes[i].kind == MMSB_CH_WRITE || t->changes[i].kind == MMSB_CH_TRUNCATE)
+			rc = idset_add(all, t->changes[i].id);
+	for (i = 0; i < t->n_rewired && rc == 0; i++) {
+		rc = idset_add(all, t->rewired[i]);
+		if (rc == 0)
+			rc = idset_add(redo, t->rewired[i]);
+	}
+	/* everything downstream (the set grows while we walk it) */
+	for (k = 0; k < all->n && rc == 0; k++) {
+		struct ns_node *n = ns_get(ns, all->v[k]);
+		uint32_t j;
+
+		for (j = 0; n && j < n->n_kids && rc == 0; j++) {
+			rc = idset_add(all, n->kids[j]);
+			if (rc == 0)
+				rc = idset_add(redo, n->kids[j]);
+		}
+	}
+	return rc;
+}
+
+int prop_run(struct mmsb_txn *t)
+{
+	struct ns *ns = t->st->ns;
+	struct idset all = {0}, redo = {0};
+	uint32_t *indeg = NULL;
+	uint64_t *queue = NULL;
+	size_t i, head = 0, tail = 0;
+	int rc = collect(t, &all, &redo);
+
+	if (rc < 0 || redo.n == 0)
+		goto out;
+	indeg = calloc(all.n, sizeof(*indeg));
+	queue = malloc(all.n * sizeof(*queue));
+	if (!indeg || !queue) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* Kahn's algorithm over the affected subgraph: indeg counts the
+	 * distinct parents in it (a kids list holds each child once) */
+	for (i = 0; i < all.n; i++) {
+		struct ns_node *n = ns_get(ns, all.v[i]);
+		uint16_t j, k;
+
+		for (j = 0; n && j < n->n_deps; j++) {
+			for (k = 0; k < j && n->deps[k] != n->deps[j]; k++)
+				;
+			if (k == j && idset_has(&all, n->deps[j]))
+				indeg[i]++;
+		}
+		if (!indeg[i])
+			queue[tail++] = all.v[i];
+	}
+	while (head < tail && rc == 0) {
+		uint64_t id = queue[head++];
+		struct ns_node *n = ns_get(ns, id);
+		uint32_t j;
+
+		if (n && idset_has(&redo, id))
+			rc = recompute_one(t, n);
+		n = ns_get(ns, id);
+		for (j = 0; n && j < n->n_kids; j++) {
+			ssize_t x = idset_find(&all, n->kids[j]);
+
+			if (x >= 0 && indeg[x] && --indeg[x] == 0)
+				queue[tail++] = all.v[x];
+		}
+	}
+out:
+	free(indeg);
+	free(queue);
+	idset_free(&all);
+	idset_free(&redo);
+	return rc;
+}

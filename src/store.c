@@ -617,7 +617,7 @@ void mmsb_store_close(struct mmsb_store *st)
 	free(st->txn.changes);
 	free(st->txn.rewired);
 	mmsb_buf_free(&st->txn.prop_out);
-	free(st->txn.rec_off);
+	free(st->txn.recs);
 	mmsb_io_close(st->io, st->ckdirfd);
 	mmsb_io_close(st->io, st->lockfd); /* releases the flock */
 	mmsb_io_close(st->io, st->dirfd);

@@ -39,8 +39,8 @@ struct mmsb_txn {
 	struct mmsb_buf scratch;       /* scratch for ns_apply */
 	struct mmsb_change_rec *changes; /* for the commit hook */
 	size_t n_changes, cap_changes;
-	uint32_t *rec_off;	       /* offset of each record's frame in frames */
-	uint32_t cap_rec_off;
+	struct hist_rec *recs;	       /* index entries of its records (off relative to frames) */
+	uint32_t cap_recs;
 	uint64_t t0;		       /* begin time (monotonic) */
 	uint8_t rec_flags;	       /* MMSB_FRF_* for the records being made */
 	uint64_t *rewired;	       /* pages whose deps or recompute changed */

@@ -66,14 +66,14 @@ static int txn_record(struct mmsb_txn *t, struct mmsb_rec *r, enum mmsb_change k
 	int64_t flen;
 	int rc;
 
-	if (t->n_recs == t->cap_rec_off) {
-		uint32_t cap = t->cap_rec_off ? t->cap_rec_off * 2 : 16;
-		uint32_t *o = realloc(t->rec_off, cap * sizeof(*o));
+	if (t->n_recs == t->cap_recs) {
+		uint32_t cap = t->cap_recs ? t->cap_recs * 2 : 16;
+		struct hist_rec *o = realloc(t->recs, cap * sizeof(*o));
 
 		if (!o)
 			return -ENOMEM;
-		t->rec_off = o;
-		t->cap_rec_off = cap;
+		t->recs = o;
+		t->cap_recs = cap;
 	}
 	r->epoch = t->epoch;
 	r->time = t->time;
@@ -96,7 +96,7 @@ static int txn_record(struct mmsb_txn *t, struct mmsb_rec *r, enum mmsb_change k
 			t->poisoned = true; /* ns_apply may have stopped half-way */
 		return rc;
 	}
-	t->rec_off[t->n_recs++] = (uint32_t)mark;
+	t->recs[t->n_recs++] = store_hist_rec(r, 0, mark, (uint32_t)flen);
 	return 0;
 }
 
@@ -473,11 +473,10 @@ static void index_commit(struct mmsb_txn *t, uint32_t seg, uint64_t off)
 	int rc = hist_add_epoch(&st->hist, t->epoch, t->time, (uint8_t)t->src, t->changed);
 
 	for (i = 0; i < t->n_recs && rc == 0; i++) {
-		struct mmsb_rec r;
-		const uint8_t *f = t->frames.p + t->rec_off[i];
-		int64_t flen = mmsb_rec_decode(f, t->frames.len - t->rec_off[i], st->seed, &r, NULL);
-		struct hist_rec hr = store_hist_rec(&r, seg, off + t->rec_off[i], (uint32_t)flen);
+		struct hist_rec hr = t->recs[i];
 
+		hr.seg = seg;
+		hr.off += off;
 		rc = hist_add_rec(&st->hist, &hr);
 	}
 	if (rc < 0)

@@ -86,11 +86,14 @@ int ns_page_reserve(struct ns_node *n, uint64_t size)
 	return pbuf_reserve(&n->data, n->size, size);
 }
 
-/* Set the size of a private buffer: zero what is cut off. */
+/* Set the size of a private buffer: zero what is cut off and still inside
+ * it (pbuf_reserve may have just made it exactly nsize bytes). */
 static void pbuf_resize(struct pbuf *pb, uint64_t *size, uint64_t nsize)
 {
-	if (pb && nsize < *size)
-		memset(pb->data + nsize, 0, *size - nsize);
+	uint64_t end = pb && *size < pb->cap ? *size : pb ? pb->cap : 0;
+
+	if (pb && nsize < end)
+		memset(pb->data + nsize, 0, end - nsize);
 	*size = nsize;
 }
 

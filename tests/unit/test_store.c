@@ -345,6 +345,30 @@ static void compact_drops_history(void **state)
 	assert_int_equal(mmsb_store_verify(fx->st), 0);
 }
 
+/* A truncate that shrinks a page whose buffer a checkpoint capture or a
+ * view still shares must not touch the shared bytes or run past the copy. */
+static void shrink_shared_page(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t p = create(fx->st, MMSB_ROOT_ID, "p", MMSB_T_PAGE), e;
+	struct mmsb_snap *s;
+	struct mmsb_txn *t;
+	char big[20000], buf[20000];
+
+	memset(big, 'q', sizeof(big));
+	e = write_at(fx->st, p, 0, big, sizeof(big));
+	assert_int_equal(mmsb_snap_open(fx->st, e, &s), 0); /* shares the buffer */
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	assert_int_equal(mmsb_txn_truncate(t, p, 10), 0);
+	assert_int_equal(mmsb_txn_truncate(t, p, 30), 0);
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	assert_int_equal(mmsb_snap_read(s, p, 0, buf, sizeof(buf)), (ssize_t)sizeof(big));
+	assert_memory_equal(buf, big, sizeof(big));
+	mmsb_snap_close(s);
+	assert_int_equal(mmsb_read(fx->st, p, 0, buf, sizeof(buf)), 30);
+	assert_memory_equal(buf, "qqqqqqqqqq\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 30);
+}
+
 static void second_open_is_busy(void **state)
 {
 	struct fx *fx = *state;
@@ -368,6 +392,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(orphan_lives_while_referenced, setup, teardown),
 		cmocka_unit_test_setup_teardown(history_diff_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(compact_drops_history, setup, teardown),
+		cmocka_unit_test_setup_teardown(shrink_shared_page, setup, teardown),
 		cmocka_unit_test_setup_teardown(second_open_is_busy, setup, teardown),
 	};
 

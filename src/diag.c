@@ -8,7 +8,7 @@ void mmsb_vdiag(const struct mmsb_diag *d, int level, const char *fmt, va_list a
 {
 	char msg[1024];
 
-	if (d && level > d->level)
+	if ((d && level > d->level) || !fmt)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (d && d->fn)

@@ -35,6 +35,11 @@ int store_read_rec(struct mmsb_store *st, const struct hist_rec *hr, struct mmsb
 		return rc == -ENOENT ? -ENOENT : rc;
 	buf->len = hr->len;
 	flen = mmsb_rec_decode(buf->p, hr->len, st->seed, r, &why);
+	if (flen == -MMSB_EBADCRC) {
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "snap: record of epoch %" PRIu64 " node %" PRIu64 ": %s", hr->epoch,
+			  hr->node, why);
+		return -MMSB_EBADCRC;
+	}
 	if (flen < 0 || r->epoch != hr->epoch || r->node != hr->node)
 		return MMSB_CORRUPT(&st->diag, "snap: record of epoch %" PRIu64 " node %" PRIu64 " unreadable: %s",
 				    hr->epoch, hr->node, why ? why : "index mismatch");
@@ -225,6 +230,8 @@ int mmsb_snap_open(struct mmsb_store *st, uint64_t epoch, struct mmsb_snap **out
 	size_t i;
 	int rc;
 
+	if (epoch > mmsb_store_head(st) || epoch < mmsb_store_oldest(st))
+		return -ENOENT; /* a view kept from before a compaction is not reachable */
 	pthread_mutex_lock(&st->snap_mu);
 	for (i = 0; i < st->n_open; i++)
 		if (st->open[i]->epoch == epoch) {

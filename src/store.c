@@ -225,7 +225,7 @@ static int load_txn(void *arg, const struct tlog_txn *t)
 
 /* Oldest retained epoch: 0 while the log starts at epoch 1, else the oldest
  * checkpoint that the log continues from. */
-static int find_oldest(struct mmsb_store *st)
+int store_find_oldest(struct mmsb_store *st)
 {
 	struct tlog_stats ts;
 	size_t i;
@@ -284,7 +284,7 @@ static int store_load(struct mmsb_store *st)
 	st->n_ckpts = 0;
 	rc = mmsb_ckpt_list(&c, &st->ckpts, &st->n_ckpts);
 	if (rc == 0)
-		rc = find_oldest(st);
+		rc = store_find_oldest(st);
 	if (rc == 0)
 		rc = load_base(st, &lc.base);
 	if (rc < 0)

@@ -127,6 +127,9 @@ static inline struct hist_rec store_hist_rec(const struct mmsb_rec *r, uint32_t 
 
 /* store.c */
 int store_reload(struct mmsb_store *st);
+/* Set st->oldest from the log's first segment and the checkpoints (what
+ * recovery computes).  ck_mu held or no other thread running. */
+int store_find_oldest(struct mmsb_store *st);
 /* The checkpoint to build a view of epoch e from: 0 means the empty store. */
 uint64_t store_base_ckpt(struct mmsb_store *st, uint64_t e);
 struct ckpt_ctx store_ckpt_ctx(struct mmsb_store *st);

@@ -20,6 +20,7 @@ static inline uint64_t mmsb_sum2(const void *a, size_t alen, const void *b, size
 {
 	XXH3_state_t s;
 
+	XXH3_INITSTATE(&s); /* else reset may reuse a stale secret left on the stack */
 	XXH3_64bits_reset_withSeed(&s, seed);
 	XXH3_64bits_update(&s, a, alen);
 	if (blen)

@@ -537,17 +537,20 @@ int mmsb_compact(struct mmsb_store *st, uint64_t before, unsigned flags, uint64_
 		rc = mmsb_ckpt_remove_before(&c, keep);
 		if (rc >= 0)
 			rc = mmsb_tlog_drop_upto(st->log, keep);
-		if (rc >= 0) {
-			hist_drop_upto(&st->hist, keep);
-			st->oldest = keep;
-			rc = 0;
-		}
 		pthread_mutex_lock(&st->ck_mu);
 		for (i = j = 0; i < st->n_ckpts; i++)
 			if (st->ckpts[i].epoch >= keep)
 				st->ckpts[j++] = st->ckpts[i];
 		st->n_ckpts = j;
+		/* what a reopen will see: a segment still holding earlier epochs
+		 * (the current one) keeps them reachable */
+		if (rc >= 0)
+			rc = store_find_oldest(st);
 		pthread_mutex_unlock(&st->ck_mu);
+		if (rc >= 0) {
+			hist_drop_upto(&st->hist, st->oldest);
+			rc = 0;
+		}
 	} else {
 		rc = 0;
 	}

@@ -3,8 +3,9 @@
  * SEMANTICS
  *
  * user.mmsb.deps names a page's parents (paths from the root, separated by
- * newlines or commas); user.mmsb.recompute names its operation
- * (recompute.c, or exec:COMMAND).  Setting deps resolves the paths to pages
+ * newlines or commas); user.mmsb.recompute names its operation: copy,
+ * concat, xor, add|min|max|sum:<u8|u16|u32|u64|i32|i64|f32|f64> (semantics,
+ * NaN and summation order: kernels/kern.h), or exec:COMMAND.  Setting deps resolves the paths to pages
  * in that state: the edges then follow the parents through renames, and the
  * attribute keeps the text as it was set.  A parent that is removed leaves
  * its dependents with a dangling edge: their next recompute fails.
@@ -58,19 +59,40 @@ static bool is_name(const char *name, const char *want)
 	return strcmp(name, want) == 0;
 }
 
+int prop_parse(const char *val, size_t len, struct prop_spec *out)
+{
+	char name[32];
+
+	while (len && (val[len - 1] == '\n' || val[len - 1] == ' ' || val[len - 1] == '\r'))
+		len--;
+	while (len && (*val == ' ' || *val == '\t')) {
+		val++;
+		len--;
+	}
+	memset(out, 0, sizeof(*out));
+	if (len > 5 && memcmp(val, "exec:", 5) == 0) {
+		out->exec = true;
+		out->cmd = val + 5;
+		out->cmd_len = len - 5;
+		return memchr(out->cmd, '\0', out->cmd_len) ? -EINVAL : 0;
+	}
+	if (len == 0 || len >= sizeof(name) || memchr(val, '\0', len))
+		return -EINVAL;
+	memcpy(name, val, len);
+	name[len] = '\0';
+	return mmsb_kern_op_parse(name, &out->op, &out->elem);
+}
+
 /* Can the operation work on parents of these sizes? */
 static bool sizes_fit(const struct prop_spec *sp, const uint64_t *len, size_t n)
 {
-	size_t w = sp->op >= PROP_ADD && sp->op <= PROP_SUM ? prop_elem_size(sp->elem) : 1, i;
+	size_t sz[MMSB_DEPS_MAX], out, i;
 
-	if (sp->op == PROP_COPY)
-		return n == 1;
-	if (sp->op == PROP_CONCAT || sp->op == PROP_EXEC)
+	if (sp->exec)
 		return n >= 1;
 	for (i = 0; i < n; i++)
-		if (len[i] % w || (sp->op != PROP_SUM && len[i] != len[0]))
-			return false;
-	return n >= 1;
+		sz[i] = (size_t)len[i];
+	return n >= 1 && mmsb_kern_recompute_len(sp->op, sp->elem, sz, n, &out) == 0;
 }
 
 /* Does walking the parents from `from` reach `target`? */
@@ -119,7 +141,7 @@ int prop_check_xattr(struct mmsb_txn *t, struct ns_node *n, const char *name, co
 	} else {
 		if (prop_parse(value, len, &sp) < 0)
 			return -EINVAL;
-		if (sp.op == PROP_EXEC && !t->st->o.allow_exec)
+		if (sp.exec && !t->st->o.allow_exec)
 			return -EPERM;
 		nd = n->n_deps;
 		memcpy(ids, n->deps, (size_t)nd * sizeof(*ids));
@@ -418,6 +440,7 @@ static int recompute_one(struct mmsb_txn *t, struct ns_node *c)
 	const struct ns_xattr *rx = ns_xattr_find(c, MMSB_XATTR_RECOMPUTE, strlen(MMSB_XATTR_RECOMPUTE));
 	const uint8_t *in[MMSB_DEPS_MAX];
 	uint64_t len[MMSB_DEPS_MAX], id = c->id;
+	size_t sz[MMSB_DEPS_MAX], out_len;
 	static const uint8_t empty[1];
 	char err[256] = "";
 	struct prop_spec sp;
@@ -438,15 +461,24 @@ static int recompute_one(struct mmsb_txn *t, struct ns_node *c)
 		}
 		in[i] = p->data ? p->data->data : empty;
 		len[i] = p->size;
+		sz[i] = (size_t)p->size;
 	}
-	if (sp.op == PROP_EXEC) {
+	if (sp.exec) {
 		struct exec_job j = {t->st, &sp, c, in, len, c->n_deps, t->epoch, err, sizeof(err)};
 
 		if (!t->st->o.allow_exec)
 			return set_error(t, c, "exec: recompute operations are not allowed on this mount");
 		rc = prop_exec(&j, &t->prop_out);
 	} else {
-		rc = prop_compute(&sp, in, len, c->n_deps, &t->prop_out);
+		rc = mmsb_kern_recompute_len(sp.op, sp.elem, sz, c->n_deps, &out_len);
+		t->prop_out.len = 0;
+		if (rc == 0)
+			rc = mmsb_buf_reserve(&t->prop_out, out_len + 1);
+		if (rc == 0)
+			rc = t->st->kern->recompute(sp.op, sp.elem, t->prop_out.p, out_len, (const void *const *)in, sz,
+						    c->n_deps);
+		if (rc == 0)
+			t->prop_out.len = out_len;
 		if (rc == -EINVAL)
 			snprintf(err, sizeof(err), "parent sizes do not fit %.*s", (int)rx->len, (const char *)rx->value);
 	}

@@ -3,7 +3,7 @@
  * A page with user.mmsb.deps (its parents) and user.mmsb.recompute (an
  * operation) is derived: when a parent changes, it is recomputed in the same
  * transaction, so every epoch is consistent.  Semantics and the order of
- * recomputes: prop.c; the operations themselves: recompute.c.
+ * recomputes: prop.c; the operations themselves: kernels/kern.h.
  */
 #ifndef MMSB_PROP_H
 #define MMSB_PROP_H
@@ -11,45 +11,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdbool.h>
+
 #include "buf.h"
+#include "kern.h"
 
-enum prop_op {
-	PROP_COPY,
-	PROP_CONCAT,
-	PROP_XOR,
-	PROP_ADD,
-	PROP_MIN,
-	PROP_MAX,
-	PROP_SUM,
-	PROP_EXEC,
-};
-
-enum prop_elem {
-	PROP_U8,
-	PROP_U16,
-	PROP_U32,
-	PROP_U64,
-	PROP_I32,
-	PROP_I64,
-	PROP_F32,
-	PROP_F64,
-};
-
+/* A parsed user.mmsb.recompute: a built-in operation of the kernel layer
+ * (kernels/kern.h: "copy", "concat", "xor", "add|min|max|sum:<type>") or
+ * exec:COMMAND. */
 struct prop_spec {
-	enum prop_op op;
-	enum prop_elem elem; /* add/min/max/sum */
-	const char *cmd;     /* exec: the command (not NUL-terminated) */
+	bool exec;		  /* exec:COMMAND */
+	enum mmsb_kern_op op;	  /* built-in operation */
+	enum mmsb_kern_elem elem; /* its element type */
+	const char *cmd;	  /* exec: the command (not NUL-terminated) */
 	size_t cmd_len;
 };
 
-/* Parse a user.mmsb.recompute value ("copy", "add.f32", "exec:CMD"...).
- * 0 or -EINVAL. */
+/* Parse a user.mmsb.recompute value (surrounding blanks and a trailing
+ * newline are ignored).  0 or -EINVAL. */
 int prop_parse(const char *val, size_t len, struct prop_spec *out);
-size_t prop_elem_size(enum prop_elem e);
-/* Compute a built-in operation (not exec) into out (reset first).
- * -EINVAL when the parents' sizes do not fit the operation, -ENOMEM. */
-int prop_compute(const struct prop_spec *sp, const uint8_t *const *in, const uint64_t *in_len, size_t n_in,
-		 struct mmsb_buf *out);
 
 struct mmsb_txn;
 struct ns_node;

@@ -225,22 +225,64 @@ static int load_txn(void *arg, const struct tlog_txn *t)
 
 /* Oldest retained epoch: 0 while the log starts at epoch 1, else the oldest
  * checkpoint that the log continues from. */
+/* COMPACTED FILE (mmsb(5)): STORE/compacted holds "MMSBCOMPACT 1\n<epoch>\n",
+ * the checkpoint epoch of the last compaction, replaced atomically.  History
+ * before it is gone even where a log segment that also holds later epochs
+ * (so could not be deleted) still has its bytes. */
+#define COMPACTED_NAME "compacted"
+
+static uint64_t read_compacted(struct mmsb_store *st)
+{
+	char buf[64] = "";
+	uint64_t e = 0;
+	int fd = st->io->openat(st->io->ctx, st->dirfd, COMPACTED_NAME, O_RDONLY, 0);
+	ssize_t n = fd < 0 ? -1 : mmsb_io_pread_all(st->io, fd, buf, sizeof(buf) - 1, 0);
+
+	mmsb_io_close(st->io, fd);
+	if (n > 0 && sscanf(buf, "MMSBCOMPACT 1\n%" SCNu64, &e) != 1) {
+		mmsb_diag(&st->diag, MMSB_DIAG_WARNING, "store: %s/" COMPACTED_NAME " is malformed: ignored", st->dir);
+		e = 0;
+	}
+	return e;
+}
+
+int store_write_compacted(struct mmsb_store *st, uint64_t epoch)
+{
+	char buf[64];
+	int n = snprintf(buf, sizeof(buf), "MMSBCOMPACT 1\n%" PRIu64 "\n", epoch), rc;
+	int fd = st->io->openat(st->io->ctx, st->dirfd, COMPACTED_NAME ".tmp", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	rc = fd < 0 ? fd : mmsb_io_pwrite_all(st->io, fd, buf, (size_t)n, 0);
+	if (rc == 0)
+		rc = st->io->fsync(st->io->ctx, fd);
+	mmsb_io_close(st->io, fd);
+	if (rc == 0)
+		rc = st->io->renameat(st->io->ctx, st->dirfd, COMPACTED_NAME ".tmp", st->dirfd, COMPACTED_NAME);
+	if (rc == 0)
+		rc = st->io->fsync(st->io->ctx, st->dirfd);
+	return rc;
+}
+
 int store_find_oldest(struct mmsb_store *st)
 {
+	uint64_t floor = read_compacted(st);
 	struct tlog_stats ts;
 	size_t i;
 
 	mmsb_tlog_stats(st->log, &ts);
 	st->oldest = 0;
-	if (ts.first_epoch <= 1)
-		return 0;
-	for (i = 0; i < st->n_ckpts; i++)
+	for (i = 0; i < st->n_ckpts && ts.first_epoch > 1; i++)
 		if (st->ckpts[i].epoch + 1 >= ts.first_epoch) {
 			st->oldest = st->ckpts[i].epoch;
-			return 0;
+			break;
 		}
-	return MMSB_CORRUPT(&st->diag, "store: the log starts at epoch %" PRIu64 " but no checkpoint covers the epochs before",
-			    ts.first_epoch);
+	if (ts.first_epoch > 1 && st->oldest == 0)
+		return MMSB_CORRUPT(&st->diag,
+				    "store: the log starts at epoch %" PRIu64 " but no checkpoint covers the epochs before",
+				    ts.first_epoch);
+	if (floor > st->oldest)
+		st->oldest = floor;
+	return 0;
 }
 
 /* Load the newest checkpoint that loads (full).  *base gets its epoch. */
@@ -546,6 +588,7 @@ int mmsb_store_open(const char *dir, const struct mmsb_store_opts *o, struct mms
 	st->o = *o;
 	st->dir = strdup(dir);
 	st->io = o->io ? o->io : &mmsb_io_posix;
+	st->kern = mmsb_kern_cpu();
 	st->diag.fn = o->diag_fn;
 	st->diag.arg = o->diag_arg;
 	st->diag.level = o->diag_level ? o->diag_level : MMSB_DIAG_NOTICE;

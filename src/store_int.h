@@ -17,6 +17,7 @@
 #include "diag.h"
 #include "hist.h"
 #include "io.h"
+#include "kern.h"
 #include "mmsb.h"
 #include "ns.h"
 #include "rec.h"
@@ -66,6 +67,7 @@ struct mmsb_store {
 	struct mmsb_store_opts o;	/* options as opened */
 	struct mmsb_diag diag;		/* sink */
 	const struct mmsb_io_ops *io;	/* I/O table */
+	const struct mmsb_kern_ops *kern; /* kernel table for CPU pages (the reference) */
 	uint64_t seed;			/* checksum seed */
 	int64_t ctime;			/* store creation time */
 	bool read_only;			/* opened read-only, or forced by ro_compat bits */
@@ -130,6 +132,8 @@ int store_reload(struct mmsb_store *st);
 /* Set st->oldest from the log's first segment and the checkpoints (what
  * recovery computes).  ck_mu held or no other thread running. */
 int store_find_oldest(struct mmsb_store *st);
+/* Record a compaction at epoch (STORE/compacted), durably. */
+int store_write_compacted(struct mmsb_store *st, uint64_t epoch);
 /* The checkpoint to build a view of epoch e from: 0 means the empty store. */
 uint64_t store_base_ckpt(struct mmsb_store *st, uint64_t e);
 struct ckpt_ctx store_ckpt_ctx(struct mmsb_store *st);

@@ -532,9 +532,11 @@ int mmsb_compact(struct mmsb_store *st, uint64_t before, unsigned flags, uint64_
 		return rc;
 	pthread_rwlock_wrlock(&st->lock);
 	if (keep > st->oldest) {
-		/* checkpoints first: a crash in between leaves the older
-		 * segments, harmless, never a gap before the oldest checkpoint */
-		rc = mmsb_ckpt_remove_before(&c, keep);
+		/* the floor first, then checkpoints, then segments: a crash in
+		 * between leaves older files, harmless, never a gap */
+		rc = store_write_compacted(st, keep);
+		if (rc == 0)
+			rc = mmsb_ckpt_remove_before(&c, keep);
 		if (rc >= 0)
 			rc = mmsb_tlog_drop_upto(st->log, keep);
 		pthread_mutex_lock(&st->ck_mu);
@@ -542,8 +544,6 @@ int mmsb_compact(struct mmsb_store *st, uint64_t before, unsigned flags, uint64_
 			if (st->ckpts[i].epoch >= keep)
 				st->ckpts[j++] = st->ckpts[i];
 		st->n_ckpts = j;
-		/* what a reopen will see: a segment still holding earlier epochs
-		 * (the current one) keeps them reachable */
 		if (rc >= 0)
 			rc = store_find_oldest(st);
 		pthread_mutex_unlock(&st->ck_mu);

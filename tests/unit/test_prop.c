@@ -155,8 +155,8 @@ static void diamond_join_once(void **state)
 	struct mmsb_attr at0, at1;
 
 	derive(fx, b, "a", "copy");
-	derive(fx, c, "a", "add.u8");
-	derive(fx, d, "b,c", "add.u8");
+	derive(fx, c, "a", "add:u8");
+	derive(fx, d, "b,c", "add:u8");
 	expect(fx, d, "\x02\x02", 2);
 	assert_int_equal(mmsb_getattr(fx->st, d, &at0), 0);
 	e = put(fx, a, 0, "\x05\x06", 2);
@@ -197,10 +197,10 @@ static void refusals(void **state)
 	assert_int_equal(setx(fx, a, "user.mmsb.deps", "nope"), -ENOENT);
 	assert_int_equal(setx(fx, a, "user.mmsb.deps", ""), -EINVAL);
 	assert_int_equal(setx(fx, a, "user.mmsb.recompute", "frobnicate"), -EINVAL);
-	assert_int_equal(setx(fx, a, "user.mmsb.recompute", "add.u128"), -EINVAL);
+	assert_int_equal(setx(fx, a, "user.mmsb.recompute", "add:u128"), -EINVAL);
 	assert_int_equal(setx(fx, c, "user.mmsb.error", "x"), -EPERM);
 	assert_int_equal(setx(fx, MMSB_ROOT_ID, "user.mmsb.deps", "a"), -EINVAL);
-	assert_int_equal(setx(fx, b, "user.mmsb.recompute", "add.u16"), -EINVAL); /* 1 byte is not a u16 */
+	assert_int_equal(setx(fx, b, "user.mmsb.recompute", "add:u16"), -EINVAL); /* 1 byte is not a u16 */
 	assert_int_equal(mmsb_getxattr(fx->st, a, "user.mmsb.deps", NULL, 0), -ENODATA);
 	/* a mkdir makes a dir: not a parent */
 	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
@@ -252,21 +252,21 @@ static void integer_operations(void **state)
 	check_op(fx, "xor", "\x0f\xf0", "\xff\xff", 2, "\xf0\x0f", 2);
 	for (i = 0; i < 4; i++)
 		w8[i] = (uint8_t)(x8[i] + y8[i]);
-	check_op(fx, "add.u8", x8, y8, 4, w8, 4);
+	check_op(fx, "add:u8", x8, y8, 4, w8, 4);
 	for (i = 0; i < 4; i++)
 		w8[i] = x8[i] < y8[i] ? x8[i] : y8[i];
-	check_op(fx, "min.u8", x8, y8, 4, w8, 4);
-	check_op(fx, "add.u16", x16, y16, 4, w16, 4); /* wraps */
-	check_op(fx, "max.u32", x32, y32, 8, w32, 8);
-	check_op(fx, "add.u64", x64, y64, 16, w64, 16);
-	check_op(fx, "min.i32", xi, yi, 8, wmin, 8);
-	check_op(fx, "max.i64", xs64, ys64, 16, ws64, 16);
+	check_op(fx, "min:u8", x8, y8, 4, w8, 4);
+	check_op(fx, "add:u16", x16, y16, 4, w16, 4); /* wraps */
+	check_op(fx, "max:u32", x32, y32, 8, w32, 8);
+	check_op(fx, "add:u64", x64, y64, 16, w64, 16);
+	check_op(fx, "min:i32", xi, yi, 8, wmin, 8);
+	check_op(fx, "max:i64", xs64, ys64, 16, ws64, 16);
 	si[0] = (int32_t)((uint32_t)-5 + (uint32_t)INT32_MAX + 3u + 1u); /* sum wraps */
-	check_op(fx, "sum.i32", xi, yi, 8, si, 4);
+	check_op(fx, "sum:i32", xi, yi, 8, si, 4);
 	{
 		uint16_t s16 = (uint16_t)(65535 + 7 + 2 + 9);
 
-		check_op(fx, "sum.u16", x16, y16, 4, &s16, 2);
+		check_op(fx, "sum:u16", x16, y16, 4, &s16, 2);
 	}
 }
 
@@ -284,23 +284,23 @@ static void float_operations(void **state)
 	float want_max[4] = {2.25f, NAN, 0.0f, INFINITY};
 	int i;
 
-	assert_int_equal(derived(fx, "add.f32", xf, yf, 16, got, sizeof(got)), 16);
+	assert_int_equal(derived(fx, "add:f32", xf, yf, 16, got, sizeof(got)), 16);
 	for (i = 0; i < 4; i++)
 		assert_true(same_f(got[i], want_add[i]));
-	assert_int_equal(derived(fx, "min.f32", xf, yf, 16, got, sizeof(got)), 16);
+	assert_int_equal(derived(fx, "min:f32", xf, yf, 16, got, sizeof(got)), 16);
 	for (i = 0; i < 4; i++)
 		assert_true(same_f(got[i], want_min[i])); /* NaN propagates, -0 < +0 */
-	assert_int_equal(derived(fx, "max.f32", yf, xf, 16, got, sizeof(got)), 16);
+	assert_int_equal(derived(fx, "max:f32", yf, xf, 16, got, sizeof(got)), 16);
 	for (i = 0; i < 4; i++)
 		assert_true(same_f(got[i], want_max[i]));
-	assert_int_equal(derived(fx, "add.f64", xd, yd, 24, gd, sizeof(gd)), 24);
+	assert_int_equal(derived(fx, "add:f64", xd, yd, 24, gd, sizeof(gd)), 24);
 	assert_true(gd[0] == 2e300 && gd[1] == 1.0 && gd[2] == 4.5);
-	assert_int_equal(derived(fx, "sum.f64", xd, yd, 24, &sd, sizeof(sd)), 8);
+	assert_int_equal(derived(fx, "sum:f64", xd, yd, 24, &sd, sizeof(sd)), 8);
 	assert_true(sd == ((1e300 + -2.0 + 0.5 + 1e300 + 3.0 + 4.0)));
-	assert_int_equal(derived(fx, "sum.f32", xf, yf, 16, got, sizeof(got)), 4);
+	assert_int_equal(derived(fx, "sum:f32", xf, yf, 16, got, sizeof(got)), 4);
 	assert_true(isnan(got[0]));
 	xd[1] = INFINITY;
-	assert_int_equal(derived(fx, "add.f64", xd, yd, 24, gd, sizeof(gd)), 24);
+	assert_int_equal(derived(fx, "add:f64", xd, yd, 24, gd, sizeof(gd)), 24);
 	assert_true(isinf(gd[1]));
 }
 

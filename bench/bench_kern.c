@@ -1,0 +1,527 @@
+/* bench_kern.c - the kernel layer (kernels/kern.h) in numbers.
+ *
+ *   bench_kern [MiB]       (default 256: size of the large buffers)
+ *
+ * With a GPU (CUDA built and a device present), on the selected "cuda" table:
+ *   - device-to-device cudaMemcpy bandwidth, measured in this run: the yard
+ *     stick ("traffic" counts bytes read + written);
+ *   - large masked merges (one big page; dense, random 50% of bytes,
+ *     clustered 1%): GB/s of page data covered and of memory traffic, the
+ *     latter as a % of the D2D traffic rate (target >= 70%), kernel only
+ *     (batch already on the device) and with the H2D transfer of the lanes;
+ *   - batch apply of 65536 4 KiB deltas (real RUNS/BITMAP encodings):
+ *     deltas/s for folding on the host, transfer + kernel, and kernel only;
+ *   - recompute kernels: GB/s of parent bytes read;
+ *   - CPU read of a GPU-resident page (4 KiB and 64 KiB): fault (plain CPU
+ *     memcpy from the managed page), copy_out (cudaMemcpy), prefetch to the
+ *     host + memcpy; median us per page.
+ * Always, on the CPU table: memcpy vs apply and recompute, GB/s.
+ *
+ * Times are medians of 9 runs (GPU: cudaEvent on the legacy stream).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "delta.h"
+#include "kern.h"
+
+#ifdef MMSB_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+#define REPS 9
+
+static uint64_t rng_state = 42;
+
+static uint64_t rng(void)
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void fill(uint8_t *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		uint64_t v = rng();
+
+		memcpy(p + i, &v, 8);
+	}
+	for (; i < n; i++)
+		p[i] = (uint8_t)rng();
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_d);
+	return v[n / 2];
+}
+
+static void die(const char *what, int rc)
+{
+	fprintf(stderr, "bench_kern: %s: %s\n", what, strerror(-rc));
+	exit(1);
+}
+
+/* ---- timing of table calls ------------------------------------------------------ */
+
+struct timer {
+	const struct mmsb_kern_ops *k;
+#ifdef MMSB_HAVE_CUDA
+	cudaEvent_t a, b;
+#endif
+	double t0;
+	bool gpu;
+};
+
+static void t_start(struct timer *t)
+{
+#ifdef MMSB_HAVE_CUDA
+	if (t->gpu) {
+		cudaEventRecord(t->a, 0);
+		return;
+	}
+#endif
+	t->t0 = now();
+}
+
+static double t_stop(struct timer *t) /* seconds */
+{
+#ifdef MMSB_HAVE_CUDA
+	if (t->gpu) {
+		float ms = 0;
+
+		cudaEventRecord(t->b, 0);
+		cudaEventSynchronize(t->b);
+		cudaEventElapsedTime(&ms, t->a, t->b);
+		return ms * 1e-3;
+	}
+#endif
+	return now() - t->t0;
+}
+
+/* ---- masked merges -------------------------------------------------------------------- */
+
+/* Fill batch b with a pattern over page[0..n): 0 dense, 1 random 50% of
+ * bytes, 2 clustered 1% (64-byte runs).  Returns bytes covered. */
+static size_t make_pattern(struct mmsb_kern_batch *b, uint8_t *page, size_t n, int pattern, const uint8_t *src)
+{
+	size_t at = 0, covered = 0;
+	int rc = 0;
+
+	if (pattern == 0) {
+		rc = mmsb_kern_batch_add_bytes(b, page, n, 0, src, n);
+		covered = n;
+	} else if (pattern == 1) {
+		while (at < n && rc == 0) {
+			uint64_t r = rng();
+			size_t skip = (size_t)__builtin_ctzll(r | (1ull << 20)), len = 1 + (size_t)__builtin_ctzll((r >> 21) | (1ull << 20));
+
+			at += skip;
+			if (at >= n)
+				break;
+			if (len > n - at)
+				len = n - at;
+			rc = mmsb_kern_batch_add_bytes(b, page, n, at, src + at, len);
+			covered += len;
+			at += len;
+		}
+	} else {
+		size_t runs = n / 100 / 64, i;
+
+		for (i = 0; i < runs && rc == 0; i++) {
+			size_t off = (size_t)(rng() % (n - 64));
+
+			rc = mmsb_kern_batch_add_bytes(b, page, n, off, src + off, 64);
+			covered += 64;
+		}
+	}
+	if (rc < 0)
+		die("batch_add", rc);
+	return covered;
+}
+
+static void bench_merge(const struct mmsb_kern_ops *k, struct timer *tm, size_t n, double d2d_traffic)
+{
+	static const char *names[] = {"dense 100%", "random 50%", "clustered 1%"};
+	uint8_t *page = NULL, *src = malloc(n);
+	int pattern, rc;
+
+	if (!src || (rc = k->page_alloc(n, (void **)&page)) < 0)
+		die("page_alloc", src ? rc : -ENOMEM);
+	fill(src, n);
+	printf("\nmasked merge into one %zu MiB page (%s; random 50%%: first 64 MiB only; kernel-only times,\n"
+	       "  last column: first apply incl. the H2D transfer of the lanes):\n", n >> 20, k->name);
+	printf("  %-13s %9s %10s %10s %8s %12s %10s\n", "pattern", "lanes", "build s", "page GB/s", "traffic",
+	       "% of copy", "+H2D GB/s");
+	for (pattern = 0; pattern < 3; pattern++) {
+		struct mmsb_kern_batch *b = NULL;
+		double t[REPS], t1, tb, tk, traffic;
+		size_t covered, lanes, np = pattern == 1 && n > ((size_t)64 << 20) ? (size_t)64 << 20 : n;
+		int r;
+
+		if ((rc = k->batch_new(&b)) < 0)
+			die("batch_new", rc);
+		tb = now();
+		/* random 50% takes ~n/3 host adds: at most 64 MiB of the page */
+		covered = make_pattern(b, page, np, pattern, src);
+		tb = now() - tb;
+		lanes = mmsb_kern_batch_lanes(b);
+		t_start(tm);
+		if ((rc = k->apply_batch(b)) < 0) /* first: with the transfer */
+			die("apply_batch", rc);
+		t1 = t_stop(tm);
+		for (r = 0; r < REPS; r++) {
+			t_start(tm);
+			k->apply_batch(b);
+			t[r] = t_stop(tm);
+		}
+		tk = median(t, REPS);
+		/* traffic per lane: 16 data + 8 addr + 2 mask read, 16 written,
+		 * + 16 base read where the lane is partly covered: none when
+		 * dense, (nearly) every lane at random 50%; for the clustered
+		 * pattern the base reads are not counted (a lower bound) */
+		traffic = (double)lanes * (16 + 8 + 2 + 16) + (pattern == 1 ? (double)lanes * 16 : 0);
+		printf("  %-13s %9zu %10.3f %10.1f %8.1f %11.0f%% %10.1f\n", names[pattern], lanes, tb,
+		       (double)covered / tk / 1e9, traffic / tk / 1e9, d2d_traffic > 0 ? 100 * traffic / tk / d2d_traffic : 0,
+		       (double)covered / t1 / 1e9);
+		k->batch_free(b);
+	}
+	k->page_free(page);
+	free(src);
+}
+
+/* ---- many 4 KiB deltas ----------------------------------------------------------------- */
+
+static void bench_pages(const struct mmsb_kern_ops *k, struct timer *tm, size_t n_pages)
+{
+	const size_t psz = 4096, n = n_pages * psz;
+	uint8_t *pool = NULL, *cur = malloc(n), *w = malloc(psz);
+	struct mmsb_buf bodies = {0};
+	size_t *off = malloc(n_pages * sizeof(*off)), *len = malloc(n_pages * sizeof(*len)), i, changed = 0;
+	uint8_t *enc = malloc(n_pages);
+	struct mmsb_kern_batch *b = NULL;
+	double tb, t1, t[REPS];
+	int rc, r;
+
+	if (!cur || !w || !off || !len || !enc)
+		die("malloc", -ENOMEM);
+	if ((rc = k->page_alloc(n, (void **)&pool)) < 0)
+		die("page_alloc", rc);
+	fill(cur, n);
+	k->copy_in(pool, cur, n);
+	for (i = 0; i < n_pages; i++) { /* a typical write: a few clustered runs, ~10% of the page */
+		struct mmsb_delta_info info;
+		size_t j, before = bodies.len;
+
+		memcpy(w, cur + i * psz, psz);
+		for (j = 0; j < 4; j++) {
+			size_t o = (size_t)(rng() % (psz - 128)), m = 16 + (size_t)(rng() % 96);
+
+			fill(w + o, m);
+		}
+		if ((rc = mmsb_delta_diff(cur + i * psz, psz, 0, w, psz, &bodies, &info)) < 0)
+			die("delta_diff", rc);
+		off[i] = before;
+		len[i] = bodies.len - before;
+		enc[i] = info.enc;
+		changed += info.changed;
+	}
+	if ((rc = k->batch_new(&b)) < 0)
+		die("batch_new", rc);
+	tb = now();
+	for (i = 0; i < n_pages; i++)
+		if ((rc = mmsb_kern_batch_add(b, pool + i * psz, psz, enc[i], bodies.p + off[i], len[i])) < 0)
+			die("batch_add", rc);
+	tb = now() - tb;
+	t_start(tm);
+	if ((rc = k->apply_batch(b)) < 0)
+		die("apply_batch", rc);
+	t1 = t_stop(tm);
+	for (r = 0; r < REPS; r++) {
+		t_start(tm);
+		k->apply_batch(b);
+		t[r] = t_stop(tm);
+	}
+	printf("\nbatch of %zu deltas to 4 KiB pages (%s; %.1f%% of bytes changed, %zu lanes, %.1f MB of bodies):\n",
+	       n_pages, k->name, 100.0 * (double)changed / (double)n, mmsb_kern_batch_lanes(b), bodies.len / 1e6);
+	printf("  fold on host (batch_add)   %10.2f M deltas/s  (%.3f s)\n", n_pages / tb / 1e6, tb);
+	printf("  apply incl. H2D of lanes   %10.2f M deltas/s  (%.3f ms)\n", n_pages / t1 / 1e6, t1 * 1e3);
+	printf("  apply, kernel only         %10.2f M deltas/s  (%.3f ms)\n", n_pages / median(t, REPS) / 1e6,
+	       median(t, REPS) * 1e3);
+	k->batch_free(b);
+	k->page_free(pool);
+	mmsb_buf_free(&bodies);
+	free(cur);
+	free(w);
+	free(off);
+	free(len);
+	free(enc);
+}
+
+/* ---- recompute ------------------------------------------------------------------------- */
+
+static void bench_recompute(const struct mmsb_kern_ops *k, struct timer *tm, size_t n)
+{
+	static const struct {
+		const char *name;
+		int n_in;
+	} cases[] = {{"copy", 1}, {"xor", 2}, {"add:f32", 2}, {"max:f64", 2}, {"add:u64", 4}, {"sum:f32", 1},
+		     {"sum:f64", 1}, {"sum:u32", 1}, {"concat", 2}};
+	uint8_t *in[4] = {NULL, NULL, NULL, NULL}, *out = NULL, *host = malloc(n);
+	size_t ci, i;
+	int rc;
+
+	if (!host)
+		die("malloc", -ENOMEM);
+	for (i = 0; i < 4; i++) {
+		if ((rc = k->page_alloc(n, (void **)&in[i])) < 0)
+			die("page_alloc", rc);
+		fill(host, n);
+		k->copy_in(in[i], host, n);
+	}
+	if ((rc = k->page_alloc(4 * n, (void **)&out)) < 0)
+		die("page_alloc", rc);
+	printf("\nrecompute, parents of %zu MiB (%s):\n", n >> 20, k->name);
+	printf("  %-10s %5s %12s %12s\n", "op", "n_in", "read GB/s", "traffic GB/s");
+	for (ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++) {
+		enum mmsb_kern_op op;
+		enum mmsb_kern_elem elem;
+		size_t len[4] = {n, n, n, n}, out_len = 0;
+		const void *pin[4] = {in[0], in[1], in[2], in[3]};
+		double t[REPS], tk, rd;
+		int r;
+
+		if (mmsb_kern_op_parse(cases[ci].name, &op, &elem) < 0 ||
+		    mmsb_kern_recompute_len(op, elem, len, (size_t)cases[ci].n_in, &out_len) < 0)
+			die(cases[ci].name, -EINVAL);
+		if ((rc = k->recompute(op, elem, out, out_len, pin, len, (size_t)cases[ci].n_in)) < 0) /* warm */
+			die(cases[ci].name, rc);
+		for (r = 0; r < REPS; r++) {
+			t_start(tm);
+			k->recompute(op, elem, out, out_len, pin, len, (size_t)cases[ci].n_in);
+			t[r] = t_stop(tm);
+		}
+		tk = median(t, REPS);
+		rd = (double)n * cases[ci].n_in;
+		printf("  %-10s %5d %12.1f %12.1f\n", cases[ci].name, cases[ci].n_in, rd / tk / 1e9,
+		       (rd + (double)out_len) / tk / 1e9);
+	}
+	for (i = 0; i < 4; i++)
+		k->page_free(in[i]);
+	k->page_free(out);
+	free(host);
+}
+
+/* ---- GPU only: D2D yard stick and CPU reads of GPU pages --------------------------------- */
+
+#ifdef MMSB_HAVE_CUDA
+static double bench_d2d(size_t n) /* returns traffic bytes/s (read + write) */
+{
+	void *a = NULL, *b = NULL;
+	cudaEvent_t e0, e1;
+	double t[REPS], tk;
+	int r;
+
+	if (cudaMalloc(&a, n) != cudaSuccess || cudaMalloc(&b, n) != cudaSuccess) {
+		fprintf(stderr, "bench_kern: cudaMalloc of the D2D buffers failed\n");
+		return 0;
+	}
+	cudaMemset(a, 1, n);
+	cudaEventCreate(&e0);
+	cudaEventCreate(&e1);
+	cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice);
+	for (r = 0; r < REPS; r++) {
+		float ms = 0;
+
+		cudaEventRecord(e0, 0);
+		cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, 0);
+		cudaEventRecord(e1, 0);
+		cudaEventSynchronize(e1);
+		cudaEventElapsedTime(&ms, e0, e1);
+		t[r] = ms * 1e-3;
+	}
+	tk = median(t, REPS);
+	printf("\ndevice-to-device cudaMemcpy, %zu MiB: %.1f GB/s copied = %.1f GB/s traffic (read + write)\n",
+	       n >> 20, (double)n / tk / 1e9, 2.0 * (double)n / tk / 1e9);
+	cudaFree(a);
+	cudaFree(b);
+	cudaEventDestroy(e0);
+	cudaEventDestroy(e1);
+	return 2.0 * (double)n / tk;
+}
+
+static cudaError_t prefetch(const void *p, size_t n, int dev /* -1: host */)
+{
+#if CUDART_VERSION >= 13000
+	struct cudaMemLocation l;
+
+	l.type = dev < 0 ? cudaMemLocationTypeHost : cudaMemLocationTypeDevice;
+	l.id = dev < 0 ? 0 : dev;
+	return cudaMemPrefetchAsync(p, n, l, 0, 0);
+#else
+	return cudaMemPrefetchAsync(p, n, dev < 0 ? cudaCpuDeviceId : dev, 0);
+#endif
+}
+
+/* CPU reads of n_pages GPU-resident pages of psz bytes, three ways.  The
+ * pages lie 2 MiB apart (one per UVM VA block), so the driver's prefetcher
+ * does not bring the next page along with a fault: each read is isolated. */
+#define READBACK_STRIDE ((size_t)2 << 20)
+
+static void bench_readback(const struct mmsb_kern_ops *k, size_t psz, size_t n_pages)
+{
+	static const char *names[] = {"fault (CPU memcpy from managed)", "copy_out (cudaMemcpy)",
+				      "prefetch to host + memcpy"};
+	uint8_t *pool = NULL, *dst = malloc(psz);
+	double t[3][512];
+	size_t i;
+	int way, rc;
+
+	if (n_pages > 512)
+		n_pages = 512;
+	if ((rc = k->page_alloc(READBACK_STRIDE * n_pages, (void **)&pool)) < 0)
+		die("page_alloc", rc);
+	for (way = 0; way < 3; way++) {
+		/* make every page GPU-resident and GPU-written */
+		k->zero(pool, READBACK_STRIDE * n_pages);
+		prefetch(pool, READBACK_STRIDE * n_pages, 0);
+		k->sync();
+		for (i = 0; i < n_pages; i++) {
+			uint8_t *p = pool + i * READBACK_STRIDE;
+			double t0 = now();
+
+			if (way == 0) {
+				memcpy(dst, p, psz);
+			} else if (way == 1) {
+				k->copy_out(dst, p, psz);
+			} else {
+				prefetch(p, psz, -1);
+				cudaStreamSynchronize(0);
+				memcpy(dst, p, psz);
+			}
+			t[way][i] = now() - t0;
+		}
+	}
+	printf("\nCPU read of a GPU-resident %zu KiB page (median of %zu pages, 2 MiB apart):\n", psz >> 10, n_pages);
+	for (way = 0; way < 3; way++)
+		printf("  %-34s %8.1f us  (%.2f GB/s)\n", names[way], median(t[way], (int)n_pages) * 1e6,
+		       (double)psz / median(t[way], (int)n_pages) / 1e9);
+	/* what the GPU pays afterwards: touch all pages again after CPU faults */
+	{
+		struct timer tm = {.k = k, .gpu = true};
+		double tg;
+
+		cudaEventCreate(&tm.a);
+		cudaEventCreate(&tm.b);
+		k->zero(pool, READBACK_STRIDE * n_pages);
+		prefetch(pool, READBACK_STRIDE * n_pages, 0);
+		k->sync();
+		t_start(&tm);
+		k->zero(pool, READBACK_STRIDE * n_pages);
+		tg = t_stop(&tm);
+		for (i = 0; i < n_pages; i++)
+			memcpy(dst, pool + i * READBACK_STRIDE, psz); /* fault them to the host */
+		t_start(&tm);
+		k->zero(pool, READBACK_STRIDE * n_pages);
+		printf("  GPU zero of the pool afterwards: %.1f us all GPU-resident, %.1f us after the CPU faulted %zu pages\n",
+		       tg * 1e6, t_stop(&tm) * 1e6, n_pages);
+		cudaEventDestroy(tm.a);
+		cudaEventDestroy(tm.b);
+	}
+	k->page_free(pool);
+	free(dst);
+}
+#endif
+
+/* ---- CPU yard stick ---------------------------------------------------------------------- */
+
+static void bench_memcpy(size_t n)
+{
+	uint8_t *a = malloc(n), *b = malloc(n);
+	double t[REPS];
+	int r;
+
+	if (!a || !b)
+		die("malloc", -ENOMEM);
+	fill(a, n);
+	memcpy(b, a, n);
+	for (r = 0; r < REPS; r++) {
+		double t0 = now();
+
+		memcpy(b, a, n);
+		t[r] = now() - t0;
+	}
+	printf("\nhost memcpy, %zu MiB: %.1f GB/s copied\n", n >> 20, (double)n / median(t, REPS) / 1e9);
+	free(a);
+	free(b);
+}
+
+int main(int argc, char **argv)
+{
+	size_t mib = argc > 1 ? (size_t)strtoul(argv[1], NULL, 0) : 256, n;
+	const struct mmsb_kern_ops *cpu = mmsb_kern_cpu(), *k = mmsb_kern_select(true);
+	struct mmsb_kern_gpu_info gi;
+	struct timer tc = {.k = cpu, .gpu = false};
+
+	if (mib < 4)
+		mib = 4;
+	n = mib << 20;
+	if (mmsb_kern_gpu_probe(&gi) == 0)
+		printf("card: %s (cc %d.%d, %d SMs, concurrentManagedAccess=%d, %.1f/%.1f GiB free, CUDA runtime %d, "
+		       "driver %d)\n",
+		       gi.name, gi.cc_major, gi.cc_minor, gi.n_sms, gi.concurrent_managed,
+		       gi.free_bytes / 1073741824.0, gi.total_bytes / 1073741824.0, gi.runtime_version,
+		       gi.driver_version);
+	else
+		printf("card: none (no GPU, or CUDA not built)\n");
+	printf("table selected: %s\n", k->name);
+
+#ifdef MMSB_HAVE_CUDA
+	if (strcmp(k->name, "cuda") == 0) {
+		struct timer tg = {.k = k, .gpu = true};
+		double d2d;
+
+		cudaEventCreate(&tg.a);
+		cudaEventCreate(&tg.b);
+		d2d = bench_d2d(n < (1u << 30) ? (size_t)1 << 30 : n);
+		bench_merge(k, &tg, n, d2d);
+		bench_pages(k, &tg, 65536);
+		bench_recompute(k, &tg, n);
+		bench_readback(k, 4096, 256);
+		bench_readback(k, 65536, 256);
+		cudaEventDestroy(tg.a);
+		cudaEventDestroy(tg.b);
+	}
+#endif
+	/* the CPU table (reference / fallback), smaller sizes */
+	n = n > (64u << 20) ? (size_t)64 << 20 : n;
+	bench_memcpy(n);
+	bench_merge(cpu, &tc, n, 0);
+	bench_pages(cpu, &tc, 16384);
+	bench_recompute(cpu, &tc, n / 4);
+	return 0;
+}

@@ -1,0 +1,313 @@
+/* xattr.c - virtual, reserved and stored extended attributes (xattr.h).
+ *
+ * Virtual values are computed on every call (nothing is cached: they
+ * change with every commit).  The store-wide ones come from
+ * mmsb_store_stats(); on an epochs/N root, pages and bytes are counted by
+ * walking that snapshot (it is immutable, so the walk is exact).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/xattr.h>
+
+#include "tree.h"
+#include "xattr.h"
+
+#define XATTR_USER "user."
+#define XATTR_MMSB "user.mmsb."
+
+enum xattr_virt {
+	XV_ID = 0,    /* node id */
+	XV_EPOCH,     /* epoch of the last change */
+	XV_VERSION,   /* byte deltas applied */
+	XV_HEAD,      /* root only: head epoch (epochs/N: N) */
+	XV_OLDEST,    /* root only: oldest retained epoch */
+	XV_PAGES,     /* root only: number of pages */
+	XV_BYTES,     /* root only: sum of page sizes */
+	XV_LOG_BYTES, /* root only: retained log on disk */
+	XV_COUNT,
+};
+
+#define XV_FIRST_ROOT XV_HEAD /* names from here on exist on roots only */
+
+static const char *const xattr_virt_names[XV_COUNT] = {
+	[XV_ID] = "user.mmsb.id",
+	[XV_EPOCH] = "user.mmsb.epoch",
+	[XV_VERSION] = "user.mmsb.version",
+	[XV_HEAD] = "user.mmsb.head",
+	[XV_OLDEST] = "user.mmsb.oldest",
+	[XV_PAGES] = "user.mmsb.pages",
+	[XV_BYTES] = "user.mmsb.bytes",
+	[XV_LOG_BYTES] = "user.mmsb.log_bytes",
+};
+
+/* user.mmsb.* names the core gives meaning to; the others are reserved. */
+static const char *const xattr_core_mmsb[] = {
+	"user.mmsb.deps",
+	"user.mmsb.recompute",
+	"user.mmsb.location",
+};
+
+static int xattr_virt_index(const char *name)
+{
+	int i;
+
+	if (strncmp(name, XATTR_MMSB, sizeof(XATTR_MMSB) - 1) != 0)
+		return -1;
+	for (i = 0; i < XV_COUNT; i++)
+		if (strcmp(name, xattr_virt_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static bool xattr_is_reserved(const char *name)
+{
+	size_t i;
+
+	if (strncmp(name, XATTR_MMSB, sizeof(XATTR_MMSB) - 1) != 0)
+		return false;
+	for (i = 0; i < sizeof(xattr_core_mmsb) / sizeof(xattr_core_mmsb[0]); i++)
+		if (strcmp(name, xattr_core_mmsb[i]) == 0)
+			return false;
+	return true;
+}
+
+/* Number of virtual names node n has. */
+static int xattr_virt_count(const struct mmsbfs_node *n)
+{
+	if (n->kind != MMSBFS_K_LIVE && n->kind != MMSBFS_K_SNAP)
+		return 0;
+	return n->id == MMSB_ROOT_ID ? XV_COUNT : XV_FIRST_ROOT;
+}
+
+/* ---- snapshot usage (pages, bytes of an epochs/N root) ------------------ */
+
+struct xattr_walk {
+	uint64_t *dirs;	 /* directories still to list */
+	size_t n_dirs;	 /* entries in dirs */
+	size_t cap_dirs; /* capacity of dirs */
+	uint64_t pages;	 /* pages seen */
+	uint64_t bytes;	 /* their total size */
+	int rc;		 /* -ENOMEM from a callback */
+};
+
+static int xattr_walk_cb(void *arg, const char *name, const struct mmsb_attr *a, uint64_t cookie)
+{
+	struct xattr_walk *w = arg;
+
+	if (a->type == MMSB_T_PAGE) {
+		w->pages++;
+		w->bytes += a->size;
+	} else if (a->type == MMSB_T_DIR) {
+		if (w->n_dirs == w->cap_dirs) {
+			size_t cap = w->cap_dirs ? w->cap_dirs * 2 : 64;
+			uint64_t *d = realloc(w->dirs, cap * sizeof(*d));
+
+			if (d == NULL) {
+				w->rc = -ENOMEM;
+				return 1;
+			}
+			w->dirs = d;
+			w->cap_dirs = cap;
+		}
+		w->dirs[w->n_dirs++] = a->id;
+	}
+	return 0;
+}
+
+static int xattr_snap_usage(struct mmsb_snap *snap, uint64_t *pages, uint64_t *bytes)
+{
+	struct xattr_walk w = {0};
+	uint64_t dir = MMSB_ROOT_ID;
+	int rc;
+
+	for (;;) {
+		rc = mmsb_snap_readdir(snap, dir, 0, xattr_walk_cb, &w);
+		if (rc == 0)
+			rc = w.rc;
+		if (rc < 0 || w.n_dirs == 0)
+			break;
+		dir = w.dirs[--w.n_dirs];
+	}
+	free(w.dirs);
+	if (rc == 0) {
+		*pages = w.pages;
+		*bytes = w.bytes;
+	}
+	return rc;
+}
+
+/* ---- get ------------------------------------------------------------------- */
+
+static int xattr_virt_value(struct mmsbfs *fs, const struct mmsbfs_node *n, int which, uint64_t *v)
+{
+	struct mmsb_stats s;
+	struct mmsb_attr a;
+	int rc;
+
+	if (which < XV_FIRST_ROOT) {
+		rc = mmsbfs_tree_node_attr(fs, n, &a);
+		if (rc == 0)
+			*v = which == XV_ID ? a.id : which == XV_EPOCH ? a.epoch : a.version;
+		return rc;
+	}
+	if (which == XV_HEAD) {
+		*v = n->kind == MMSBFS_K_SNAP ? n->epoch : mmsb_store_head(fs->st);
+		return 0;
+	}
+	if (which == XV_OLDEST) {
+		*v = mmsb_store_oldest(fs->st);
+		return 0;
+	}
+	if (n->kind == MMSBFS_K_SNAP && which != XV_LOG_BYTES) {
+		uint64_t pages = 0, bytes = 0;
+
+		rc = xattr_snap_usage(n->snap, &pages, &bytes);
+		*v = which == XV_PAGES ? pages : bytes;
+		return rc;
+	}
+	mmsb_store_stats(fs->st, &s);
+	*v = which == XV_PAGES ? s.n_pages : which == XV_BYTES ? s.page_bytes : s.log_bytes;
+	return 0;
+}
+
+static ssize_t xattr_get_virt(struct mmsbfs *fs, const struct mmsbfs_node *n, int which, char *buf, size_t cap)
+{
+	char text[24];
+	uint64_t v = 0;
+	int len, rc;
+
+	if (which >= xattr_virt_count(n))
+		return -ENODATA;
+	rc = xattr_virt_value(fs, n, which, &v);
+	if (rc < 0)
+		return rc;
+	len = snprintf(text, sizeof(text), "%" PRIu64, v);
+	if (cap == 0)
+		return len;
+	if ((size_t)len > cap)
+		return -ERANGE;
+	memcpy(buf, text, (size_t)len);
+	return len;
+}
+
+ssize_t mmsbfs_xattr_get(struct mmsbfs *fs, fuse_ino_t ino, const char *name, char *buf, size_t cap)
+{
+	struct mmsbfs_node n;
+	ssize_t len;
+	int which, rc;
+
+	if (strncmp(name, XATTR_USER, sizeof(XATTR_USER) - 1) != 0)
+		return -ENODATA; /* security.*, trusted.*, system.*: none stored */
+	rc = mmsbfs_tree_get(fs, ino, &n);
+	if (rc < 0)
+		return rc;
+	which = xattr_virt_index(name);
+	if (which >= 0)
+		len = xattr_get_virt(fs, &n, which, buf, cap);
+	else if (n.kind == MMSBFS_K_LIVE)
+		len = mmsb_getxattr(fs->st, n.id, name, buf, cap);
+	else if (n.kind == MMSBFS_K_SNAP)
+		len = mmsb_snap_getxattr(n.snap, n.id, name, buf, cap);
+	else
+		len = -ENODATA;
+	mmsbfs_tree_put(fs, &n);
+	return len;
+}
+
+/* ---- list ------------------------------------------------------------------- */
+
+/* Append the virtual names of n after the core's len bytes. */
+static ssize_t xattr_list_virt(const struct mmsbfs_node *n, char *buf, size_t cap, size_t len)
+{
+	int i, count = xattr_virt_count(n);
+
+	for (i = 0; i < count; i++) {
+		size_t sz = strlen(xattr_virt_names[i]) + 1;
+
+		if (cap != 0) {
+			if (len + sz > cap)
+				return -ERANGE;
+			memcpy(buf + len, xattr_virt_names[i], sz);
+		}
+		len += sz;
+	}
+	return (ssize_t)len;
+}
+
+ssize_t mmsbfs_xattr_list(struct mmsbfs *fs, fuse_ino_t ino, char *buf, size_t cap)
+{
+	struct mmsbfs_node n;
+	ssize_t len = 0;
+	int rc = mmsbfs_tree_get(fs, ino, &n);
+
+	if (rc < 0)
+		return rc;
+	if (n.kind == MMSBFS_K_LIVE)
+		len = mmsb_listxattr(fs->st, n.id, buf, cap);
+	else if (n.kind == MMSBFS_K_SNAP)
+		len = mmsb_snap_listxattr(n.snap, n.id, buf, cap);
+	if (len >= 0)
+		len = xattr_list_virt(&n, buf, cap, (size_t)len);
+	mmsbfs_tree_put(fs, &n);
+	return len;
+}
+
+/* ---- set / remove -------------------------------------------------------------- */
+
+/* Common checks of set and remove, in the order the spec gives them. */
+static int xattr_check_change(struct mmsbfs *fs, fuse_ino_t ino, const char *name)
+{
+	if (mmsbfs_ino_is_synth(ino))
+		return -EROFS;
+	if (strncmp(name, XATTR_USER, sizeof(XATTR_USER) - 1) != 0)
+		return -EOPNOTSUPP;
+	if (xattr_is_reserved(name))
+		return -EPERM; /* virtual (read-only) or reserved user.mmsb.* */
+	return fs->read_only ? -EROFS : 0;
+}
+
+int mmsbfs_xattr_set(struct mmsbfs *fs, fuse_ino_t ino, const char *name, const char *value, size_t size,
+		     int flags)
+{
+	unsigned mflags = 0;
+	struct mmsb_txn *txn;
+	uint64_t epoch;
+	int rc = xattr_check_change(fs, ino, name);
+
+	if (rc == 0 && (flags & ~(XATTR_CREATE | XATTR_REPLACE)))
+		rc = -EINVAL;
+	if (rc == 0)
+		rc = mmsb_txn_begin(fs->st, MMSB_SRC_USER, &txn);
+	if (rc < 0)
+		return rc;
+	mflags |= (flags & XATTR_CREATE) ? MMSB_XATTR_CREATE : 0;
+	mflags |= (flags & XATTR_REPLACE) ? MMSB_XATTR_REPLACE : 0;
+	rc = mmsb_txn_setxattr(txn, ino, name, value, size, mflags);
+	if (rc < 0) {
+		mmsb_txn_abort(txn);
+		return rc;
+	}
+	return mmsb_txn_commit(txn, &epoch);
+}
+
+int mmsbfs_xattr_remove(struct mmsbfs *fs, fuse_ino_t ino, const char *name)
+{
+	struct mmsb_txn *txn;
+	uint64_t epoch;
+	int rc = xattr_check_change(fs, ino, name);
+
+	if (rc == -EOPNOTSUPP)
+		rc = -ENODATA; /* nothing outside user.* exists to remove */
+	if (rc == 0)
+		rc = mmsb_txn_begin(fs->st, MMSB_SRC_USER, &txn);
+	if (rc < 0)
+		return rc;
+	rc = mmsb_txn_removexattr(txn, ino, name);
+	if (rc < 0) {
+		mmsb_txn_abort(txn);
+		return rc;
+	}
+	return mmsb_txn_commit(txn, &epoch);
+}

@@ -1,0 +1,553 @@
+/* kern_host.c - host-side parts shared by every kernel table: the delta
+ * batch builder (parse RUNS/BITMAP bodies, fold them into 16-byte lanes),
+ * recompute names and size checks.
+ *
+ * Parsing follows src/delta.c rule for rule (mmsb(5), DELTA ENCODING):
+ * uvarints of at most 10 bytes and 64 bits (overlong forms allowed); an empty
+ * body is the empty delta for either encoding; RUNS: n_runs >= 1, len >= 1,
+ * every run inside the page and the body, no trailing bytes; BITMAP: span >=
+ * 1, base + span <= page size, bit 0 and bit span-1 set, no bit past span-1,
+ * exactly popcount payload bytes.  A body is fully validated (and room for
+ * its lanes reserved) before the batch changes.
+ *
+ * A BITMAP body is turned into runs too: consecutive set bits take
+ * consecutive payload bytes, so each stretch of ones is a run.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kern_int.h"
+
+#define ENC_RUNS 1   /* MMSB_ENC_RUNS of src/delta.h */
+#define ENC_BITMAP 2 /* MMSB_ENC_BITMAP */
+
+/* ---- allocation ---------------------------------------------------------------- */
+
+static void *batch_alloc(const struct mmsb_kern_batch *b, size_t n)
+{
+	return b->host_alloc ? b->host_alloc(n) : malloc(n);
+}
+
+static void batch_dealloc(const struct mmsb_kern_batch *b, void *p)
+{
+	if (!p)
+		return;
+	if (b->host_free)
+		b->host_free(p);
+	else
+		free(p);
+}
+
+static void batch_wait(struct mmsb_kern_batch *b)
+{
+	if (b->pending && b->wait)
+		b->wait(b);
+	b->pending = false;
+}
+
+int kern_batch_init(struct mmsb_kern_batch *b, const struct mmsb_kern_ops *ops, void *(*host_alloc)(size_t),
+		    void (*host_free)(void *))
+{
+	memset(b, 0, sizeof(*b));
+	b->ops = ops;
+	b->host_alloc = host_alloc;
+	b->host_free = host_free;
+	return 0;
+}
+
+void kern_batch_release(struct mmsb_kern_batch *b)
+{
+	batch_wait(b);
+	batch_dealloc(b, b->data);
+	batch_dealloc(b, b->addr);
+	batch_dealloc(b, b->mask);
+	free(b->hidx);
+	free(b->pages);
+	b->data = NULL;
+	b->addr = NULL;
+	b->mask = NULL;
+	b->hidx = NULL;
+	b->pages = NULL;
+	b->n = b->cap = b->hcap = b->n_pages = b->pages_cap = 0;
+}
+
+static inline size_t lane_hash(uint64_t lane, size_t hcap)
+{
+	return (size_t)(((lane >> 4) * 0x9e3779b97f4a7c15ull) >> 32) & (hcap - 1);
+}
+
+static void index_rebuild(struct mmsb_kern_batch *b)
+{
+	size_t i;
+
+	memset(b->hidx, 0, b->hcap * sizeof(*b->hidx));
+	for (i = 0; i < b->n; i++) {
+		size_t h = lane_hash(b->addr[i] & ~(uint64_t)15, b->hcap);
+
+		while (b->hidx[h])
+			h = (h + 1) & (b->hcap - 1);
+		b->hidx[h] = (uint32_t)(i + 1);
+	}
+}
+
+/* Make room for `more` further lanes (arrays and index).  0 or -ENOMEM;
+ * on failure nothing changed. */
+static int batch_reserve(struct mmsb_kern_batch *b, size_t more)
+{
+	size_t need, cap, hcap;
+
+	if (more > (size_t)UINT32_MAX - 1 - b->n)
+		return -ENOMEM; /* lane numbers are 32-bit in the index */
+	need = b->n + more;
+	if (need > b->cap) {
+		uint8_t *data;
+		uint64_t *addr;
+		uint16_t *mask;
+
+		cap = b->cap ? b->cap : 256;
+		while (cap < need)
+			cap *= 2;
+		data = batch_alloc(b, cap * KERN_LANE);
+		addr = batch_alloc(b, cap * sizeof(*addr));
+		mask = batch_alloc(b, cap * sizeof(*mask));
+		if (!data || !addr || !mask) {
+			batch_dealloc(b, data);
+			batch_dealloc(b, addr);
+			batch_dealloc(b, mask);
+			return -ENOMEM;
+		}
+		if (b->n) {
+			memcpy(data, b->data, b->n * KERN_LANE);
+			memcpy(addr, b->addr, b->n * sizeof(*addr));
+			memcpy(mask, b->mask, b->n * sizeof(*mask));
+		}
+		batch_dealloc(b, b->data);
+		batch_dealloc(b, b->addr);
+		batch_dealloc(b, b->mask);
+		b->data = data;
+		b->addr = addr;
+		b->mask = mask;
+		b->cap = cap;
+	}
+	if (need > b->hcap / 2) {
+		uint32_t *hidx;
+
+		hcap = b->hcap ? b->hcap : 512;
+		while (need > hcap / 2)
+			hcap *= 2;
+		hidx = malloc(hcap * sizeof(*hidx));
+		if (!hidx)
+			return -ENOMEM;
+		free(b->hidx);
+		b->hidx = hidx;
+		b->hcap = hcap;
+		index_rebuild(b);
+	}
+	return 0;
+}
+
+static int batch_note_page(struct mmsb_kern_batch *b, void *page, uint64_t size)
+{
+	struct kern_page_ref *r;
+
+	if (b->n_pages && b->pages[b->n_pages - 1].p == page && b->pages[b->n_pages - 1].size == size)
+		return 0;
+	if (b->n_pages == b->pages_cap) {
+		size_t cap = b->pages_cap ? 2 * b->pages_cap : 64;
+
+		r = realloc(b->pages, cap * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		b->pages = r;
+		b->pages_cap = cap;
+	}
+	b->pages[b->n_pages].p = page;
+	b->pages[b->n_pages].size = size;
+	b->n_pages++;
+	return 0;
+}
+
+/* The lane at address `lane` (16-aligned), created empty if new.  `partial`
+ * says whether this page covers the whole lane; a lane stays vector-written
+ * if any page that touched it covers it. */
+static inline size_t lane_get(struct mmsb_kern_batch *b, uint64_t lane, bool partial)
+{
+	size_t h = lane_hash(lane, b->hcap), i;
+
+	for (;;) {
+		uint32_t v = b->hidx[h];
+
+		if (!v)
+			break;
+		i = v - 1;
+		if ((b->addr[i] & ~(uint64_t)15) == lane) {
+			if (!partial)
+				b->addr[i] &= ~KERN_LANE_PARTIAL;
+			return i;
+		}
+		h = (h + 1) & (b->hcap - 1);
+	}
+	i = b->n++;
+	b->hidx[h] = (uint32_t)(i + 1);
+	b->addr[i] = lane | (partial ? KERN_LANE_PARTIAL : 0);
+	b->mask[i] = 0;
+	memset(b->data + i * KERN_LANE, 0, KERN_LANE);
+	return i;
+}
+
+/* Lanes a range of n >= 1 bytes at address a can touch. */
+static inline size_t range_lanes(uint64_t a, uint64_t n)
+{
+	return (size_t)(((a + n - 1) >> 4) - (a >> 4) + 1);
+}
+
+/* Fold src[0..n) written at page + off into the batch (room reserved). */
+static void batch_put(struct mmsb_kern_batch *b, uint8_t *page, uint64_t size, uint64_t off, const uint8_t *src,
+		      uint64_t n)
+{
+	uint64_t lo = (uint64_t)(uintptr_t)page, hi = lo + size;
+	uint64_t a = lo + off, end = a + n, lane = a & ~(uint64_t)15;
+
+	b->uploaded = false;
+
+	for (; lane < end; lane += KERN_LANE) {
+		uint64_t s = a > lane ? a : lane, e = end < lane + KERN_LANE ? end : lane + KERN_LANE;
+		bool partial = !(lane >= lo && lane + KERN_LANE <= hi);
+		size_t i = lane_get(b, lane, partial);
+		unsigned k = (unsigned)(s - lane), len = (unsigned)(e - s);
+
+		memcpy(b->data + i * KERN_LANE + k, src + (s - a), len);
+		b->mask[i] |= (uint16_t)(((1u << len) - 1) << k);
+	}
+}
+
+/* ---- parsing ----------------------------------------------------------------- */
+
+static int get_uvarint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+{
+	const uint8_t *p = *pp;
+	uint64_t r = 0;
+	unsigned shift;
+
+	for (shift = 0; shift <= 63; shift += 7) {
+		uint8_t c;
+
+		if (p == end)
+			return -EUCLEAN;
+		c = *p++;
+		if (shift == 63 && c > 1)
+			return -EUCLEAN;
+		r |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80)) {
+			*v = r;
+			*pp = p;
+			return 0;
+		}
+	}
+	return -EUCLEAN;
+}
+
+/* Walk a RUNS body.  b == NULL: validate and count the lanes it can touch
+ * into *lanes.  b != NULL: fold it into b (already validated and reserved). */
+static int runs_walk(struct mmsb_kern_batch *b, uint8_t *page, uint64_t size, const uint8_t *body, size_t len,
+		     size_t *lanes)
+{
+	const uint8_t *p = body, *end = body + len;
+	uint64_t n_runs, pos = 0, k, gap, n, base = (uint64_t)(uintptr_t)page;
+	size_t count = 0;
+
+	if (get_uvarint(&p, end, &n_runs) < 0 || n_runs == 0)
+		return -EUCLEAN;
+	if (n_runs > (uint64_t)(end - p) / 3)
+		return -EUCLEAN;
+	for (k = 0; k < n_runs; k++) {
+		if (get_uvarint(&p, end, &gap) < 0 || get_uvarint(&p, end, &n) < 0)
+			return -EUCLEAN;
+		if (n == 0 || gap > size - pos || n > size - pos - gap)
+			return -EUCLEAN;
+		if (n > (uint64_t)(end - p))
+			return -EUCLEAN;
+		pos += gap;
+		if (b)
+			batch_put(b, page, size, pos, p, n);
+		else
+			count += range_lanes(base + pos, n);
+		p += n;
+		pos += n;
+	}
+	if (p != end)
+		return -EUCLEAN;
+	if (lanes)
+		*lanes = count;
+	return 0;
+}
+
+static uint64_t le_bytes(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+
+	while (n--)
+		v = v << 8 | p[n];
+	return v;
+}
+
+/* Walk a BITMAP body; b and lanes as for runs_walk. */
+static int bitmap_walk(struct mmsb_kern_batch *b, uint8_t *page, uint64_t size, const uint8_t *body, size_t len,
+		       size_t *lanes)
+{
+	const uint8_t *p = body, *end = body + len, *bm, *pl;
+	uint64_t base, span, nbm, pop = 0, j, run_off = 0, run_len = 0;
+	unsigned last;
+
+	if (get_uvarint(&p, end, &base) < 0 || get_uvarint(&p, end, &span) < 0)
+		return -EUCLEAN;
+	if (span == 0 || base > size || span > size - base)
+		return -EUCLEAN;
+	nbm = span / 8 + (span % 8 != 0);
+	if (nbm > (uint64_t)(end - p))
+		return -EUCLEAN;
+	bm = p;
+	last = bm[(span - 1) / 8] >> ((span - 1) % 8);
+	if (!(bm[0] & 1) || last != 1)
+		return -EUCLEAN;
+	pl = bm + nbm;
+	if (!b) {
+		for (j = 0; j < nbm; j++)
+			pop += (uint64_t)__builtin_popcount(bm[j]);
+		if (pop != (uint64_t)(end - pl))
+			return -EUCLEAN;
+		if (lanes)
+			*lanes = range_lanes((uint64_t)(uintptr_t)page + base, span);
+		return 0;
+	}
+	/* fold: each stretch of set bits is a run of consecutive payload bytes */
+	for (j = 0; j < nbm; j += 8) {
+		size_t nb = nbm - j >= 8 ? 8 : (size_t)(nbm - j);
+		uint64_t w = le_bytes(bm + j, nb), at = base + 8 * j;
+
+		while (w) {
+			unsigned t = (unsigned)__builtin_ctzll(w);
+			uint64_t rest = w >> t;
+			unsigned r = ~rest ? (unsigned)__builtin_ctzll(~rest) : 64 - t;
+
+			if (run_len && run_off + run_len == at + t) {
+				run_len += r;
+			} else {
+				if (run_len) {
+					batch_put(b, page, size, run_off, pl, run_len);
+					pl += run_len;
+				}
+				run_off = at + t;
+				run_len = r;
+			}
+			w = t + r >= 64 ? 0 : w & (~0ull << (t + r));
+		}
+	}
+	if (run_len)
+		batch_put(b, page, size, run_off, pl, run_len);
+	return 0;
+}
+
+int mmsb_kern_batch_add(struct mmsb_kern_batch *b, void *page, uint64_t page_size, uint8_t enc,
+			const uint8_t *body, size_t len)
+{
+	size_t lanes = 0;
+	int rc;
+
+	if (enc != ENC_RUNS && enc != ENC_BITMAP)
+		return -EUCLEAN;
+	if (len == 0)
+		return 0;
+	if (!body)
+		return -EINVAL;
+	rc = enc == ENC_RUNS ? runs_walk(NULL, page, page_size, body, len, &lanes)
+			     : bitmap_walk(NULL, page, page_size, body, len, &lanes);
+	if (rc < 0)
+		return rc;
+	if (!page || (uint64_t)(uintptr_t)page > UINT64_MAX - page_size)
+		return -EINVAL;
+	batch_wait(b);
+	rc = batch_reserve(b, lanes);
+	if (rc == 0)
+		rc = batch_note_page(b, page, page_size);
+	if (rc < 0)
+		return rc;
+	return enc == ENC_RUNS ? runs_walk(b, page, page_size, body, len, NULL)
+			       : bitmap_walk(b, page, page_size, body, len, NULL);
+}
+
+int mmsb_kern_batch_add_bytes(struct mmsb_kern_batch *b, void *page, uint64_t page_size, uint64_t off,
+			      const uint8_t *src, size_t n)
+{
+	int rc;
+
+	if (off > page_size || n > page_size - off)
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	if (!page || !src || (uint64_t)(uintptr_t)page > UINT64_MAX - page_size)
+		return -EINVAL;
+	batch_wait(b);
+	rc = batch_reserve(b, range_lanes((uint64_t)(uintptr_t)page + off, n));
+	if (rc == 0)
+		rc = batch_note_page(b, page, page_size);
+	if (rc < 0)
+		return rc;
+	batch_put(b, page, page_size, off, src, n);
+	return 0;
+}
+
+void mmsb_kern_batch_reset(struct mmsb_kern_batch *b)
+{
+	batch_wait(b);
+	if (b->n && b->hidx)
+		memset(b->hidx, 0, b->hcap * sizeof(*b->hidx));
+	b->n = 0;
+	b->n_pages = 0;
+	b->uploaded = false;
+}
+
+size_t mmsb_kern_batch_lanes(const struct mmsb_kern_batch *b)
+{
+	return b->n;
+}
+
+/* ---- recompute names and checks ----------------------------------------------- */
+
+size_t mmsb_kern_elem_size(enum mmsb_kern_elem elem)
+{
+	switch (elem) {
+	case MMSB_KERN_U8:
+		return 1;
+	case MMSB_KERN_U16:
+		return 2;
+	case MMSB_KERN_U32:
+	case MMSB_KERN_I32:
+	case MMSB_KERN_F32:
+		return 4;
+	case MMSB_KERN_U64:
+	case MMSB_KERN_I64:
+	case MMSB_KERN_F64:
+		return 8;
+	}
+	return 0;
+}
+
+int mmsb_kern_op_parse(const char *s, enum mmsb_kern_op *op, enum mmsb_kern_elem *elem)
+{
+	static const struct {
+		const char *name;
+		enum mmsb_kern_op op;
+	} ops[] = {{"copy", MMSB_KERN_COPY}, {"concat", MMSB_KERN_CONCAT}, {"xor", MMSB_KERN_XOR},
+		   {"add", MMSB_KERN_ADD},   {"min", MMSB_KERN_MIN},	   {"max", MMSB_KERN_MAX},
+		   {"sum", MMSB_KERN_SUM}};
+	static const struct {
+		const char *name;
+		enum mmsb_kern_elem elem;
+	} elems[] = {{"u8", MMSB_KERN_U8},   {"u16", MMSB_KERN_U16}, {"u32", MMSB_KERN_U32}, {"u64", MMSB_KERN_U64},
+		     {"i32", MMSB_KERN_I32}, {"i64", MMSB_KERN_I64}, {"f32", MMSB_KERN_F32}, {"f64", MMSB_KERN_F64}};
+	const char *colon;
+	size_t nl, i, j;
+
+	if (!s)
+		return -EINVAL;
+	colon = strchr(s, ':');
+	nl = colon ? (size_t)(colon - s) : strlen(s);
+	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		if (strlen(ops[i].name) != nl || memcmp(ops[i].name, s, nl) != 0)
+			continue;
+		if (ops[i].op <= MMSB_KERN_XOR) {
+			if (colon)
+				return -EINVAL;
+			*op = ops[i].op;
+			*elem = MMSB_KERN_U8;
+			return 0;
+		}
+		if (!colon)
+			return -EINVAL;
+		for (j = 0; j < sizeof(elems) / sizeof(elems[0]); j++) {
+			if (strcmp(elems[j].name, colon + 1) == 0) {
+				*op = ops[i].op;
+				*elem = elems[j].elem;
+				return 0;
+			}
+		}
+		return -EINVAL;
+	}
+	return -EINVAL;
+}
+
+int mmsb_kern_recompute_len(enum mmsb_kern_op op, enum mmsb_kern_elem elem, const size_t *in_len, size_t n_in,
+			    size_t *out_len)
+{
+	size_t es = mmsb_kern_elem_size(elem), k, total = 0;
+
+	if (n_in && !in_len)
+		return -EINVAL;
+	switch (op) {
+	case MMSB_KERN_COPY:
+		if (n_in != 1)
+			return -EINVAL;
+		*out_len = in_len[0];
+		return 0;
+	case MMSB_KERN_CONCAT:
+		for (k = 0; k < n_in; k++) {
+			if (in_len[k] > SIZE_MAX - total)
+				return -EINVAL;
+			total += in_len[k];
+		}
+		*out_len = total;
+		return 0;
+	case MMSB_KERN_XOR:
+	case MMSB_KERN_ADD:
+	case MMSB_KERN_MIN:
+	case MMSB_KERN_MAX:
+		if (n_in == 0)
+			return -EINVAL;
+		if (op != MMSB_KERN_XOR && (es == 0 || in_len[0] % es))
+			return -EINVAL;
+		for (k = 1; k < n_in; k++)
+			if (in_len[k] != in_len[0])
+				return -EINVAL;
+		*out_len = in_len[0];
+		return 0;
+	case MMSB_KERN_SUM:
+		if (es == 0)
+			return -EINVAL;
+		for (k = 0; k < n_in; k++)
+			if (in_len[k] % es)
+				return -EINVAL;
+		*out_len = es;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+bool kern_overlap(const void *a, size_t an, const void *b, size_t bn)
+{
+	uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+
+	if (an == 0 || bn == 0)
+		return false;
+	return x < y + bn && y < x + an;
+}
+
+int kern_recompute_check(enum mmsb_kern_op op, enum mmsb_kern_elem elem, const void *out, size_t out_len,
+			 const void *const *in, const size_t *in_len, size_t n_in)
+{
+	size_t want, k;
+	int rc = mmsb_kern_recompute_len(op, elem, in_len, n_in, &want);
+
+	if (rc < 0)
+		return rc;
+	if (want != out_len || (out_len && !out) || (n_in && !in))
+		return -EINVAL;
+	for (k = 0; k < n_in; k++) {
+		if (in_len[k] && !in[k])
+			return -EINVAL;
+		if (kern_overlap(out, out_len, in[k], in_len[k]))
+			return -EINVAL;
+	}
+	return 0;
+}

@@ -47,6 +47,7 @@ struct ckpt_writer {
 	uint64_t off;	    /* file offset of wbuf[0] */
 	struct mmsb_buf wb; /* pending bytes */
 	uint8_t *zbuf;	    /* LZ4 output, LZ4_COMPRESSBOUND(1 MiB) */
+	uint8_t *hbuf;	    /* a block of a GPU page copied out (1 MiB) */
 	uint64_t n_blocks;
 };
 
@@ -171,8 +172,14 @@ static int write_node(void *arg, const struct ns_node *n)
 		off = wr_pos(k->w);
 		for (done = 0; done < n->size && rc == 0; done += MMSB_BK_RAW_MAX, nb++) {
 			uint64_t len = n->size - done < MMSB_BK_RAW_MAX ? n->size - done : MMSB_BK_RAW_MAX;
+			const uint8_t *p = n->data->data + done;
 
-			rc = wr_block(k->w, MMSB_BK_DATA, n->data->data + done, (uint32_t)len);
+			if (n->data->k) { /* a GPU page: through the kernel table */
+				rc = pbuf_read(n->data, done, k->w->hbuf, (size_t)len);
+				p = k->w->hbuf;
+			}
+			if (rc == 0)
+				rc = wr_block(k->w, MMSB_BK_DATA, p, (uint32_t)len);
 		}
 	}
 	if (rc == 0)
@@ -248,8 +255,12 @@ int mmsb_ckpt_write(const struct ckpt_ctx *c, const struct ns *ns, uint64_t epoc
 	snprintf(tmp, sizeof(tmp), ".tmp-%016" PRIx64, epoch);
 	ckpt_name(name, sizeof(name), epoch);
 	w.zbuf = malloc(LZ4_COMPRESSBOUND(MMSB_BK_RAW_MAX));
-	if (!w.zbuf)
+	w.hbuf = malloc(MMSB_BK_RAW_MAX);
+	if (!w.zbuf || !w.hbuf) {
+		free(w.zbuf);
+		free(w.hbuf);
 		return -ENOMEM;
+	}
 	rc = c->io->openat(c->io->ctx, c->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (rc < 0)
 		goto out;
@@ -269,6 +280,7 @@ int mmsb_ckpt_write(const struct ckpt_ctx *c, const struct ns *ns, uint64_t epoc
 out:
 	mmsb_buf_free(&w.wb);
 	free(w.zbuf);
+	free(w.hbuf);
 	return rc;
 }
 

@@ -556,7 +556,15 @@ static int diff_bitmap(const struct diff_src *d, uint64_t off, size_t lo, size_t
 int mmsb_delta_diff(const uint8_t *cur, uint64_t cur_size, uint64_t off, const uint8_t *src, size_t len,
 		    struct mmsb_buf *out, struct mmsb_delta_info *info)
 {
-	struct diff_src d = {.src = src, .old = NULL, .split = 0};
+	size_t split = off < cur_size ? (cur_size - off < len ? (size_t)(cur_size - off) : len) : 0;
+
+	return mmsb_delta_diff_window(split ? cur + off : NULL, split, off, src, len, out, info);
+}
+
+int mmsb_delta_diff_window(const uint8_t *old, size_t old_len, uint64_t off, const uint8_t *src, size_t len,
+			   struct mmsb_buf *out, struct mmsb_delta_info *info)
+{
+	struct diff_src d = {.src = src, .old = old_len ? old : NULL, .split = old_len < len ? old_len : len};
 	struct diff_stats st = {0};
 	size_t start = out->len, k, hi;
 	int rc;
@@ -565,10 +573,6 @@ int mmsb_delta_diff(const uint8_t *cur, uint64_t cur_size, uint64_t off, const u
 	info->enc = MMSB_ENC_RUNS;
 	if (len > UINT64_MAX - off)
 		return -EINVAL; /* the write would end past 2^64 */
-	if (off < cur_size) {
-		d.old = cur + off;
-		d.split = cur_size - off < len ? (size_t)(cur_size - off) : len;
-	}
 
 	/* (1) Write RUNS after a 1-byte n_runs placeholder while scanning. */
 	rc = mmsb_buf_reserve(out, 1);

@@ -49,6 +49,13 @@ struct mmsb_delta_info {
 int mmsb_delta_diff(const uint8_t *cur, uint64_t cur_size, uint64_t off, const uint8_t *src, size_t len,
 		    struct mmsb_buf *out, struct mmsb_delta_info *info);
 
+/* The same, given only the page's bytes the write covers: old[0..old_len)
+ * are the current bytes at [off, off + old_len) (old_len < len when the
+ * write runs past the end of the page).  For pages whose bytes are not
+ * directly addressable (GPU pages: the caller copies that window out). */
+int mmsb_delta_diff_window(const uint8_t *old, size_t old_len, uint64_t off, const uint8_t *src, size_t len,
+			   struct mmsb_buf *out, struct mmsb_delta_info *info);
+
 /* Validate an encoded delta against a page of `size` bytes without applying
  * it.  *covered (may be NULL) gets the number of bytes it covers (runs may
  * include a few unchanged bytes, so covered >= the bytes that changed).

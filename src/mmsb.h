@@ -58,6 +58,12 @@ enum mmsb_sync {
 	MMSB_SYNC_INTERVAL = 2, /* a background thread syncs every sync_interval_ms */
 };
 
+/* GPU pages (user.mmsb.location = gpu). */
+enum mmsb_gpu_mode {
+	MMSB_GPU_AUTO = 0, /* CUDA managed memory when a GPU answers; else setting gpu fails (-ENODEV) */
+	MMSB_GPU_CPU = 1,  /* accept gpu but keep the bytes in host memory (CPU backend: tests, CPU-only hosts) */
+};
+
 /* Diagnostic levels use syslog numbers. */
 enum mmsb_diag_level {
 	MMSB_DIAG_ERR = 3,
@@ -87,6 +93,7 @@ struct mmsb_store_opts {
 	size_t cache_bytes;	      /* bound of materialized time-travel pages */
 	uint32_t lz4_min_bytes;	      /* compress delta payloads at least this large; 0 = never */
 	bool allow_exec;	      /* allow exec: recompute operations (they run as this process) */
+	enum mmsb_gpu_mode gpu;	      /* where user.mmsb.location=gpu pages live */
 	unsigned exec_timeout_ms;     /* kill an exec: recompute after this long */
 	int diag_level;		      /* drop messages above this level */
 	mmsb_diag_fn diag_fn;	      /* NULL: stderr */
@@ -136,7 +143,7 @@ struct mmsb_attr {
 	uint32_t nlink;	   /* dirs: 2 + subdirs; others: 1 */
 	uint64_t size;	   /* bytes (symlink: target length) */
 	int64_t atime_ns, mtime_ns, ctime_ns;
-	uint64_t version;  /* number of byte deltas applied to the page */
+	uint64_t version;  /* number of byte changes applied to the page (writes and truncates) */
 	uint64_t epoch;	   /* epoch of the last change to this node */
 	uint64_t birth;	   /* epoch that created it */
 };

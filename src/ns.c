@@ -20,7 +20,12 @@
 #include "ns.h"
 #include "sum.h"
 
-/* ---- page buffers -------------------------------------------------------- */
+/* ---- page buffers --------------------------------------------------------
+ * Host buffers keep their bytes right after the header (one allocation,
+ * grown with realloc).  Device buffers (GPU pages) hold page memory of a
+ * kernel table (kern.h: managed memory with the GPU as preferred location);
+ * every access to them goes through that table: copy_out/copy_in for the
+ * CPU, batches for deltas.  Either way data[size..cap) is zero. */
 
 struct pbuf *pbuf_new(uint64_t cap)
 {
@@ -33,13 +38,39 @@ struct pbuf *pbuf_new(uint64_t cap)
 		return NULL;
 	atomic_init(&pb->refs, 1);
 	pb->cap = cap;
+	pb->data = pb->bytes;
 	return pb;
+}
+
+/* A device buffer of cap zeroed bytes.  -ENOMEM, -ENOSPC (GPU full). */
+static int pbuf_new_dev(const struct mmsb_kern_ops *k, uint64_t cap, struct pbuf **out)
+{
+	struct pbuf *pb = calloc(1, sizeof(*pb));
+	void *mem = NULL;
+	int rc;
+
+	if (!pb)
+		return -ENOMEM;
+	rc = cap > SIZE_MAX ? -ENOMEM : k->page_alloc((size_t)cap, &mem);
+	if (rc < 0) {
+		free(pb);
+		return rc;
+	}
+	atomic_init(&pb->refs, 1);
+	pb->cap = cap;
+	pb->k = k;
+	pb->data = mem;
+	*out = pb;
+	return 0;
 }
 
 void pbuf_put(struct pbuf *pb)
 {
-	if (pb && atomic_fetch_sub_explicit(&pb->refs, 1, memory_order_acq_rel) == 1)
+	if (pb && atomic_fetch_sub_explicit(&pb->refs, 1, memory_order_acq_rel) == 1) {
+		if (pb->k)
+			pb->k->page_free(pb->data);
 		free(pb);
+	}
 }
 
 static struct pbuf *pbuf_get(struct pbuf *pb)
@@ -49,12 +80,63 @@ static struct pbuf *pbuf_get(struct pbuf *pb)
 	return pb;
 }
 
+int pbuf_read(const struct pbuf *pb, uint64_t off, void *dst, size_t n)
+{
+	if (!n)
+		return 0;
+	if (pb->k)
+		return pb->k->copy_out(dst, pb->data + off, n);
+	memcpy(dst, pb->data + off, n);
+	return 0;
+}
+
+const uint8_t *pbuf_view(const struct pbuf *pb, uint64_t off, size_t n, struct mmsb_buf *tmp, int *rc)
+{
+	*rc = 0;
+	if (!pb->k)
+		return pb->data + off;
+	tmp->len = 0;
+	*rc = mmsb_buf_reserve(tmp, n ? n : 1);
+	if (*rc == 0)
+		*rc = pbuf_read(pb, off, tmp->p, n);
+	return *rc == 0 ? tmp->p : NULL;
+}
+
+/* A new private buffer like old (same memory kind, or dev when there is
+ * none) of cap bytes holding old's first keep bytes. */
+static int pbuf_copy(const struct pbuf *old, const struct mmsb_kern_ops *dev, uint64_t keep, uint64_t cap,
+		     struct pbuf **out)
+{
+	const struct mmsb_kern_ops *k = old ? old->k : dev;
+	struct pbuf *nb;
+	int rc = 0;
+
+	if (k)
+		rc = pbuf_new_dev(k, cap, &nb);
+	else if (!(nb = pbuf_new(cap)))
+		rc = -ENOMEM;
+	if (rc < 0)
+		return rc;
+	if (keep > cap)
+		keep = cap;
+	if (old && keep)
+		rc = k ? k->copy(nb->data, old->data, keep) : (memcpy(nb->data, old->data, keep), 0);
+	if (rc < 0) {
+		pbuf_put(nb);
+		return rc;
+	}
+	*out = nb;
+	return 0;
+}
+
 /* Make *pb private with room for size bytes; old bytes [0, keep) preserved,
- * everything past keep zero. */
-static int pbuf_reserve(struct pbuf **pb, uint64_t keep, uint64_t size)
+ * everything past keep zero.  A new buffer is device memory of dev when
+ * there was none (a GPU page growing from empty). */
+static int pbuf_reserve(struct pbuf **pb, uint64_t keep, uint64_t size, const struct mmsb_kern_ops *dev)
 {
 	struct pbuf *old = *pb, *nb;
 	uint64_t cap;
+	int rc;
 
 	if (old && atomic_load_explicit(&old->refs, memory_order_acquire) == 1) {
 		if (old->cap >= size && old->cap / 4 <= size + 4096)
@@ -62,20 +144,23 @@ static int pbuf_reserve(struct pbuf **pb, uint64_t keep, uint64_t size)
 		cap = size > old->cap ? size + size / 2 : size;
 		if (cap < size || cap > SIZE_MAX - sizeof(*old))
 			return -ENOMEM;
-		nb = realloc(old, sizeof(*old) + cap);
-		if (!nb)
-			return size <= old->cap ? 0 : -ENOMEM;
-		if (cap > nb->cap)
-			memset(nb->data + nb->cap, 0, cap - nb->cap);
-		nb->cap = cap;
-		*pb = nb;
-		return 0;
+		if (!old->k) {
+			nb = realloc(old, sizeof(*old) + cap);
+			if (!nb)
+				return size <= old->cap ? 0 : -ENOMEM;
+			nb->data = nb->bytes;
+			if (cap > nb->cap)
+				memset(nb->data + nb->cap, 0, cap - nb->cap);
+			nb->cap = cap;
+			*pb = nb;
+			return 0;
+		}
+	} else {
+		cap = size;
 	}
-	nb = pbuf_new(size);
-	if (!nb)
-		return -ENOMEM;
-	if (old && keep)
-		memcpy(nb->data, old->data, keep < size ? keep : size);
+	rc = pbuf_copy(old, dev, keep, cap, &nb);
+	if (rc < 0)
+		return rc;
 	pbuf_put(old);
 	*pb = nb;
 	return 0;
@@ -83,18 +168,75 @@ static int pbuf_reserve(struct pbuf **pb, uint64_t keep, uint64_t size)
 
 int ns_page_reserve(struct ns_node *n, uint64_t size)
 {
-	return pbuf_reserve(&n->data, n->size, size);
+	return pbuf_reserve(&n->data, n->size, size, n->dev);
 }
 
 /* Set the size of a private buffer: zero what is cut off and still inside
  * it (pbuf_reserve may have just made it exactly nsize bytes). */
-static void pbuf_resize(struct pbuf *pb, uint64_t *size, uint64_t nsize)
+static int pbuf_resize(struct pbuf *pb, uint64_t *size, uint64_t nsize)
 {
 	uint64_t end = pb && *size < pb->cap ? *size : pb ? pb->cap : 0;
+	int rc = 0;
 
-	if (pb && nsize < end)
-		memset(pb->data + nsize, 0, end - nsize);
-	*size = nsize;
+	if (pb && nsize < end) {
+		if (pb->k)
+			rc = pb->k->zero(pb->data + nsize, end - nsize);
+		else
+			memset(pb->data + nsize, 0, end - nsize);
+	}
+	if (rc == 0)
+		*size = nsize;
+	return rc;
+}
+
+int ns_page_write(struct ns_node *n, uint64_t off, const void *src, size_t len)
+{
+	uint64_t nsize = off + len > n->size ? off + len : n->size;
+	int rc = ns_page_reserve(n, nsize);
+
+	if (rc == 0 && len)
+		rc = n->data->k ? n->data->k->copy_in(n->data->data + off, src, len)
+				: (memcpy(n->data->data + off, src, len), 0);
+	if (rc == 0)
+		n->size = nsize;
+	return rc;
+}
+
+int ns_page_truncate(struct ns_node *n, uint64_t size)
+{
+	int rc = ns_page_reserve(n, size);
+
+	return rc == 0 ? pbuf_resize(n->data, &n->size, size) : rc;
+}
+
+int ns_page_place(struct ns_node *n, const struct mmsb_kern_ops *dev)
+{
+	struct pbuf *nb = NULL;
+	int rc = 0;
+
+	if (n->type != MMSB_T_PAGE || (n->data ? n->data->k : n->dev) == dev) {
+		n->dev = dev;
+		return 0;
+	}
+	if (n->size) {
+		if (dev) {
+			rc = pbuf_new_dev(dev, n->size, &nb);
+			if (rc == 0)
+				rc = n->data->k ? dev->copy(nb->data, n->data->data, n->size)
+						: dev->copy_in(nb->data, n->data->data, n->size);
+		} else {
+			nb = pbuf_new(n->size);
+			rc = nb ? pbuf_read(n->data, 0, nb->data, n->size) : -ENOMEM;
+		}
+		if (rc < 0) {
+			pbuf_put(nb);
+			return rc;
+		}
+	}
+	pbuf_put(n->data);
+	n->data = nb;
+	n->dev = dev;
+	return 0;
 }
 
 /* ---- hash tables ------------------------------------------------------------ */
@@ -509,6 +651,7 @@ static struct ns_node *clone_node(const struct ns_node *s)
 	n->ck_size = s->ck_size;
 	n->ck_n_blocks = s->ck_n_blocks;
 	n->ck_epoch = s->ck_epoch;
+	n->dev = s->dev;
 	n->data = pbuf_get(s->data);
 	if (s->n_deps) {
 		n->deps = malloc(s->n_deps * sizeof(*n->deps));
@@ -577,6 +720,7 @@ int ns_clone(const struct ns *ns, struct ns **out)
 		return c.rc;
 	}
 	c.dst->next_id = ns->next_id;
+	c.dst->gpu = ns->gpu;
 	*out = c.dst;
 	return 0;
 }
@@ -835,7 +979,23 @@ static int write_body(const struct mmsb_rec *r, struct mmsb_buf *scratch, const 
 	return 0;
 }
 
-int ns_bytes_apply(struct pbuf **pb, uint64_t *size, const struct mmsb_rec *r, struct mmsb_buf *scratch)
+/* Apply a delta to a device page with one batch (one launch on a GPU). */
+static int dev_apply(struct pbuf *pb, uint64_t size, uint8_t enc, const uint8_t *body, size_t len)
+{
+	const struct mmsb_kern_ops *k = pb->k;
+	struct mmsb_kern_batch *b = NULL;
+	int rc = k->batch_new(&b);
+
+	if (rc == 0)
+		rc = mmsb_kern_batch_add(b, pb->data, size, enc, body, len);
+	if (rc == 0)
+		rc = k->apply_batch(b);
+	k->batch_free(b);
+	return rc;
+}
+
+int ns_bytes_apply(struct pbuf **pb, uint64_t *size, const struct mmsb_rec *r, struct mmsb_buf *scratch,
+		   const struct mmsb_kern_ops *dev)
 {
 	const uint8_t *body;
 	size_t len;
@@ -843,9 +1003,9 @@ int ns_bytes_apply(struct pbuf **pb, uint64_t *size, const struct mmsb_rec *r, s
 	int rc;
 
 	if (r->type == MMSB_FR_TRUNCATE) {
-		rc = pbuf_reserve(pb, *size, r->u.truncate.size);
+		rc = pbuf_reserve(pb, *size, r->u.truncate.size, dev);
 		if (rc == 0)
-			pbuf_resize(*pb, size, r->u.truncate.size);
+			rc = pbuf_resize(*pb, size, r->u.truncate.size);
 		return rc;
 	}
 	if (r->u.write.size < *size)
@@ -862,10 +1022,12 @@ int ns_bytes_apply(struct pbuf **pb, uint64_t *size, const struct mmsb_rec *r, s
 		if (rc < 0)
 			return rc;
 	}
-	rc = pbuf_reserve(pb, *size, r->u.write.size);
+	rc = pbuf_reserve(pb, *size, r->u.write.size, dev);
 	if (rc < 0)
 		return rc;
 	*size = r->u.write.size;
+	if ((*pb)->k)
+		return dev_apply(*pb, *size, r->u.write.enc, body, len);
 	return mmsb_delta_apply((*pb)->data, *size, r->u.write.enc, body, len);
 }
 
@@ -878,7 +1040,7 @@ static int apply_bytes(struct ns *ns, const struct mmsb_rec *r, struct mmsb_buf 
 	if (rc < 0)
 		return rc;
 	old = n->size;
-	rc = ns_bytes_apply(&n->data, &n->size, r, scratch);
+	rc = ns_bytes_apply(&n->data, &n->size, r, scratch, n->dev);
 	if (rc < 0)
 		return rc;
 	if (!n->orphan)
@@ -1052,6 +1214,17 @@ static int apply_setattr(struct ns *ns, const struct mmsb_rec *r)
 	return 0;
 }
 
+static bool is_location(const __typeof__(((struct mmsb_rec *)0)->u.xattr) *x)
+{
+	return x->name_len == sizeof(MMSB_XATTR_LOCATION) - 1 &&
+	       memcmp(x->name, MMSB_XATTR_LOCATION, x->name_len) == 0;
+}
+
+const struct mmsb_kern_ops *ns_location_dev(const struct ns *ns, const void *val, size_t len)
+{
+	return len == 3 && memcmp(val, "gpu", 3) == 0 ? ns->gpu : NULL;
+}
+
 static int apply_xattr(struct ns *ns, const struct mmsb_rec *r)
 {
 	const __typeof__(r->u.xattr) *x = &r->u.xattr;
@@ -1075,6 +1248,8 @@ static int apply_xattr(struct ns *ns, const struct mmsb_rec *r)
 			rc = ns_deps_set(ns, n, ids, (size_t)nd);
 		if (rc < 0)
 			return rc;
+		if (is_location(x))
+			ns_page_place(n, ns_location_dev(ns, x->value, x->value_len)); /* else stays host */
 	} else {
 		struct ns_xattr *e = (struct ns_xattr *)ns_xattr_find(n, x->name, x->name_len);
 
@@ -1085,6 +1260,8 @@ static int apply_xattr(struct ns *ns, const struct mmsb_rec *r)
 		*e = n->xattrs[--n->n_xattrs];
 		if (deps)
 			ns_deps_set(ns, n, NULL, 0);
+		if (is_location(x))
+			ns_page_place(n, NULL);
 	}
 	touch(n, r, false);
 	return 0;

@@ -22,12 +22,15 @@
 
 #include "buf.h"
 #include "mmsb.h"
+#include "kern.h"
 #include "rec.h"
 
 struct pbuf {
-	_Atomic uint32_t refs; /* owners: nodes of this and cloned namespaces */
-	uint64_t cap;	       /* bytes of data[] */
-	uint8_t data[];	       /* data[size..cap) is zero */
+	_Atomic uint32_t refs;		/* owners: nodes of this and cloned namespaces */
+	uint64_t cap;			/* bytes at data */
+	const struct mmsb_kern_ops *k;	/* NULL: host memory (bytes[]); else device memory of k */
+	uint8_t *data;			/* the bytes; data[size..cap) is zero */
+	uint8_t bytes[];		/* host buffers: the bytes themselves */
 };
 
 struct ns_xattr {
@@ -50,6 +53,7 @@ struct ns_node {
 	uint16_t name_len; /* bytes of name */
 	uint32_t mode, uid, gid;
 	uint32_t opens;	   /* mmsb_ref() references */
+	const struct mmsb_kern_ops *dev; /* GPU page: the table its bytes live in; NULL: host */
 	int64_t atime, mtime, ctime;
 	uint64_t size;	   /* page bytes / symlink target length */
 	uint64_t version;  /* byte deltas applied */
@@ -86,6 +90,7 @@ struct ns {
 	size_t names_cap, n_names;
 	struct ns_node *root;
 	uint64_t next_id;				 /* next node id to allocate */
+	const struct mmsb_kern_ops *gpu;		 /* where GPU pages live; NULL: host memory */
 	uint64_t n_pages, n_dirs, n_symlinks, page_bytes; /* in the tree (orphans excluded) */
 };
 
@@ -107,14 +112,34 @@ void ns_attr(const struct ns_node *n, struct mmsb_attr *a);
 int ns_apply(struct ns *ns, const struct mmsb_rec *r, struct mmsb_buf *scratch);
 
 /* Apply the bytes of a WRITE or TRUNCATE record to a standalone page buffer
- * (time-travel materialization).  *pb may be NULL (empty page). */
-int ns_bytes_apply(struct pbuf **pb, uint64_t *size, const struct mmsb_rec *r, struct mmsb_buf *scratch);
+ * (time-travel materialization).  *pb may be NULL (empty page); a new
+ * buffer is device memory of dev (NULL: host). */
+int ns_bytes_apply(struct pbuf **pb, uint64_t *size, const struct mmsb_rec *r, struct mmsb_buf *scratch,
+		   const struct mmsb_kern_ops *dev);
 
 /* Make n's buffer private and able to hold size bytes (zero-filled past the
  * old size).  0 or -ENOMEM. */
 int ns_page_reserve(struct ns_node *n, uint64_t size);
 struct pbuf *pbuf_new(uint64_t cap);
 void pbuf_put(struct pbuf *pb);
+/* Copy bytes [off, off + n) of pb to host memory (device buffers: copy_out,
+ * which waits for the kernels that wrote them).  0 or -EIO. */
+int pbuf_read(const struct pbuf *pb, uint64_t off, void *dst, size_t n);
+/* Host pointer to bytes [off, off + n) of pb: pb's own memory for host
+ * buffers, else a copy in tmp (valid until tmp changes).  NULL on error,
+ * with *rc set. */
+const uint8_t *pbuf_view(const struct pbuf *pb, uint64_t off, size_t n, struct mmsb_buf *tmp, int *rc);
+/* Unlogged changes (orphans): write src at off, or set the size. */
+int ns_page_write(struct ns_node *n, uint64_t off, const void *src, size_t len);
+int ns_page_truncate(struct ns_node *n, uint64_t size);
+/* Move a page's bytes to device memory of dev (NULL: host memory).
+ * -ENOSPC, -ENOMEM, -EIO. */
+int ns_page_place(struct ns_node *n, const struct mmsb_kern_ops *dev);
+/* Where a user.mmsb.location value puts bytes: ns->gpu for "gpu", else host
+ * (NULL).  A SETXATTR of it moves the page; where that fails (no room on
+ * this GPU, a replay on another machine) the bytes stay in host memory and
+ * the attribute is kept. */
+const struct mmsb_kern_ops *ns_location_dev(const struct ns *ns, const void *val, size_t len);
 
 /* Orphan handling (mmsb_ref / mmsb_unref). */
 void ns_unref(struct ns *ns, struct ns_node *n);
@@ -139,6 +164,7 @@ void ns_node_free(struct ns_node *n);
 #define MMSB_XATTR_DEPS "user.mmsb.deps"
 #define MMSB_XATTR_RECOMPUTE "user.mmsb.recompute"
 #define MMSB_XATTR_ERROR "user.mmsb.error"
+#define MMSB_XATTR_LOCATION "user.mmsb.location"
 #define MMSB_DEPS_MAX 4096
 /* Resolve a deps value: ids into out (cap entries).  Returns the count, or
  * -ENOENT (a path names nothing) / -EINVAL (not a page, empty, too many),

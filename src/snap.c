@@ -199,7 +199,7 @@ int snap_load_page(struct mmsb_snap *s, struct ns_node *n, bool locked)
 
 		rc = hr ? store_read_rec(st, hr, &buf, &r) : -ENOENT;
 		if (rc == 0)
-			rc = ns_bytes_apply(&pb, &size, &r, &scratch);
+			rc = ns_bytes_apply(&pb, &size, &r, &scratch, NULL);
 	}
 	if (!locked)
 		pthread_rwlock_unlock(&st->lock);
@@ -404,8 +404,7 @@ ssize_t mmsb_snap_read(struct mmsb_snap *s, uint64_t id, uint64_t off, void *buf
 		} else {
 			if (len > n->size - off)
 				len = (size_t)(n->size - off);
-			memcpy(buf, n->data->data + off, len);
-			rc = (ssize_t)len;
+			rc = pbuf_read(n->data, off, buf, len) < 0 ? -EIO : (ssize_t)len;
 		}
 	}
 	pthread_mutex_unlock(&s->mu);

@@ -285,6 +285,28 @@ int store_find_oldest(struct mmsb_store *st)
 	return 0;
 }
 
+/* Pages loaded from a checkpoint with user.mmsb.location = gpu go to the
+ * GPU, where there is one and room; else they stay in host memory. */
+static int place_gpu_pages(struct mmsb_store *st)
+{
+	size_t i;
+
+	st->ns->gpu = st->gpu;
+	for (i = 0; st->gpu && i < st->ns->ids_cap; i++) {
+		struct ns_node *n = st->ns->ids[i];
+		const struct ns_xattr *x = n ? ns_xattr_find(n, MMSB_XATTR_LOCATION, strlen(MMSB_XATTR_LOCATION)) : NULL;
+		int rc;
+
+		if (!x || !ns_location_dev(st->ns, x->value, x->len))
+			continue;
+		rc = ns_page_place(n, st->gpu);
+		if (rc < 0)
+			mmsb_diag(&st->diag, MMSB_DIAG_WARNING,
+				  "store: GPU page %" PRIu64 " stays in host memory: %s", n->id, strerror(-rc));
+	}
+	return 0;
+}
+
 /* Load the newest checkpoint that loads (full).  *base gets its epoch. */
 static int load_base(struct mmsb_store *st, uint64_t *base)
 {
@@ -329,6 +351,8 @@ static int store_load(struct mmsb_store *st)
 		rc = store_find_oldest(st);
 	if (rc == 0)
 		rc = load_base(st, &lc.base);
+	if (rc == 0)
+		rc = place_gpu_pages(st);
 	if (rc < 0)
 		return rc;
 	hist_init(&st->hist, st->oldest + 1);
@@ -552,6 +576,8 @@ static int open_dirs(struct mmsb_store *st)
 		return rc;
 	if (!st->read_only) {
 		rc = io->mkdirat(io->ctx, st->dirfd, MMSB_CKPT_DIR, 0700);
+		if (rc == 0)
+			rc = io->fsync(io->ctx, st->dirfd); /* the new directory's name is durable */
 		if (rc < 0 && rc != -EEXIST)
 			return rc;
 	}
@@ -589,6 +615,12 @@ int mmsb_store_open(const char *dir, const struct mmsb_store_opts *o, struct mms
 	st->dir = strdup(dir);
 	st->io = o->io ? o->io : &mmsb_io_posix;
 	st->kern = mmsb_kern_cpu();
+	if (!o->read_only && o->gpu == MMSB_GPU_AUTO) {
+		const struct mmsb_kern_ops *k = mmsb_kern_select(true);
+
+		st->gpu = k != st->kern ? k : NULL;
+	}
+	st->gpu_ok = st->gpu || o->gpu == MMSB_GPU_CPU;
 	st->diag.fn = o->diag_fn;
 	st->diag.arg = o->diag_arg;
 	st->diag.level = o->diag_level ? o->diag_level : MMSB_DIAG_NOTICE;
@@ -660,6 +692,7 @@ void mmsb_store_close(struct mmsb_store *st)
 	free(st->txn.changes);
 	free(st->txn.rewired);
 	mmsb_buf_free(&st->txn.prop_out);
+	mmsb_buf_free(&st->txn.window);
 	free(st->txn.recs);
 	mmsb_io_close(st->io, st->ckdirfd);
 	mmsb_io_close(st->io, st->lockfd); /* releases the flock */
@@ -785,8 +818,7 @@ static ssize_t read_node(const struct ns_node *n, uint64_t off, void *buf, size_
 		return 0;
 	if (len > n->size - off)
 		len = (size_t)(n->size - off);
-	memcpy(buf, n->data->data + off, len);
-	return (ssize_t)len;
+	return pbuf_read(n->data, off, buf, len) < 0 ? -EIO : (ssize_t)len;
 }
 
 ssize_t mmsb_read(struct mmsb_store *st, uint64_t id, uint64_t off, void *buf, size_t len)

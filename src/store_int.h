@@ -47,6 +47,7 @@ struct mmsb_txn {
 	uint64_t *rewired;	       /* pages whose deps or recompute changed */
 	size_t n_rewired, cap_rewired;
 	struct mmsb_buf prop_out;      /* scratch: a recompute's result */
+	struct mmsb_buf window;	       /* scratch: bytes of a GPU page copied out */
 };
 
 struct mmsb_snap {
@@ -68,6 +69,8 @@ struct mmsb_store {
 	struct mmsb_diag diag;		/* sink */
 	const struct mmsb_io_ops *io;	/* I/O table */
 	const struct mmsb_kern_ops *kern; /* kernel table for CPU pages (the reference) */
+	const struct mmsb_kern_ops *gpu;  /* CUDA table where GPU pages live; NULL: none */
+	bool gpu_ok;			  /* location gpu accepted (a GPU, or MMSB_GPU_CPU) */
 	uint64_t seed;			/* checksum seed */
 	int64_t ctime;			/* store creation time */
 	bool read_only;			/* opened read-only, or forced by ro_compat bits */

@@ -134,6 +134,8 @@ int mmsb_tlog_open(int store_dirfd, const struct tlog_opts *o, struct mmsb_tlog 
 	pthread_cond_init(&log->cond, NULL);
 	if (!o->read_only) {
 		rc = o->io->mkdirat(o->io->ctx, store_dirfd, MMSB_LOG_DIR, 0700);
+		if (rc == 0)
+			rc = o->io->fsync(o->io->ctx, store_dirfd); /* the new directory's name is durable */
 		if (rc == -EEXIST)
 			rc = 0;
 		if (rc < 0)

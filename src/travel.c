@@ -79,6 +79,7 @@ struct diff_ctx {
 	struct mmsb_range *r; /* ranges of the page being compared */
 	size_t n, cap;
 	int rc;
+	struct mmsb_buf xa, xb; /* GPU pages copied out */
 };
 
 static int add_range(void *arg, uint64_t off, uint64_t len)
@@ -199,9 +200,16 @@ static int diff_page(struct diff_ctx *d, struct ns_node *x, struct ns_node *y)
 		rc = snap_load_page(d->b, y, false);
 	if (rc < 0)
 		return d->rc = rc;
+	const uint8_t *a = (const uint8_t *)"", *b = a;
+
+	if (x->size)
+		a = pbuf_view(x->data, 0, x->size, &d->xa, &rc);
+	if (rc == 0 && y->size)
+		b = pbuf_view(y->data, 0, y->size, &d->xb, &rc);
+	if (rc < 0)
+		return d->rc = rc;
 	d->n = 0;
-	mmsb_delta_compare(x->data ? x->data->data : (const uint8_t *)"", x->size, y->data ? y->data->data : (const uint8_t *)"",
-			   y->size, add_range, d);
+	mmsb_delta_compare(a, x->size, b, y->size, add_range, d);
 	if (d->rc)
 		return d->rc;
 	if (d->n)
@@ -293,6 +301,8 @@ int mmsb_diff(struct mmsb_store *st, uint64_t e1, uint64_t e2, const char *const
 	mmsb_snap_close(d.a);
 	mmsb_snap_close(d.b);
 	free(d.r);
+	mmsb_buf_free(&d.xa);
+	mmsb_buf_free(&d.xb);
 	return d.rc < 0 ? d.rc : 0;
 }
 
@@ -408,9 +418,15 @@ static int restore_node(struct restore_ctx *c, struct ns_node *s, struct ns_node
 		h = rc == 0 ? ns_get(c->t->st->ns, a.id) : NULL;
 	}
 	if (rc == 0 && s->type == MMSB_T_PAGE) {
+		struct mmsb_buf tmp = {0};
+		const uint8_t *bytes = NULL;
+
 		rc = snap_load_page(c->s, s, true);
 		if (rc == 0 && s->size)
-			rc = mmsb_txn_write(c->t, h->id, 0, s->data->data, s->size) < 0 ? -EIO : 0;
+			bytes = pbuf_view(s->data, 0, s->size, &tmp, &rc);
+		if (rc == 0 && s->size)
+			rc = mmsb_txn_write(c->t, h->id, 0, bytes, s->size) < 0 ? -EIO : 0;
+		mmsb_buf_free(&tmp);
 		if (rc == 0 && h->size != s->size)
 			rc = mmsb_txn_truncate(c->t, h->id, s->size);
 	}

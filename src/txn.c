@@ -137,15 +137,20 @@ int mmsb_txn_create(struct mmsb_txn *t, uint64_t parent, const char *name, enum 
 /* Write one chunk (at most MMSB_WRITE_CHUNK bytes). */
 static int write_chunk(struct mmsb_txn *t, struct ns_node *n, uint64_t off, const uint8_t *src, size_t len)
 {
-	static const uint8_t none[1];
 	struct mmsb_store *st = t->st;
 	struct mmsb_delta_info info;
 	struct mmsb_rec r = {.node = n->id};
 	uint64_t nsize = off + len > n->size ? off + len : n->size;
-	int rc;
+	size_t wlen = off < n->size ? (n->size - off < len ? (size_t)(n->size - off) : len) : 0;
+	const uint8_t *old = NULL;
+	int rc = 0;
 
+	/* the bytes the write covers (a GPU page's are copied out) */
+	if (wlen)
+		old = pbuf_view(n->data, off, wlen, &t->window, &rc);
 	t->diff.len = 0;
-	rc = mmsb_delta_diff(n->data ? n->data->data : none, n->size, off, src, len, &t->diff, &info);
+	if (rc == 0)
+		rc = mmsb_delta_diff_window(old, wlen, off, src, len, &t->diff, &info);
 	if (rc < 0)
 		return rc;
 	if (info.changed == 0) {
@@ -184,19 +189,6 @@ static int write_chunk(struct mmsb_txn *t, struct ns_node *n, uint64_t off, cons
 	return rc;
 }
 
-/* Orphans (unlinked while referenced) change in memory only. */
-static int orphan_write(struct ns_node *n, uint64_t off, const void *src, size_t len)
-{
-	uint64_t nsize = off + len > n->size ? off + len : n->size;
-	int rc = ns_page_reserve(n, nsize);
-
-	if (rc < 0)
-		return rc;
-	memcpy(n->data->data + off, src, len);
-	n->size = nsize;
-	return 0;
-}
-
 ssize_t mmsb_txn_write(struct mmsb_txn *t, uint64_t id, uint64_t off, const void *buf, size_t len)
 {
 	struct ns_node *n = txn_node(t, id);
@@ -213,8 +205,8 @@ ssize_t mmsb_txn_write(struct mmsb_txn *t, uint64_t id, uint64_t off, const void
 		return -EFBIG;
 	if (len == 0)
 		return 0;
-	if (n->orphan)
-		return orphan_write(n, off, buf, len) < 0 ? -ENOMEM : (ssize_t)len;
+	if (n->orphan) /* unlinked while referenced: changes in memory only */
+		return ns_page_write(n, off, buf, len) < 0 ? -ENOMEM : (ssize_t)len;
 	for (done = 0; done < len && rc == 0; done += MMSB_WRITE_CHUNK) {
 		size_t c = len - done < MMSB_WRITE_CHUNK ? len - done : MMSB_WRITE_CHUNK;
 
@@ -227,7 +219,6 @@ int mmsb_txn_truncate(struct mmsb_txn *t, uint64_t id, uint64_t size)
 {
 	struct ns_node *n = txn_node(t, id);
 	struct mmsb_rec r = {.type = MMSB_FR_TRUNCATE, .node = id};
-	int rc;
 
 	if (!n)
 		return -ENOENT;
@@ -239,16 +230,8 @@ int mmsb_txn_truncate(struct mmsb_txn *t, uint64_t id, uint64_t size)
 		return -EFBIG;
 	if (size == n->size)
 		return 0;
-	if (n->orphan) {
-		uint64_t sz = n->size;
-
-		rc = ns_page_reserve(n, size);
-		if (rc == 0 && size < sz)
-			memset(n->data->data + size, 0, sz - size);
-		if (rc == 0)
-			n->size = size;
-		return rc;
-	}
+	if (n->orphan)
+		return ns_page_truncate(n, size);
 	r.u.truncate.size = size;
 	return txn_record(t, &r, MMSB_CH_TRUNCATE, 0, size);
 }
@@ -360,6 +343,28 @@ static int note_rewired(struct mmsb_txn *t, uint64_t id, const char *name)
 	return 0;
 }
 
+/* user.mmsb.location: "cpu" or "gpu", pages only; gpu needs a GPU (or the CPU
+ * backend).  The bytes move now, so a failure (-ENOSPC: the GPU is full)
+ * changes nothing; the record's replay then finds them in place. */
+static int location_check(struct mmsb_txn *t, struct ns_node *n, const char *name, const void *value, size_t len)
+{
+	bool gpu = len == 3 && memcmp(value, "gpu", 3) == 0;
+
+	if (strcmp(name, MMSB_XATTR_LOCATION) != 0)
+		return 0;
+	if (n->type != MMSB_T_PAGE || (!gpu && !(len == 3 && memcmp(value, "cpu", 3) == 0)))
+		return -EINVAL;
+	if (gpu && !t->st->gpu_ok) {
+		mmsb_diag(&t->st->diag, MMSB_DIAG_NOTICE,
+			  "store: page %" PRIu64 ": location gpu refused: no GPU (mount with the CPU backend to emulate)",
+			  n->id);
+		return -ENODEV;
+	}
+	if (n->orphan)
+		return 0;
+	return ns_page_place(n, gpu ? t->st->gpu : NULL);
+}
+
 int mmsb_txn_setxattr(struct mmsb_txn *t, uint64_t id, const char *name, const void *value, size_t len,
 		      unsigned flags)
 {
@@ -369,6 +374,8 @@ int mmsb_txn_setxattr(struct mmsb_txn *t, uint64_t id, const char *name, const v
 	if (!n)
 		return -ENOENT;
 	rc = prop_check_xattr(t, n, name, value, len);
+	if (rc == 0)
+		rc = location_check(t, n, name, value, len);
 	if (rc == 0)
 		rc = note_rewired(t, id, name);
 	return rc < 0 ? rc : txn_setxattr_raw(t, id, name, value, len, flags);
@@ -460,8 +467,7 @@ ssize_t mmsb_txn_read(struct mmsb_txn *t, uint64_t id, uint64_t off, void *buf, 
 		return 0;
 	if (len > n->size - off)
 		len = (size_t)(n->size - off);
-	memcpy(buf, n->data->data + off, len);
-	return (ssize_t)len;
+	return pbuf_read(n->data, off, buf, len) < 0 ? -EIO : (ssize_t)len;
 }
 
 /* ---- commit and abort ------------------------------------------------------------------ */

@@ -61,7 +61,7 @@ enum mmsb_sync {
 /* GPU pages (user.mmsb.location = gpu). */
 enum mmsb_gpu_mode {
 	MMSB_GPU_AUTO = 0, /* CUDA managed memory when a GPU answers; else setting gpu fails (-ENODEV) */
-	MMSB_GPU_CPU = 1,  /* accept gpu but keep the bytes in host memory (CPU backend: tests, CPU-only hosts) */
+	MMSB_GPU_CPU = 1,  /* accept gpu and serve those pages with the CPU kernel table (tests, CPU-only hosts) */
 };
 
 /* Diagnostic levels use syslog numbers. */

@@ -434,61 +434,138 @@ static void idset_free(struct idset *s)
 static int set_error(struct mmsb_txn *t, struct ns_node *c, const char *msg);
 
 /* Recompute child c from its parents, as records of t. */
+/* The parents of a recompute as the operation will read them. */
+struct parents {
+	const uint8_t *in[MMSB_DEPS_MAX]; /* host bytes, or device bytes when dev */
+	uint64_t len[MMSB_DEPS_MAX];
+	size_t sz[MMSB_DEPS_MAX];
+	struct mmsb_buf *tmp;		  /* GPU parents copied out (host side only) */
+	uint16_t n;
+	const struct mmsb_kern_ops *dev;  /* all parents and the child on this device */
+};
+
+/* Built-in operation on the GPU: output into device memory, then copied out
+ * (the log needs the bytes that changed). */
+static int compute_dev(struct mmsb_txn *t, const struct prop_spec *sp, struct parents *pa, size_t out_len)
+{
+	const struct mmsb_kern_ops *k = pa->dev;
+	void *out = NULL;
+	int rc = out_len ? k->page_alloc(out_len, &out) : 0;
+
+	if (rc == 0)
+		rc = k->recompute(sp->op, sp->elem, out, out_len, (const void *const *)pa->in, pa->sz, pa->n);
+	if (rc == 0 && out_len)
+		rc = k->copy_out(t->prop_out.p, out, out_len);
+	k->page_free(out);
+	return rc;
+}
+
+static int compute(struct mmsb_txn *t, const struct ns_node *c, const struct prop_spec *sp, struct parents *pa,
+		   char *err, size_t errcap)
+{
+	size_t out_len;
+	int rc;
+
+	if (sp->exec) {
+		struct exec_job j = {t->st, sp, c, pa->in, pa->len, pa->n, t->epoch, err, errcap};
+
+		if (!t->st->o.allow_exec) {
+			snprintf(err, errcap, "exec: recompute operations are not allowed on this mount");
+			return -EPERM;
+		}
+		return prop_exec(&j, &t->prop_out);
+	}
+	rc = mmsb_kern_recompute_len(sp->op, sp->elem, pa->sz, pa->n, &out_len);
+	t->prop_out.len = 0;
+	if (rc == 0)
+		rc = mmsb_buf_reserve(&t->prop_out, out_len + 1);
+	if (rc == 0 && pa->dev)
+		rc = compute_dev(t, sp, pa, out_len);
+	else if (rc == 0)
+		rc = t->st->kern->recompute(sp->op, sp->elem, t->prop_out.p, out_len, (const void *const *)pa->in,
+					    pa->sz, pa->n);
+	if (rc == 0)
+		t->prop_out.len = out_len;
+	if (rc == -EINVAL)
+		snprintf(err, errcap, "parent sizes do not fit the operation");
+	return rc;
+}
+
+/* Gather c's parents.  When c and every parent are GPU pages of one device
+ * the operation runs there; otherwise on the CPU, with GPU parents copied
+ * out.  Returns 0, -ENOENT (a parent is gone: err says which), -ENOMEM, -EIO. */
+static int gather(struct ns *ns, const struct ns_node *c, bool exec, struct parents *pa, char *err, size_t errcap)
+{
+	static const uint8_t empty[1];
+	uint16_t i;
+	int rc = 0;
+
+	pa->n = c->n_deps;
+	pa->dev = exec ? NULL : c->dev;
+	for (i = 0; i < c->n_deps; i++) {
+		struct ns_node *p = ns_get(ns, c->deps[i]);
+
+		if (!p || p->orphan || p->type != MMSB_T_PAGE) {
+			snprintf(err, errcap, "parent %u of %u (node %" PRIu64 ") was removed", i + 1, c->n_deps,
+				 c->deps[i]);
+			return -ENOENT;
+		}
+		pa->len[i] = p->size;
+		pa->sz[i] = (size_t)p->size;
+		if (p->size && (!p->data->k || p->data->k != c->dev))
+			pa->dev = NULL;
+	}
+	for (i = 0; i < c->n_deps && rc == 0; i++) {
+		struct ns_node *p = ns_get(ns, c->deps[i]);
+
+		pa->in[i] = p->size ? p->data->data : empty;
+		if (pa->dev || !p->size || !p->data->k)
+			continue;
+		if (!pa->tmp && !(pa->tmp = calloc(c->n_deps, sizeof(*pa->tmp))))
+			return -ENOMEM;
+		pa->in[i] = pbuf_view(p->data, 0, p->size, &pa->tmp[i], &rc);
+	}
+	return rc;
+}
+
+static void parents_free(struct parents *pa)
+{
+	uint16_t i;
+
+	for (i = 0; pa->tmp && i < pa->n; i++)
+		mmsb_buf_free(&pa->tmp[i]);
+	free(pa->tmp);
+	free(pa);
+}
+
+/* Recompute child c from its parents, as records of t. */
 static int recompute_one(struct mmsb_txn *t, struct ns_node *c)
 {
-	struct ns *ns = t->st->ns;
 	const struct ns_xattr *rx = ns_xattr_find(c, MMSB_XATTR_RECOMPUTE, strlen(MMSB_XATTR_RECOMPUTE));
-	const uint8_t *in[MMSB_DEPS_MAX];
-	uint64_t len[MMSB_DEPS_MAX], id = c->id;
-	size_t sz[MMSB_DEPS_MAX], out_len;
-	static const uint8_t empty[1];
+	struct parents *pa;
+	uint64_t id = c->id;
 	char err[256] = "";
 	struct prop_spec sp;
-	uint16_t i;
 	int rc;
 
 	if (!rx || !c->n_deps)
 		return 0;
 	if (prop_parse((const char *)rx->value, rx->len, &sp) < 0)
 		return set_error(t, c, "unknown recompute operation");
-	for (i = 0; i < c->n_deps; i++) {
-		struct ns_node *p = ns_get(ns, c->deps[i]);
-
-		if (!p || p->orphan || p->type != MMSB_T_PAGE) {
-			snprintf(err, sizeof(err), "parent %u of %u (node %" PRIu64 ") was removed", i + 1, c->n_deps,
-				 c->deps[i]);
-			return set_error(t, c, err);
-		}
-		in[i] = p->data ? p->data->data : empty;
-		len[i] = p->size;
-		sz[i] = (size_t)p->size;
-	}
-	if (sp.exec) {
-		struct exec_job j = {t->st, &sp, c, in, len, c->n_deps, t->epoch, err, sizeof(err)};
-
-		if (!t->st->o.allow_exec)
-			return set_error(t, c, "exec: recompute operations are not allowed on this mount");
-		rc = prop_exec(&j, &t->prop_out);
-	} else {
-		rc = mmsb_kern_recompute_len(sp.op, sp.elem, sz, c->n_deps, &out_len);
-		t->prop_out.len = 0;
-		if (rc == 0)
-			rc = mmsb_buf_reserve(&t->prop_out, out_len + 1);
-		if (rc == 0)
-			rc = t->st->kern->recompute(sp.op, sp.elem, t->prop_out.p, out_len, (const void *const *)in, sz,
-						    c->n_deps);
-		if (rc == 0)
-			t->prop_out.len = out_len;
-		if (rc == -EINVAL)
-			snprintf(err, sizeof(err), "parent sizes do not fit %.*s", (int)rx->len, (const char *)rx->value);
-	}
+	pa = calloc(1, sizeof(*pa));
+	if (!pa)
+		return -ENOMEM;
+	rc = gather(t->st->ns, c, sp.exec, pa, err, sizeof(err));
+	if (rc == 0)
+		rc = compute(t, c, &sp, pa, err, sizeof(err));
+	parents_free(pa);
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc < 0)
 		return set_error(t, c, err[0] ? err : strerror(-rc));
 	t->rec_flags = MMSB_FRF_PROPAGATED;
 	rc = t->prop_out.len ? (int)mmsb_txn_write(t, id, 0, t->prop_out.p, t->prop_out.len) : 0;
-	c = ns_get(ns, id);
+	c = ns_get(t->st->ns, id);
 	if (rc >= 0 && c->size > t->prop_out.len)
 		rc = mmsb_txn_truncate(t, id, t->prop_out.len);
 	if (rc >= 0 && ns_xattr_find(c, MMSB_XATTR_ERROR, strlen(MMSB_XATTR_ERROR)))

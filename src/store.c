@@ -619,8 +619,10 @@ int mmsb_store_open(const char *dir, const struct mmsb_store_opts *o, struct mms
 		const struct mmsb_kern_ops *k = mmsb_kern_select(true);
 
 		st->gpu = k != st->kern ? k : NULL;
+	} else if (o->gpu == MMSB_GPU_CPU) {
+		st->gpu = st->kern; /* "device" pages in host memory, through the same table paths */
 	}
-	st->gpu_ok = st->gpu || o->gpu == MMSB_GPU_CPU;
+	st->gpu_ok = st->gpu != NULL;
 	st->diag.fn = o->diag_fn;
 	st->diag.arg = o->diag_arg;
 	st->diag.level = o->diag_level ? o->diag_level : MMSB_DIAG_NOTICE;

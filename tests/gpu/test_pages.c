@@ -1,0 +1,252 @@
+/* test_pages.c - GPU pages through the core API.
+ *
+ *   test_pages gpu   pages really in GPU memory (exits 77 without a GPU)
+ *   test_pages cpu   the CPU backend (MMSB_GPU_CPU): same semantics, host memory
+ *
+ * Moves pages to the GPU and back, writes deltas (applied by kernel
+ * batches), recomputes a derived GPU page from GPU parents (on the GPU) and
+ * from a mix (on the CPU), checkpoints, reopens, and reads time-travel views;
+ * every byte is compared with a model kept on the host.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kern.h"
+#include "mmsb.h"
+
+#define PAGE (1u << 20) /* 1 MiB pages: several blocks and lanes */
+
+static enum mmsb_gpu_mode mode;
+
+struct fx {
+	char dir[64];
+	struct mmsb_store *st;
+};
+
+static void quiet(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	(void)level;
+	(void)msg;
+}
+
+static void reopen(struct fx *fx)
+{
+	struct mmsb_store_opts o;
+
+	mmsb_store_close(fx->st);
+	mmsb_store_opts_init(&o);
+	o.diag_fn = quiet;
+	o.gpu = mode;
+	assert_int_equal(mmsb_store_open(fx->dir, &o, &fx->st), 0);
+}
+
+static int setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+
+	strcpy(fx->dir, "/tmp/mmsb-gpu-XXXXXX");
+	assert_non_null(mkdtemp(fx->dir));
+	strcat(fx->dir, "/s");
+	reopen(fx);
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *fx = *state;
+	char cmd[128];
+
+	mmsb_store_close(fx->st);
+	fx->dir[strlen(fx->dir) - 2] = '\0';
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
+	assert_int_equal(system(cmd), 0);
+	free(fx);
+	return 0;
+}
+
+static uint64_t txn_page(struct fx *fx, const char *name, const void *bytes, size_t len)
+{
+	struct mmsb_txn *t;
+	struct mmsb_attr a;
+
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	assert_int_equal(mmsb_txn_create(t, MMSB_ROOT_ID, name, MMSB_T_PAGE, 0644, 0, 0, NULL, &a), 0);
+	if (len)
+		assert_int_equal(mmsb_txn_write(t, a.id, 0, bytes, len), (ssize_t)len);
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	return a.id;
+}
+
+static int setx(struct fx *fx, uint64_t id, const char *name, const char *val)
+{
+	struct mmsb_txn *t;
+	int rc;
+
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	rc = mmsb_txn_setxattr(t, id, name, val, strlen(val), 0);
+	if (rc == 0)
+		assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	else
+		mmsb_txn_abort(t);
+	return rc;
+}
+
+static uint64_t put(struct fx *fx, uint64_t id, uint64_t off, const void *b, size_t n)
+{
+	struct mmsb_txn *t;
+	uint64_t e;
+
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	assert_int_equal(mmsb_txn_write(t, id, off, b, n), (ssize_t)n);
+	assert_int_equal(mmsb_txn_commit(t, &e), 0);
+	return e;
+}
+
+static void expect_page(struct mmsb_store *st, struct mmsb_snap *s, uint64_t id, const uint8_t *want, size_t n)
+{
+	uint8_t *got = malloc(n + 16);
+	ssize_t r = s ? mmsb_snap_read(s, id, 0, got, n + 16) : mmsb_read(st, id, 0, got, n + 16);
+
+	assert_int_equal(r, (ssize_t)n);
+	assert_memory_equal(got, want, n);
+	free(got);
+}
+
+static void fill(uint8_t *p, size_t n, unsigned seed)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		p[i] = (uint8_t)((i * 2654435761u + seed) >> 13);
+}
+
+static void location_rules(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t p = txn_page(fx, "p", "abc", 3);
+
+	assert_int_equal(setx(fx, p, "user.mmsb.location", "tpu"), -EINVAL);
+	assert_int_equal(setx(fx, MMSB_ROOT_ID, "user.mmsb.location", "gpu"), -EINVAL);
+	assert_int_equal(setx(fx, p, "user.mmsb.location", "gpu"), 0);
+	expect_page(fx->st, NULL, p, (const uint8_t *)"abc", 3);
+	assert_int_equal(setx(fx, p, "user.mmsb.location", "cpu"), 0);
+	expect_page(fx->st, NULL, p, (const uint8_t *)"abc", 3);
+	if (mode == MMSB_GPU_CPU && mmsb_kern_gpu_probe(&(struct mmsb_kern_gpu_info){0}) < 0) {
+		/* without a GPU and without the CPU backend, gpu is refused */
+		mode = MMSB_GPU_AUTO;
+		reopen(fx);
+		mode = MMSB_GPU_CPU;
+		assert_int_equal(setx(fx, p, "user.mmsb.location", "gpu"), -ENODEV);
+		assert_int_equal(setx(fx, p, "user.mmsb.location", "cpu"), 0);
+	}
+}
+
+static void deltas_recompute_checkpoint_travel(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t *a = malloc(PAGE), *b = malloc(PAGE), *sum = malloc(PAGE), *at_e1 = malloc(PAGE);
+	uint64_t pa, pb, pc, pm, e1, e2, ck;
+	struct mmsb_snap *s;
+	size_t i;
+
+	fill(a, PAGE, 1);
+	fill(b, PAGE, 2);
+	pa = txn_page(fx, "a", a, PAGE);
+	pb = txn_page(fx, "b", b, PAGE);
+	pc = txn_page(fx, "c", NULL, 0);
+	pm = txn_page(fx, "mix", NULL, 0);
+	assert_int_equal(setx(fx, pa, "user.mmsb.location", "gpu"), 0);
+	assert_int_equal(setx(fx, pb, "user.mmsb.location", "gpu"), 0);
+	assert_int_equal(setx(fx, pc, "user.mmsb.location", "gpu"), 0);
+	/* c = a + b over u8 (all on the GPU: recomputed there) */
+	assert_int_equal(setx(fx, pc, "user.mmsb.deps", "a,b"), 0);
+	assert_int_equal(setx(fx, pc, "user.mmsb.recompute", "add:u8"), 0);
+	/* mix = c xor "x" pattern page on the CPU (a mixed recompute) */
+	assert_int_equal(setx(fx, pm, "user.mmsb.deps", "c"), 0);
+	assert_int_equal(setx(fx, pm, "user.mmsb.recompute", "copy"), 0);
+	for (i = 0; i < PAGE; i++)
+		sum[i] = (uint8_t)(a[i] + b[i]);
+	expect_page(fx->st, NULL, pc, sum, PAGE);
+	expect_page(fx->st, NULL, pm, sum, PAGE);
+
+	/* scattered small deltas to a GPU page, each one epoch */
+	for (i = 0; i < 64; i++) {
+		uint8_t v[3] = {(uint8_t)i, (uint8_t)(i * 3), (uint8_t)(i * 7)};
+		size_t off = (i * 16411) % (PAGE - 3);
+
+		memcpy(a + off, v, 3);
+		e1 = put(fx, pa, off, v, 3);
+	}
+	for (i = 0; i < PAGE; i++)
+		sum[i] = (uint8_t)(a[i] + b[i]);
+	memcpy(at_e1, sum, PAGE);
+	expect_page(fx->st, NULL, pa, a, PAGE);
+	expect_page(fx->st, NULL, pc, sum, PAGE);
+	assert_int_equal(mmsb_checkpoint(fx->st, &ck), 0);
+	memset(b + 100, 0xee, 5000);
+	e2 = put(fx, pb, 100, b + 100, 5000);
+	for (i = 0; i < PAGE; i++)
+		sum[i] = (uint8_t)(a[i] + b[i]);
+	expect_page(fx->st, NULL, pc, sum, PAGE);
+	expect_page(fx->st, NULL, pm, sum, PAGE);
+
+	reopen(fx); /* checkpoint + tail replay: pages go back to the GPU */
+	expect_page(fx->st, NULL, pa, a, PAGE);
+	expect_page(fx->st, NULL, pc, sum, PAGE);
+	assert_int_equal(mmsb_getxattr(fx->st, pc, "user.mmsb.location", NULL, 0), 3);
+	assert_int_equal(mmsb_snap_open(fx->st, e1, &s), 0);
+	expect_page(fx->st, s, pc, at_e1, PAGE);
+	mmsb_snap_close(s);
+	assert_int_equal(mmsb_snap_open(fx->st, e2, &s), 0);
+	expect_page(fx->st, s, pc, sum, PAGE);
+	mmsb_snap_close(s);
+	assert_int_equal(mmsb_store_verify(fx->st), 0);
+	/* grow and shrink a GPU page */
+	{
+		struct mmsb_txn *t;
+
+		assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+		assert_int_equal(mmsb_txn_truncate(t, pa, 10), 0);
+		assert_int_equal(mmsb_txn_write(t, pa, PAGE, "end", 3), 3);
+		assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+		memset(a + 10, 0, PAGE - 10);
+		a = realloc(a, PAGE + 3);
+		memcpy(a + PAGE, "end", 3);
+		expect_page(fx->st, NULL, pa, a, PAGE + 3);
+	}
+	free(a);
+	free(b);
+	free(sum);
+	free(at_e1);
+	(void)ck;
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest t[] = {
+		cmocka_unit_test_setup_teardown(location_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(deltas_recompute_checkpoint_travel, setup, teardown),
+	};
+	struct mmsb_kern_gpu_info gi;
+
+	mode = argc > 1 && strcmp(argv[1], "cpu") == 0 ? MMSB_GPU_CPU : MMSB_GPU_AUTO;
+	if (mode == MMSB_GPU_AUTO) {
+		if (mmsb_kern_gpu_probe(&gi) < 0) {
+			printf("test_pages: no GPU: skipped\n");
+			return 77;
+		}
+		printf("test_pages: %s (cc %d.%d, concurrent managed access %d)\n", gi.name, gi.cc_major, gi.cc_minor,
+		       gi.concurrent_managed);
+	}
+	return cmocka_run_group_tests_name(mode == MMSB_GPU_CPU ? "pages-cpu" : "pages-gpu", t, NULL, NULL);
+}

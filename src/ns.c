@@ -145,9 +145,11 @@ static int pbuf_reserve(struct pbuf **pb, uint64_t keep, uint64_t size, const st
 		if (cap < size || cap > SIZE_MAX - sizeof(*old))
 			return -ENOMEM;
 		if (!old->k) {
+			uint64_t old_cap = old->cap;
+
 			nb = realloc(old, sizeof(*old) + cap);
 			if (!nb)
-				return size <= old->cap ? 0 : -ENOMEM;
+				return size <= old_cap ? 0 : -ENOMEM;
 			nb->data = nb->bytes;
 			if (cap > nb->cap)
 				memset(nb->data + nb->cap, 0, cap - nb->cap);

@@ -69,12 +69,13 @@ if [ -x "$B/tests/gpu/test_kern" ]; then
 fi
 
 # 2. meson tests: unit + gpu
-timeout 180 meson test -C "$B" --suite gpu --suite unit --print-errorlogs >"$OUT/tests.txt" 2>&1
+timeout 300 meson test -C "$B" --suite gpu --suite unit --print-errorlogs >"$OUT/tests.txt" 2>&1
 rc=$?
 say "meson test --suite gpu --suite unit: rc=$rc ($(elapsed)s)"
 grep -E "^ *[0-9]+/[0-9]+ |^(Ok|Fail|Skipped|Timeout):" "$OUT/tests.txt" | tee -a "$SUMMARY"
 [ $rc -eq 0 ] || status=1
-if grep -qE "gpu / kern +SKIP" "$OUT/tests.txt"; then
+grep -E "^e2e: " "$B/meson-logs/testlog.txt" >>"$SUMMARY" 2>/dev/null
+if grep -qE "gpu / (kern|pages|e2e) +SKIP" "$OUT/tests.txt"; then
 	say "WARNING: the GPU test was SKIPPED on the GPU machine (no device seen?)"
 	status=1
 fi
@@ -98,6 +99,12 @@ if [ -x "$CS" ] && [ -x "$B/tests/gpu/test_kern" ]; then
 	rc=$?
 	say "compute-sanitizer memcheck: rc=$rc ($(elapsed)s) $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.txt" | tail -1)"
 	[ $rc -eq 0 ] || { status=1; tail -30 "$OUT/memcheck.txt" >>"$SUMMARY"; }
+	if [ -x "$B/tests/gpu/test_pages" ]; then
+		timeout 150 "$CS" --tool memcheck --error-exitcode 1 "$B/tests/gpu/test_pages" gpu >>"$OUT/memcheck.txt" 2>&1
+		rc=$?
+		say "compute-sanitizer memcheck test_pages: rc=$rc ($(elapsed)s) $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.txt" | tail -1)"
+		[ $rc -eq 0 ] || status=1
+	fi
 	SANITIZE_MORE=1
 else
 	say "compute-sanitizer not found ($CS)"

@@ -213,7 +213,7 @@ ssize_t mmsb_tags(struct mmsb_store *st, struct mmsb_tag *out, size_t cap)
 	ssize_t n;
 
 	pthread_mutex_lock(&st->tag_mu);
-	if (cap)
+	if (cap && st->n_tags)
 		memcpy(out, st->tags, (st->n_tags < cap ? st->n_tags : cap) * sizeof(*out));
 	n = (ssize_t)st->n_tags;
 	pthread_mutex_unlock(&st->tag_mu);

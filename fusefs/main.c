@@ -146,6 +146,9 @@ static const struct fuse_opt main_opt_spec[] = {
 	{"nokillpriv_v2", offsetof(struct mmsbfs_opts, no_killpriv_v2), 1},
 	{"cached_writes", offsetof(struct mmsbfs_opts, cached_writes), 1},
 	{"clone_fd", offsetof(struct mmsbfs_opts, clone_fd), 1},
+	{"allow_exec", offsetof(struct mmsbfs_opts, allow_exec), 1},
+	{"exec_timeout=%u", offsetof(struct mmsbfs_opts, exec_timeout_ms), 0},
+	{"gpu=%s", offsetof(struct mmsbfs_opts, gpu), 0},
 	{"nosuid", offsetof(struct mmsbfs_opts, nosuid), 1},
 	{"nodev", offsetof(struct mmsbfs_opts, nodev), 1},
 	{"noexec", offsetof(struct mmsbfs_opts, noexec), 1},
@@ -206,7 +209,11 @@ static void main_usage(FILE *f)
 		"    -o nokillpriv_v2       keep the kernel's GETXATTR before every write\n"
 		"    -o cached_writes       writers use the page cache (a write(2) may\n"
 		"                           then span two epochs)\n"
-		"    -o nosuid,nodev,noexec passed to the kernel\n");
+		"    -o nosuid,nodev,noexec passed to the kernel\n"
+		"    -o allow_exec          run exec: recompute operations (as this daemon's user)\n"
+		"    -o exec_timeout=MS     kill an exec: recompute after MS (default 10000)\n"
+		"    -o gpu=auto|cpu        GPU pages in GPU memory (auto), or served from\n"
+		"                           host memory by the CPU kernels (cpu)\n");
 }
 
 /* N with an optional k/m/g/t suffix (powers of 1024), into *out. */
@@ -261,6 +268,17 @@ static int main_store_opts(const struct mmsbfs_opts *o, struct mmsb_store_opts *
 		if (main_parse_size(o->cache, &v) < 0 || v > SIZE_MAX)
 			return fprintf(stderr, "mmsbfs: bad -o cache=%s\n", o->cache), -EINVAL;
 		so->cache_bytes = (size_t)v;
+	}
+	so->allow_exec = o->allow_exec != 0;
+	if (o->exec_timeout_ms)
+		so->exec_timeout_ms = o->exec_timeout_ms;
+	if (o->gpu != NULL) {
+		if (strcmp(o->gpu, "auto") == 0)
+			so->gpu = MMSB_GPU_AUTO;
+		else if (strcmp(o->gpu, "cpu") == 0)
+			so->gpu = MMSB_GPU_CPU;
+		else
+			return fprintf(stderr, "mmsbfs: bad -o gpu=%s (auto or cpu)\n", o->gpu), -EINVAL;
 	}
 	return 0;
 }
@@ -477,6 +495,44 @@ static void main_extra_stats(void *arg, ctl_emit_fn emit, void *ectx)
 }
 
 /* Open the store into fs->st; on failure, *err gets the message. */
+/* Undo /proc/self/mountinfo's octal escapes (\040 for a space) in place. */
+static void main_unescape(char *s)
+{
+	char *d = s;
+
+	for (; *s; s++, d++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+		    s[3] <= '7') {
+			*d = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*d = *s;
+		}
+	}
+	*d = '\0';
+}
+
+/* Is a fuse.mmsbfs mount of this store (its fsname) still mounted? */
+static bool main_store_mounted(const char *store_abs)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[8192];
+	bool found = false;
+
+	if (f == NULL)
+		return true; /* cannot tell: do not wait */
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		char *sep = strstr(line, " - "), fstype[64], source[4096];
+
+		if (sep == NULL || sscanf(sep + 3, "%63s %4095s", fstype, source) != 2)
+			continue;
+		main_unescape(source);
+		found = strcmp(fstype, "fuse.mmsbfs") == 0 && strcmp(source, store_abs) == 0;
+	}
+	fclose(f);
+	return found;
+}
+
 static int main_open_store(struct mmsbfs *fs, const struct mmsbfs_opts *o, char *err, size_t cap)
 {
 	struct mmsb_store_opts so;
@@ -493,6 +549,15 @@ static int main_open_store(struct mmsbfs *fs, const struct mmsbfs_opts *o, char 
 	so.commit_fn = main_commit;
 	so.commit_arg = fs;
 	rc = mmsb_store_open(o->store_abs, &so, &fs->st);
+	/* `fusermount3 -u M && mmsbfs S M`: the previous daemon may still be
+	 * closing the store (final checkpoint) after its mount is gone; wait
+	 * for it, but fail at once when a daemon still serves a mount of S */
+	for (int waited = 0; rc == -EBUSY && !main_store_mounted(o->store_abs) && waited < 600; waited++) {
+		if (waited == 10)
+			fprintf(stderr, "mmsbfs: %s: waiting for the previous daemon to close the store\n", o->store);
+		usleep(100000);
+		rc = mmsb_store_open(o->store_abs, &so, &fs->st);
+	}
 	if (rc < 0) {
 		why = main_open_error(rc);
 		snprintf(err, cap, "%s: %s", o->store, why != NULL ? why : strerror(-rc));
@@ -688,6 +753,7 @@ static void main_free_opts(struct mmsbfs_opts *o)
 	free(o->mnt_abs);
 	free(o->sync);
 	free(o->ckpt_bytes);
+	free(o->gpu);
 	free(o->cache);
 }
 

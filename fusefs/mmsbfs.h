@@ -101,6 +101,9 @@ struct mmsbfs_opts {
 	int cached_writes;	   /* -o cached_writes: no direct I/O for writers */
 	int nosuid, nodev, noexec; /* -o nosuid/nodev/noexec, passed to the kernel */
 	int clone_fd;		   /* -o clone_fd: one /dev/fuse fd per worker */
+	int allow_exec;		   /* -o allow_exec: exec: recompute operations run */
+	unsigned exec_timeout_ms;  /* -o exec_timeout=MS */
+	char *gpu;		   /* -o gpu=auto|cpu: where GPU pages live */
 };
 
 struct mmsbfs_itab;

@@ -68,7 +68,9 @@ static void ops_init(void *userdata, struct fuse_conn_info *conn)
 	/* suid/sgid killing: the kernel does it (SETATTR) unless wire.c
 	 * negotiated KILLPRIV_V2, which makes it ours (tree.c). */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
-	conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ); /* one write(2), one epoch */
+	/* No writeback cache: one write(2), one epoch.  No splice: wire.c
+	 * must see every request in a plain buffer. */
+	conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ);
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)

@@ -4,16 +4,25 @@
 #   GPU page recomputed on the GPU), checkpoint, remount, and read epochs/N.
 #   Also times dd into a GPU page against a CPU page (MiB/s, median of 3).
 #
-#   e2e.sh MMSBFS MMSBCTL
+#   e2e.sh MMSBFS MMSBCTL [cpu]
 #
-# Exits 77 (skipped) without root, /dev/fuse or a GPU.  Prints a transcript.
+# With "cpu" the daemon runs with -o gpu=cpu (GPU pages served by the CPU
+# kernels): the same flow runs on machines without a GPU.  Exits 77
+# (skipped) without root, /dev/fuse or (unless cpu) a GPU.  Prints a
+# transcript.
 set -euo pipefail
 export LC_ALL=C
 
 MMSBFS=$(realpath "${1:?usage: e2e.sh MMSBFS MMSBCTL}")
 MMSBCTL=$(realpath "${2:?usage: e2e.sh MMSBFS MMSBCTL}")
+BACKEND=${3:-gpu}
+MOUNT_OPTS=()
 [[ $(id -u) == 0 && -c /dev/fuse ]] || { echo "e2e: SKIP: needs root and /dev/fuse"; exit 77; }
-command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 || { echo "e2e: SKIP: no GPU"; exit 77; }
+if [[ $BACKEND == cpu ]]; then
+	MOUNT_OPTS=(-o gpu=cpu)
+else
+	command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 || { echo "e2e: SKIP: no GPU"; exit 77; }
+fi
 command -v setfattr >/dev/null || { echo "e2e: SKIP: no setfattr (attr)"; exit 77; }
 
 TMP=$(mktemp -d /tmp/mmsb-gpu-e2e.XXXXXX)
@@ -42,8 +51,12 @@ open(sys.argv[3], "wb").write(out)
 PY
 }
 
-say "card: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1)"
-"$MMSBFS" "$STORE" "$MNT"
+if [[ $BACKEND == cpu ]]; then
+	say "backend: CPU kernels (-o gpu=cpu)"
+else
+	say "card: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1)"
+fi
+"$MMSBFS" "${MOUNT_OPTS[@]}" "$STORE" "$MNT"
 cd "$MNT"
 dd if=/dev/urandom of=a bs=1M count=8 status=none
 dd if=/dev/urandom of=b bs=1M count=8 status=none
@@ -81,7 +94,7 @@ SAVED[$EZ]=1
 
 cd /
 fusermount3 -u "$MNT"
-"$MMSBFS" "$STORE" "$MNT"
+"$MMSBFS" "${MOUNT_OPTS[@]}" "$STORE" "$MNT"
 cd "$MNT"
 [[ $(getfattr -n user.mmsb.location --only-values a) == gpu ]] || fail "location lost across remount"
 cmp c "$TMP/c$EZ" || fail "head c differs after remount"

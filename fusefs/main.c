@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "feed.h"
 #include "inode.h"
 #include "notify.h"
 #include "wire.h"
@@ -480,6 +481,7 @@ static void main_commit(void *arg, const struct mmsb_commit_info *ci)
 	struct mmsbfs *fs = arg;
 
 	mmsbfs_ctl_commit(atomic_load_explicit(&fs->ctl, memory_order_acquire), ci);
+	mmsbfs_feed_commit(fs->feed, fs->st, ci);
 	mmsbfs_notify_commit(fs, ci);
 }
 
@@ -543,6 +545,9 @@ static int main_open_store(struct mmsbfs *fs, const struct mmsbfs_opts *o, char 
 	rc = main_store_opts(o, &so); /* validated by main_parse() already */
 	if (rc < 0)
 		return snprintf(err, cap, "bad options"), rc;
+	rc = mmsbfs_feed_new(&fs->feed); /* the commit hook feeds it from the start */
+	if (rc < 0)
+		return snprintf(err, cap, "out of memory"), rc;
 	so.diag_level = o->debug ? MMSB_DIAG_DEBUG : MMSB_DIAG_INFO;
 	so.diag_fn = mmsbfs_diag_core;
 	so.diag_arg = fs;
@@ -678,6 +683,8 @@ static void main_teardown(struct mmsbfs *fs, struct mmsbfs_notify *nt, struct mm
 	fs->itab = NULL;
 	mmsb_store_close(fs->st); /* final checkpoint, sync */
 	fs->st = NULL;
+	mmsbfs_feed_free(fs->feed); /* after the last commit hook */
+	fs->feed = NULL;
 	atomic_store(&fs->ctl, NULL);
 	mmsbfs_ctl_free(ctl);
 	mmsbfs_notify_free(nt);

@@ -54,6 +54,7 @@
 #define MMSBFS_INO_SYNTH (UINT64_C(1) << 62)			 /* first synthetic ino */
 #define MMSBFS_INO_EPOCHS (MMSBFS_INO_SYNTH + 0)		 /* epochs/ */
 #define MMSBFS_INO_HEAD (MMSBFS_INO_SYNTH + 1)			 /* epochs/head */
+#define MMSBFS_INO_FEED (MMSBFS_INO_SYNTH + 2)			 /* epochs/.changes (feed.h) */
 #define MMSBFS_INO_TAG (MMSBFS_INO_SYNTH + (UINT64_C(1) << 59))	 /* + 59-bit hash of a tag name */
 #define MMSBFS_INO_EROOT (MMSBFS_INO_SYNTH + (UINT64_C(1) << 60)) /* + epoch N (< 2^60) */
 #define MMSBFS_INO_SNODE (MMSBFS_INO_SYNTH + (UINT64_C(1) << 61)) /* + 60-bit hash */
@@ -110,6 +111,7 @@ struct mmsbfs_itab;
 struct mmsbfs_notify;
 struct mmsbfs_wire;
 struct mmsbfs_ctl;
+struct mmsbfs_feed;
 
 /* The daemon.  Reached through fuse_req_userdata(); one per process. */
 struct mmsbfs {
@@ -118,6 +120,7 @@ struct mmsbfs {
 	struct mmsbfs_itab *itab;	     /* synthetic inodes under epochs/ */
 	_Atomic(struct mmsbfs_notify *) notify; /* notifier; NULL when not running */
 	_Atomic(struct mmsbfs_ctl *) ctl;    /* control socket server (ctl.c); NULL when not running */
+	struct mmsbfs_feed *feed;	     /* epochs/.changes (feed.c); set before the store opens */
 	struct mmsbfs_wire *wire;	     /* /dev/fuse hook state (NULL: not installed) */
 	const struct mmsbfs_opts *opts;	     /* command line (owned by main) */
 	bool show_epochs;		     /* list epochs/ in the root's readdir */

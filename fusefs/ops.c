@@ -18,8 +18,10 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 
+#include "feed.h"
 #include "tree.h"
 #include "wire.h"
 #include "xattr.h"
@@ -250,7 +252,12 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 		ops_reply_err(req, -ENOMEM);
 		return;
 	}
-	len = mmsbfs_tree_read(ops_fs(req), ino, (uint64_t)off, buf, size);
+	if (ino == MMSBFS_INO_FEED) { /* remember how far this open has read (poll) */
+		len = mmsbfs_feed_read(ops_fs(req)->feed, (uint64_t)off, buf, size);
+		*(uint64_t *)(uintptr_t)fi->fh = (uint64_t)off + (uint64_t)len;
+	} else {
+		len = mmsbfs_tree_read(ops_fs(req), ino, (uint64_t)off, buf, size);
+	}
 	if (len < 0)
 		ops_reply_err(req, (int)len);
 	else
@@ -279,8 +286,24 @@ static void ops_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void ops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	mmsbfs_tree_release(ops_fs(req), ino);
+	if (ino == MMSBFS_INO_FEED)
+		free((void *)(uintptr_t)fi->fh);
+	else
+		mmsbfs_tree_release(ops_fs(req), ino);
 	ops_reply_err(req, 0);
+}
+
+/* poll(2): the change feed waits for its next line; everything else is
+ * always ready. */
+static void ops_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct fuse_pollhandle *ph)
+{
+	unsigned ev = POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
+
+	if (ino == MMSBFS_INO_FEED)
+		ev = mmsbfs_feed_poll(ops_fs(req)->feed, *(uint64_t *)(uintptr_t)fi->fh, ph);
+	else if (ph)
+		fuse_pollhandle_destroy(ph);
+	fuse_reply_poll(req, ev);
 }
 
 static void ops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -443,6 +466,7 @@ const struct fuse_lowlevel_ops mmsbfs_ops = {
 	.write = ops_write,
 	.flush = ops_flush,
 	.release = ops_release,
+	.poll = ops_poll,
 	.fsync = ops_fsync,
 	.opendir = ops_opendir,
 	.readdir = ops_readdir,

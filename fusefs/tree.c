@@ -27,6 +27,7 @@
 #include <sys/sysinfo.h>
 #include <time.h>
 
+#include "feed.h"
 #include "tree.h"
 #include "wire.h"
 
@@ -51,8 +52,8 @@ int mmsbfs_tree_get(struct mmsbfs *fs, fuse_ino_t ino, struct mmsbfs_node *n)
 		n->id = ino;
 		return 0;
 	}
-	if (ino == MMSBFS_INO_EPOCHS || ino == MMSBFS_INO_HEAD) {
-		n->kind = ino == MMSBFS_INO_EPOCHS ? MMSBFS_K_EPOCHS : MMSBFS_K_HEAD;
+	if (ino == MMSBFS_INO_EPOCHS || ino == MMSBFS_INO_HEAD || ino == MMSBFS_INO_FEED) {
+		n->kind = ino == MMSBFS_INO_EPOCHS ? MMSBFS_K_EPOCHS : ino == MMSBFS_INO_HEAD ? MMSBFS_K_HEAD : MMSBFS_K_FEED;
 		return 0;
 	}
 	if (ino >= MMSBFS_INO_TAG && ino < MMSBFS_INO_EROOT) {
@@ -183,6 +184,22 @@ static int tree_head_stat(struct mmsbfs *fs, struct stat *st)
 	return tree_link_stat(fs, MMSBFS_INO_HEAD, mmsb_store_head(fs->st), st);
 }
 
+static int tree_feed_stat(struct mmsbfs *fs, struct stat *st)
+{
+	struct stat root;
+	int rc = tree_epochs_stat(fs, &root);
+
+	if (rc < 0)
+		return rc;
+	*st = root;
+	st->st_ino = MMSBFS_INO_FEED;
+	st->st_mode = S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_size = (off_t)mmsbfs_feed_size(fs->feed);
+	st->st_blocks = 0;
+	return 0;
+}
+
 static bool tree_is_link(fuse_ino_t ino)
 {
 	return ino == MMSBFS_INO_HEAD || (ino >= MMSBFS_INO_TAG && ino < MMSBFS_INO_EROOT);
@@ -254,6 +271,10 @@ int mmsbfs_tree_getattr(struct mmsbfs *fs, fuse_ino_t ino, struct stat *out, dou
 	case MMSBFS_K_HEAD:
 		*timeout = 0;
 		rc = tree_head_stat(fs, out);
+		break;
+	case MMSBFS_K_FEED:
+		*timeout = 0; /* it grows: tail -f watches its size */
+		rc = tree_feed_stat(fs, out);
 		break;
 	case MMSBFS_K_TAG: {
 		uint64_t epoch;
@@ -372,6 +393,12 @@ static int tree_lookup_epochs(struct mmsbfs *fs, const char *name, struct fuse_e
 		tree_entry_timeouts(e, 0);
 		return tree_head_stat(fs, &e->attr);
 	}
+	if (strcmp(name, MMSBFS_FEED_NAME) == 0) {
+		e->ino = MMSBFS_INO_FEED;
+		e->entry_timeout = MMSBFS_SNAP_TIMEOUT; /* the name never goes away */
+		e->attr_timeout = 0;
+		return tree_feed_stat(fs, &e->attr);
+	}
 	if (mmsbfs_tree_parse_epoch(name, &epoch) < 0) {
 		rc = mmsb_tag_get(fs->st, name, &epoch); /* epochs/NAME -> N */
 		if (rc < 0)
@@ -444,6 +471,7 @@ int mmsbfs_tree_lookup(struct mmsbfs *fs, fuse_ino_t parent, const char *name, s
 		break;
 	case MMSBFS_K_HEAD:
 	case MMSBFS_K_TAG:
+	case MMSBFS_K_FEED:
 		rc = -ENOTDIR;
 		break;
 	case MMSBFS_K_SNAP:
@@ -748,6 +776,13 @@ int mmsbfs_tree_open(struct mmsbfs *fs, fuse_ino_t ino, struct fuse_file_info *f
 	bool writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
 	int rc;
 
+	if (ino == MMSBFS_INO_FEED) { /* read position kept for poll (ops.c) */
+		if (writing)
+			return -EROFS;
+		fi->direct_io = 1;
+		fi->fh = (uint64_t)(uintptr_t)calloc(1, sizeof(uint64_t));
+		return fi->fh ? 0 : -ENOMEM;
+	}
 	if (mmsbfs_ino_is_synth(ino)) {
 		if (writing)
 			return -EROFS;
@@ -1062,6 +1097,13 @@ static int tree_readdir_epochs(struct tree_dirfill *df, uint64_t off)
 		free(ck);
 	if (rc == 0)
 		rc = tree_readdir_tags(df, off);
+	if (rc == 0 && off < (uint64_t)TREE_OFF_HEAD - 1) {
+		memset(&e, 0, sizeof(e));
+		e.ino = MMSBFS_INO_FEED; /* permanent too */
+		rc = tree_feed_stat(df->fs, &e.attr);
+		if (rc == 0 && tree_dir_add(df, MMSBFS_FEED_NAME, &e, (uint64_t)TREE_OFF_HEAD - 1))
+			rc = 1;
+	}
 	if (rc == 0 && off < (uint64_t)TREE_OFF_HEAD) {
 		memset(&e, 0, sizeof(e));
 		e.ino = MMSBFS_INO_HEAD; /* permanent: its lookup count is moot */

@@ -26,6 +26,7 @@ enum mmsbfs_kind {
 	MMSBFS_K_HEAD = 2,   /* the epochs/head symlink */
 	MMSBFS_K_SNAP = 3,   /* a node inside epochs/N/ */
 	MMSBFS_K_TAG = 4,    /* an epochs/NAME symlink of a tag */
+	MMSBFS_K_FEED = 5,   /* epochs/.changes, the change feed */
 };
 
 /* What an ino names, pinned for one request (mmsbfs_tree_get/put). */

@@ -852,6 +852,68 @@ int ns_readdir(const struct ns *ns, const struct ns_node *dir, uint64_t from, mm
 	return 0;
 }
 
+int ns_lookup_attr(const struct ns *ns, uint64_t parent, const char *name, struct mmsb_attr *out)
+{
+	const struct ns_node *p = ns_get(ns, parent), *n;
+
+	if (!p || p->orphan)
+		return -ENOENT;
+	if (p->type != MMSB_T_DIR)
+		return -ENOTDIR;
+	n = ns_lookup(ns, parent, name, strlen(name));
+	if (!n)
+		return -ENOENT;
+	ns_attr(n, out);
+	return 0;
+}
+
+int ns_getattr(const struct ns *ns, uint64_t id, struct mmsb_attr *out)
+{
+	const struct ns_node *n = ns_get(ns, id);
+
+	if (!n)
+		return -ENOENT;
+	ns_attr(n, out);
+	return 0;
+}
+
+ssize_t ns_read(const struct ns_node *n, uint64_t off, void *buf, size_t len)
+{
+	if (!n)
+		return -ENOENT;
+	if (n->type == MMSB_T_DIR)
+		return -EISDIR;
+	if (off >= n->size)
+		return 0;
+	if (len > n->size - off)
+		len = (size_t)(n->size - off);
+	return pbuf_read(n->data, off, buf, len) < 0 ? -EIO : (ssize_t)len;
+}
+
+ssize_t ns_readlink(const struct ns_node *n, char *buf, size_t cap)
+{
+	if (!n)
+		return -ENOENT;
+	return n->type != MMSB_T_SYMLINK ? -EINVAL : ns_read(n, 0, buf, cap);
+}
+
+ssize_t ns_getxattr(const struct ns_node *n, const char *name, void *buf, size_t cap)
+{
+	const struct ns_xattr *x = n ? ns_xattr_find(n, name, strlen(name)) : NULL;
+
+	if (!n)
+		return -ENOENT;
+	if (!x)
+		return -ENODATA;
+	if (cap == 0)
+		return (ssize_t)x->len;
+	if (cap < x->len)
+		return -ERANGE;
+	if (x->len)
+		memcpy(buf, x->value, x->len);
+	return (ssize_t)x->len;
+}
+
 const struct ns_xattr *ns_xattr_find(const struct ns_node *n, const char *name, size_t len)
 {
 	uint32_t i;
@@ -867,6 +929,8 @@ ssize_t ns_listxattr(const struct ns_node *n, char *buf, size_t cap)
 	size_t need = 0, pos = 0;
 	uint32_t i;
 
+	if (!n)
+		return -ENOENT;
 	for (i = 0; i < n->n_xattrs; i++)
 		need += strlen(n->xattrs[i].name) + 1;
 	if (cap == 0)

@@ -145,6 +145,13 @@ const struct mmsb_kern_ops *ns_location_dev(const struct ns *ns, const void *val
 void ns_unref(struct ns *ns, struct ns_node *n);
 
 int ns_readdir(const struct ns *ns, const struct ns_node *dir, uint64_t from, mmsb_dirent_fn fn, void *arg);
+/* The readers of mmsb.h, on one namespace (the caller holds its lock; a
+ * NULL node is -ENOENT).  Same returns as the mmsb_* functions. */
+int ns_lookup_attr(const struct ns *ns, uint64_t parent, const char *name, struct mmsb_attr *out);
+int ns_getattr(const struct ns *ns, uint64_t id, struct mmsb_attr *out);
+ssize_t ns_read(const struct ns_node *n, uint64_t off, void *buf, size_t len);
+ssize_t ns_readlink(const struct ns_node *n, char *buf, size_t cap);
+ssize_t ns_getxattr(const struct ns_node *n, const char *name, void *buf, size_t cap);
 const struct ns_xattr *ns_xattr_find(const struct ns_node *n, const char *name, size_t len);
 ssize_t ns_listxattr(const struct ns_node *n, char *buf, size_t cap);
 

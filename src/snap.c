@@ -333,31 +333,20 @@ uint64_t mmsb_snap_epoch(const struct mmsb_snap *s)
 
 int mmsb_snap_getattr(struct mmsb_snap *s, uint64_t id, struct mmsb_attr *out)
 {
-	struct ns_node *n;
+	int rc;
 
 	pthread_mutex_lock(&s->mu);
-	n = ns_get(s->ns, id);
-	if (n)
-		ns_attr(n, out);
+	rc = ns_getattr(s->ns, id, out);
 	pthread_mutex_unlock(&s->mu);
-	return n ? 0 : -ENOENT;
+	return rc;
 }
 
 int mmsb_snap_lookup(struct mmsb_snap *s, uint64_t parent, const char *name, struct mmsb_attr *out)
 {
-	struct ns_node *p, *n = NULL;
-	int rc = 0;
+	int rc;
 
 	pthread_mutex_lock(&s->mu);
-	p = ns_get(s->ns, parent);
-	if (!p)
-		rc = -ENOENT;
-	else if (p->type != MMSB_T_DIR)
-		rc = -ENOTDIR;
-	else if (!(n = ns_lookup(s->ns, parent, name, strlen(name))))
-		rc = -ENOENT;
-	else
-		ns_attr(n, out);
+	rc = ns_lookup_attr(s->ns, parent, name, out);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -388,44 +377,24 @@ ssize_t mmsb_snap_path(struct mmsb_snap *s, uint64_t id, char *buf, size_t cap)
 ssize_t mmsb_snap_read(struct mmsb_snap *s, uint64_t id, uint64_t off, void *buf, size_t len)
 {
 	struct ns_node *n;
-	ssize_t rc;
+	ssize_t rc = 0;
 
 	pthread_mutex_lock(&s->mu);
 	n = ns_get(s->ns, id);
-	if (!n)
-		rc = -ENOENT;
-	else if (n->type == MMSB_T_DIR)
-		rc = -EISDIR;
-	else
+	if (n && n->type == MMSB_T_PAGE)
 		rc = snap_load_page(s, n, false);
-	if (rc == 0) {
-		if (off >= n->size) {
-			rc = 0;
-		} else {
-			if (len > n->size - off)
-				len = (size_t)(n->size - off);
-			rc = pbuf_read(n->data, off, buf, len) < 0 ? -EIO : (ssize_t)len;
-		}
-	}
+	if (rc == 0)
+		rc = ns_read(n, off, buf, len);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
 
 ssize_t mmsb_snap_readlink(struct mmsb_snap *s, uint64_t id, char *buf, size_t cap)
 {
-	struct ns_node *n;
 	ssize_t rc;
 
 	pthread_mutex_lock(&s->mu);
-	n = ns_get(s->ns, id);
-	if (!n)
-		rc = -ENOENT;
-	else if (n->type != MMSB_T_SYMLINK)
-		rc = -EINVAL;
-	else {
-		rc = (ssize_t)(n->size < cap ? n->size : cap);
-		memcpy(buf, n->data->data, (size_t)rc);
-	}
+	rc = ns_readlink(ns_get(s->ns, id), buf, cap);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -444,28 +413,20 @@ int mmsb_snap_readdir(struct mmsb_snap *s, uint64_t dir, uint64_t from, mmsb_dir
 
 ssize_t mmsb_snap_getxattr(struct mmsb_snap *s, uint64_t id, const char *name, void *buf, size_t cap)
 {
-	const struct ns_xattr *x;
-	struct ns_node *n;
 	ssize_t rc;
 
 	pthread_mutex_lock(&s->mu);
-	n = ns_get(s->ns, id);
-	x = n ? ns_xattr_find(n, name, strlen(name)) : NULL;
-	rc = !n ? -ENOENT : !x ? -ENODATA : cap == 0 ? (ssize_t)x->len : cap < x->len ? -ERANGE : (ssize_t)x->len;
-	if (rc > 0 && cap)
-		memcpy(buf, x->value, x->len);
+	rc = ns_getxattr(ns_get(s->ns, id), name, buf, cap);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
 
 ssize_t mmsb_snap_listxattr(struct mmsb_snap *s, uint64_t id, char *buf, size_t cap)
 {
-	struct ns_node *n;
 	ssize_t rc;
 
 	pthread_mutex_lock(&s->mu);
-	n = ns_get(s->ns, id);
-	rc = n ? ns_listxattr(n, buf, cap) : -ENOENT;
+	rc = ns_listxattr(ns_get(s->ns, id), buf, cap);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }

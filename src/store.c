@@ -755,34 +755,20 @@ enum mmsb_sync mmsb_store_sync_mode(struct mmsb_store *st)
 
 int mmsb_getattr(struct mmsb_store *st, uint64_t id, struct mmsb_attr *out)
 {
-	struct ns_node *n;
-	int rc = -ENOENT;
+	int rc;
 
 	pthread_rwlock_rdlock(&st->lock);
-	n = ns_get(st->ns, id);
-	if (n) {
-		ns_attr(n, out);
-		rc = 0;
-	}
+	rc = ns_getattr(st->ns, id, out);
 	pthread_rwlock_unlock(&st->lock);
 	return rc;
 }
 
 int mmsb_lookup(struct mmsb_store *st, uint64_t parent, const char *name, struct mmsb_attr *out)
 {
-	struct ns_node *p, *n = NULL;
-	int rc = 0;
+	int rc;
 
 	pthread_rwlock_rdlock(&st->lock);
-	p = ns_get(st->ns, parent);
-	if (!p || p->orphan)
-		rc = -ENOENT;
-	else if (p->type != MMSB_T_DIR)
-		rc = -ENOTDIR;
-	else if (!(n = ns_lookup(st->ns, parent, name, strlen(name))))
-		rc = -ENOENT;
-	else
-		ns_attr(n, out);
+	rc = ns_lookup_attr(st->ns, parent, name, out);
 	pthread_rwlock_unlock(&st->lock);
 	return rc;
 }
@@ -810,37 +796,22 @@ ssize_t mmsb_path(struct mmsb_store *st, uint64_t id, char *buf, size_t cap)
 	return rc;
 }
 
-static ssize_t read_node(const struct ns_node *n, uint64_t off, void *buf, size_t len)
-{
-	if (!n)
-		return -ENOENT;
-	if (n->type == MMSB_T_DIR)
-		return -EISDIR;
-	if (off >= n->size)
-		return 0;
-	if (len > n->size - off)
-		len = (size_t)(n->size - off);
-	return pbuf_read(n->data, off, buf, len) < 0 ? -EIO : (ssize_t)len;
-}
-
 ssize_t mmsb_read(struct mmsb_store *st, uint64_t id, uint64_t off, void *buf, size_t len)
 {
 	ssize_t rc;
 
 	pthread_rwlock_rdlock(&st->lock);
-	rc = read_node(ns_get(st->ns, id), off, buf, len);
+	rc = ns_read(ns_get(st->ns, id), off, buf, len);
 	pthread_rwlock_unlock(&st->lock);
 	return rc;
 }
 
 ssize_t mmsb_readlink(struct mmsb_store *st, uint64_t id, char *buf, size_t cap)
 {
-	struct ns_node *n;
 	ssize_t rc;
 
 	pthread_rwlock_rdlock(&st->lock);
-	n = ns_get(st->ns, id);
-	rc = !n ? -ENOENT : n->type != MMSB_T_SYMLINK ? -EINVAL : read_node(n, 0, buf, cap);
+	rc = ns_readlink(ns_get(st->ns, id), buf, cap);
 	pthread_rwlock_unlock(&st->lock);
 	return rc;
 }
@@ -859,28 +830,20 @@ int mmsb_readdir(struct mmsb_store *st, uint64_t dir, uint64_t from, mmsb_dirent
 
 ssize_t mmsb_getxattr(struct mmsb_store *st, uint64_t id, const char *name, void *buf, size_t cap)
 {
-	const struct ns_xattr *x;
-	struct ns_node *n;
 	ssize_t rc;
 
 	pthread_rwlock_rdlock(&st->lock);
-	n = ns_get(st->ns, id);
-	x = n ? ns_xattr_find(n, name, strlen(name)) : NULL;
-	rc = !n ? -ENOENT : !x ? -ENODATA : cap == 0 ? (ssize_t)x->len : cap < x->len ? -ERANGE : (ssize_t)x->len;
-	if (rc > 0 && cap)
-		memcpy(buf, x->value, x->len);
+	rc = ns_getxattr(ns_get(st->ns, id), name, buf, cap);
 	pthread_rwlock_unlock(&st->lock);
 	return rc;
 }
 
 ssize_t mmsb_listxattr(struct mmsb_store *st, uint64_t id, char *buf, size_t cap)
 {
-	struct ns_node *n;
 	ssize_t rc;
 
 	pthread_rwlock_rdlock(&st->lock);
-	n = ns_get(st->ns, id);
-	rc = n ? ns_listxattr(n, buf, cap) : -ENOENT;
+	rc = ns_listxattr(ns_get(st->ns, id), buf, cap);
 	pthread_rwlock_unlock(&st->lock);
 	return rc;
 }

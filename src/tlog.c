@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -372,14 +373,28 @@ static int scan_segment(struct mmsb_tlog *log, uint32_t i, const uint8_t *buf, u
 	return 0;
 }
 
-static int read_segment(struct mmsb_tlog *log, uint32_t i, uint8_t **buf, uint64_t *size)
+/* The whole segment, to scan: mapped read-only (the page cache's own
+ * pages, no copy), or read into memory where mapping fails.  Release with
+ * put_segment. */
+static int read_segment(struct mmsb_tlog *log, uint32_t i, uint8_t **buf, uint64_t *size, bool *mapped)
 {
 	struct stat stt;
 	ssize_t r;
+	void *m;
 
 	if (fstat(log->segs[i].fd, &stt) < 0)
 		return -errno;
 	*size = (uint64_t)stt.st_size;
+	*mapped = false;
+	if (*size > 0 && log->o.io == &mmsb_io_posix) {
+		m = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, log->segs[i].fd, 0);
+		if (m != MAP_FAILED) {
+			madvise(m, *size, MADV_SEQUENTIAL);
+			*buf = m;
+			*mapped = true;
+			return 0;
+		}
+	}
 	*buf = malloc(*size ? *size : 1);
 	if (!*buf)
 		return -ENOMEM;
@@ -388,6 +403,14 @@ static int read_segment(struct mmsb_tlog *log, uint32_t i, uint8_t **buf, uint64
 		return (int)r;
 	*size = (uint64_t)r;
 	return 0;
+}
+
+static void put_segment(uint8_t *buf, uint64_t size, bool mapped)
+{
+	if (mapped)
+		munmap(buf, size);
+	else
+		free(buf);
 }
 
 /* Damage found in segment i at ss->bad_off: torn tail or corruption? */
@@ -440,6 +463,7 @@ int mmsb_tlog_recover(struct mmsb_tlog *log, tlog_txn_fn fn, void *arg, uint64_t
 	for (i = 0; i < log->n_segs && rc == 0 && !*damaged; i++) {
 		struct tlog_seg *sg = &log->segs[i];
 		uint8_t *buf = NULL;
+		bool mapped = false;
 		uint64_t size = 0;
 		char name[32];
 		const char *why;
@@ -451,11 +475,11 @@ int mmsb_tlog_recover(struct mmsb_tlog *log, tlog_txn_fn fn, void *arg, uint64_t
 			rc = MMSB_CORRUPT(log->o.diag, "tlog: log/%s: expected a segment starting at epoch %" PRIu64,
 					  name, ss.next_epoch);
 		if (rc == 0)
-			rc = read_segment(log, i, &buf, &size);
+			rc = read_segment(log, i, &buf, &size, &mapped);
 		if (rc == 0 && size < MMSB_SEG_HDR_SIZE && i == log->n_segs - 1) {
 			/* torn creation: the header never made it; drop the file */
 			mmsb_diag(log->o.diag, MMSB_DIAG_NOTICE, "tlog: log/%s: removing an incomplete segment", name);
-			free(buf);
+			put_segment(buf, size, mapped);
 			if (!log->o.read_only) {
 				mmsb_io_close(log->o.io, sg->fd);
 				log->o.io->unlinkat(log->o.io->ctx, log->dirfd, name, 0);
@@ -480,7 +504,7 @@ int mmsb_tlog_recover(struct mmsb_tlog *log, tlog_txn_fn fn, void *arg, uint64_t
 			if (ss.good < size && !log->o.read_only && !*damaged)
 				rc = log->o.io->ftruncate(log->o.io->ctx, sg->fd, (off_t)ss.good);
 		}
-		free(buf);
+		put_segment(buf, size, mapped);
 	}
 	*last = ss.next_epoch ? ss.next_epoch - 1 : 0;
 	free(s.recs);

@@ -437,37 +437,17 @@ int mmsb_txn_removexattr(struct mmsb_txn *t, uint64_t id, const char *name)
 
 int mmsb_txn_getattr(struct mmsb_txn *t, uint64_t id, struct mmsb_attr *out)
 {
-	struct ns_node *n = txn_node(t, id);
-
-	if (!n)
-		return -ENOENT;
-	ns_attr(n, out);
-	return 0;
+	return ns_getattr(t->st->ns, id, out);
 }
 
 int mmsb_txn_lookup(struct mmsb_txn *t, uint64_t parent, const char *name, struct mmsb_attr *out)
 {
-	struct ns_node *n = ns_lookup(t->st->ns, parent, name, strlen(name));
-
-	if (!n)
-		return -ENOENT;
-	ns_attr(n, out);
-	return 0;
+	return ns_lookup_attr(t->st->ns, parent, name, out);
 }
 
 ssize_t mmsb_txn_read(struct mmsb_txn *t, uint64_t id, uint64_t off, void *buf, size_t len)
 {
-	struct ns_node *n = txn_node(t, id);
-
-	if (!n)
-		return -ENOENT;
-	if (n->type == MMSB_T_DIR)
-		return -EISDIR;
-	if (off >= n->size)
-		return 0;
-	if (len > n->size - off)
-		len = (size_t)(n->size - off);
-	return pbuf_read(n->data, off, buf, len) < 0 ? -EIO : (ssize_t)len;
+	return ns_read(txn_node(t, id), off, buf, len);
 }
 
 /* ---- commit and abort ------------------------------------------------------------------ */

@@ -37,9 +37,6 @@
 #include "store_int.h"
 #include "sum.h"
 
-#define MMSB_WRITE_CHUNK (64u << 20) /* largest delta a WRITE record covers */
-#define MMSB_PAGE_MAX (1ull << 44)   /* 16 TiB: -EFBIG past it */
-
 void mmsb_store_opts_init(struct mmsb_store_opts *o)
 {
 	memset(o, 0, sizeof(*o));

@@ -653,6 +653,8 @@ static struct ns_node *clone_node(const struct ns_node *s)
 	n->ck_size = s->ck_size;
 	n->ck_n_blocks = s->ck_n_blocks;
 	n->ck_epoch = s->ck_epoch;
+	n->from_epoch = s->from_epoch;
+	n->from_size = s->from_size;
 	n->dev = s->dev;
 	n->data = pbuf_get(s->data);
 	if (s->n_deps) {

@@ -81,6 +81,8 @@ struct ns_node {
 	uint64_t ck_size;  /* page size in that checkpoint */
 	uint32_t ck_n_blocks;
 	uint64_t ck_epoch; /* epoch of the base those bytes belong to (0: none) */
+	uint64_t from_epoch; /* views: data holds the page at this epoch (not loaded) */
+	uint64_t from_size;  /* views: the page's size at from_epoch */
 };
 
 struct ns {

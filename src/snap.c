@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "store_int.h"
@@ -58,11 +59,11 @@ void snap_free(struct mmsb_snap *s)
 	free(s);
 }
 
-/* Replay the metadata of (base, e] onto s->ns.  st->lock held (read). */
-static int snap_replay_meta(struct mmsb_store *st, struct mmsb_snap *s)
+/* Replay the metadata of (from, e] onto s->ns.  st->lock held (read). */
+static int snap_replay_meta(struct mmsb_store *st, struct mmsb_snap *s, uint64_t from)
 {
 	struct mmsb_buf buf = {0}, scratch = {0};
-	uint64_t seq = hist_global_seq_after(&st->hist, s->base);
+	uint64_t seq = hist_global_seq_after(&st->hist, from);
 	const struct hist_rec *hr;
 	int rc = 0;
 
@@ -99,10 +100,71 @@ static int snap_replay_meta(struct mmsb_store *st, struct mmsb_snap *s)
 	return rc;
 }
 
+/* Take a reference on s (off the idle list if it was there).  snap_mu held. */
+static void snap_take(struct mmsb_store *st, struct mmsb_snap *s)
+{
+	struct mmsb_snap **pp;
+
+	if (s->refs++ == 0) {
+		for (pp = &st->idle; *pp != s; pp = &(*pp)->next)
+			;
+		*pp = s->next;
+		st->n_idle--;
+	}
+}
+
+/* The cached view nearest below e that was built from checkpoint base (not
+ * a clone of the head), referenced; NULL if none. */
+static struct mmsb_snap *snap_nearest(struct mmsb_store *st, uint64_t base, uint64_t e)
+{
+	struct mmsb_snap *best = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&st->snap_mu);
+	for (i = 0; i < st->n_open; i++) {
+		struct mmsb_snap *m = st->open[i];
+
+		if (!m->from_head && m->base == base && m->epoch <= e && (!best || m->epoch > best->epoch))
+			best = m;
+	}
+	if (best)
+		snap_take(st, best);
+	pthread_mutex_unlock(&st->snap_mu);
+	return best;
+}
+
+/* Start s from a view m of an earlier epoch from the same checkpoint: its
+ * namespace, and the pages m has materialized as starting points (shared,
+ * copied on first change), so a page of s costs only its records after m.
+ * Browsing epochs one after another then costs the records between them,
+ * not the whole log since the checkpoint. */
+static int snap_derive(struct mmsb_snap *s, struct mmsb_snap *m)
+{
+	size_t i;
+	int rc;
+
+	pthread_mutex_lock(&m->mu);
+	rc = ns_clone(m->ns, &s->ns);
+	pthread_mutex_unlock(&m->mu);
+	for (i = 0; rc == 0 && i < s->ns->ids_cap; i++) {
+		struct ns_node *n = s->ns->ids[i];
+
+		if (n && n->type == MMSB_T_PAGE && n->loaded && n->size) {
+			n->from_epoch = m->epoch; /* n->data: the page at m (a reference) */
+			n->from_size = n->size;
+			n->loaded = false;
+		}
+	}
+	if (rc == 0 && m->ck_fd >= 0 && (s->ck_fd = dup(m->ck_fd)) < 0)
+		rc = -errno;
+	return rc;
+}
+
 int snap_build(struct mmsb_store *st, uint64_t e, struct mmsb_snap **out)
 {
-	struct mmsb_snap *s = calloc(1, sizeof(*s));
+	struct mmsb_snap *s = calloc(1, sizeof(*s)), *m;
 	struct ckpt_ctx c = store_ckpt_ctx(st);
+	uint64_t from;
 	int rc = 0;
 
 	if (!s)
@@ -112,20 +174,34 @@ int snap_build(struct mmsb_store *st, uint64_t e, struct mmsb_snap **out)
 	s->refs = 1;
 	s->ck_fd = -1;
 	pthread_mutex_init(&s->mu, NULL);
+	s->base = from = store_base_ckpt(st, e);
+	/* outside st->lock: a view's mutex comes first in the lock order */
+	m = e < mmsb_store_head(st) ? snap_nearest(st, s->base, e) : NULL;
+	if (m) {
+		rc = snap_derive(s, m);
+		from = m->epoch;
+		mmsb_snap_close(m);
+	}
 	pthread_rwlock_rdlock(&st->lock);
-	if (e > atomic_load(&st->head) || e < st->oldest) {
+	if (rc == 0 && (e > atomic_load(&st->head) || e < st->oldest)) {
 		rc = -ENOENT;
-	} else if (e == atomic_load(&st->head)) {
+	} else if (rc == 0 && e == atomic_load(&st->head)) {
+		ns_free(s->ns);
 		s->base = e;
+		s->from_head = true;
 		rc = ns_clone(st->ns, &s->ns);
-	} else {
-		s->base = store_base_ckpt(st, e);
-		if (s->base)
+	} else if (rc == 0) {
+		if (s->ns && from < st->oldest) { /* compacted meanwhile: start over */
+			ns_free(s->ns);
+			s->ns = NULL;
+			from = s->base;
+		}
+		if (!s->ns && s->base)
 			rc = mmsb_ckpt_load(&c, s->base, true, &s->ns, NULL, &s->ck_fd);
-		else
+		else if (!s->ns)
 			rc = ns_new(st->ctime, &s->ns);
 		if (rc == 0)
-			rc = snap_replay_meta(st, s);
+			rc = snap_replay_meta(st, s, from);
 	}
 	pthread_rwlock_unlock(&st->lock);
 	if (rc < 0) {
@@ -171,7 +247,12 @@ int snap_load_page(struct mmsb_snap *s, struct ns_node *n, bool locked)
 		return 0;
 	}
 	atomic_fetch_add(&st->cache_misses, 1);
-	if (n->ck_epoch && n->ck_epoch == s->base && n->ck_n_blocks) {
+	if (n->from_epoch && n->data) { /* a starting point from an earlier view */
+		pb = n->data;
+		n->data = NULL;
+		size = n->from_size;
+		from = n->from_epoch;
+	} else if (n->ck_epoch && n->ck_epoch == s->base && n->ck_n_blocks) {
 		rc = mmsb_ckpt_read_page(&c, s->ck_fd, n, &pb);
 		size = n->ck_size; /* n->size is already the size at s->epoch */
 	}
@@ -226,7 +307,7 @@ int snap_load_page(struct mmsb_snap *s, struct ns_node *n, bool locked)
 
 int mmsb_snap_open(struct mmsb_store *st, uint64_t epoch, struct mmsb_snap **out)
 {
-	struct mmsb_snap *s, **pp;
+	struct mmsb_snap *s;
 	size_t i;
 	int rc;
 
@@ -236,12 +317,7 @@ int mmsb_snap_open(struct mmsb_store *st, uint64_t epoch, struct mmsb_snap **out
 	for (i = 0; i < st->n_open; i++)
 		if (st->open[i]->epoch == epoch) {
 			s = st->open[i];
-			if (s->refs++ == 0) { /* take it off the idle list */
-				for (pp = &st->idle; *pp != s; pp = &(*pp)->next)
-					;
-				*pp = s->next;
-				st->n_idle--;
-			}
+			snap_take(st, s);
 			pthread_mutex_unlock(&st->snap_mu);
 			*out = s;
 			return 0;

@@ -56,6 +56,7 @@ struct mmsb_snap {
 	uint32_t refs;	     /* protected by st->snap_mu */
 	struct ns *ns;	     /* the tree at epoch; pages may be unloaded */
 	uint64_t base;	     /* checkpoint epoch the tree was built from (0: empty) */
+	bool from_head;	     /* a clone of the head (pages shared with it) */
 	int ck_fd;	     /* that checkpoint's file, -1 if none */
 	pthread_mutex_t mu;  /* protects page loading and reads of ns */
 	uint64_t loaded_bytes; /* bytes of pages it materialized (protected by mu) */

@@ -19,10 +19,11 @@ PY=/usr/bin/python3
 TMP=$(mktemp -d /tmp/mmsb-deps.XXXXXX)
 STORE=$TMP/store MNT=$TMP/mnt
 mkdir -p "$MNT"
-cleanup() {
+cleanup() { # the daemon may still be closing the store after the unmount: wait for its lock
 	cd /
-	mountpoint -q "$MNT" && fusermount3 -u "$MNT"
-	rm -rf "$TMP"
+	if mountpoint -q "$MNT"; then fusermount3 -u "$MNT" || true; fi
+	if [[ -e $STORE/LOCK ]]; then timeout 60 flock "$STORE/LOCK" true || true; fi
+	rm -rf "$TMP" || true
 }
 trap cleanup EXIT
 PASS=0

@@ -28,9 +28,11 @@ command -v setfattr >/dev/null || { echo "e2e: SKIP: no setfattr (attr)"; exit 7
 TMP=$(mktemp -d /tmp/mmsb-gpu-e2e.XXXXXX)
 STORE=$TMP/store MNT=$TMP/mnt
 mkdir -p "$MNT"
-cleanup() {
-	mountpoint -q "$MNT" && fusermount3 -u "$MNT"
-	rm -rf "$TMP"
+cleanup() { # the daemon may still be closing the store after the unmount: wait for its lock
+	cd /
+	if mountpoint -q "$MNT"; then fusermount3 -u "$MNT" || true; fi
+	if [[ -e $STORE/LOCK ]]; then timeout 60 flock "$STORE/LOCK" true || true; fi
+	rm -rf "$TMP" || true
 }
 trap cleanup EXIT
 fail() { echo "e2e: FAIL: $*"; exit 1; }

@@ -20,96 +20,23 @@
 #include <string.h>
 
 #include "kern.h"
+#include "fx.h"
 #include "mmsb.h"
 
 #define PAGE (1u << 20) /* 1 MiB pages: several blocks and lanes */
 
 static enum mmsb_gpu_mode mode;
 
-struct fx {
-	char dir[64];
-	struct mmsb_store *st;
-};
-
-static void quiet(void *arg, int level, const char *msg)
-{
-	(void)arg;
-	(void)level;
-	(void)msg;
-}
-
-static void reopen(struct fx *fx)
-{
-	struct mmsb_store_opts o;
-
-	mmsb_store_close(fx->st);
-	mmsb_store_opts_init(&o);
-	o.diag_fn = quiet;
-	o.gpu = mode;
-	assert_int_equal(mmsb_store_open(fx->dir, &o, &fx->st), 0);
-}
-
+/* A store with GPU pages where mode says. */
 static int setup(void **state)
 {
-	struct fx *fx = calloc(1, sizeof(*fx));
+	struct fx *fx;
 
-	strcpy(fx->dir, "/tmp/mmsb-gpu-XXXXXX");
-	assert_non_null(mkdtemp(fx->dir));
-	strcat(fx->dir, "/s");
-	reopen(fx);
-	*state = fx;
+	fx_setup(state);
+	fx = *state;
+	fx->o.gpu = mode;
+	fx_reopen(fx);
 	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *fx = *state;
-	char cmd[128];
-
-	mmsb_store_close(fx->st);
-	fx->dir[strlen(fx->dir) - 2] = '\0';
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
-	assert_int_equal(system(cmd), 0);
-	free(fx);
-	return 0;
-}
-
-static uint64_t txn_page(struct fx *fx, const char *name, const void *bytes, size_t len)
-{
-	struct mmsb_txn *t;
-	struct mmsb_attr a;
-
-	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
-	assert_int_equal(mmsb_txn_create(t, MMSB_ROOT_ID, name, MMSB_T_PAGE, 0644, 0, 0, NULL, &a), 0);
-	if (len)
-		assert_int_equal(mmsb_txn_write(t, a.id, 0, bytes, len), (ssize_t)len);
-	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
-	return a.id;
-}
-
-static int setx(struct fx *fx, uint64_t id, const char *name, const char *val)
-{
-	struct mmsb_txn *t;
-	int rc;
-
-	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
-	rc = mmsb_txn_setxattr(t, id, name, val, strlen(val), 0);
-	if (rc == 0)
-		assert_int_equal(mmsb_txn_commit(t, NULL), 0);
-	else
-		mmsb_txn_abort(t);
-	return rc;
-}
-
-static uint64_t put(struct fx *fx, uint64_t id, uint64_t off, const void *b, size_t n)
-{
-	struct mmsb_txn *t;
-	uint64_t e;
-
-	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
-	assert_int_equal(mmsb_txn_write(t, id, off, b, n), (ssize_t)n);
-	assert_int_equal(mmsb_txn_commit(t, &e), 0);
-	return e;
 }
 
 static void expect_page(struct mmsb_store *st, struct mmsb_snap *s, uint64_t id, const uint8_t *want, size_t n)
@@ -133,21 +60,20 @@ static void fill(uint8_t *p, size_t n, unsigned seed)
 static void location_rules(void **state)
 {
 	struct fx *fx = *state;
-	uint64_t p = txn_page(fx, "p", "abc", 3);
+	uint64_t p = fx_page(fx, "p", "abc", 3);
 
-	assert_int_equal(setx(fx, p, "user.mmsb.location", "tpu"), -EINVAL);
-	assert_int_equal(setx(fx, MMSB_ROOT_ID, "user.mmsb.location", "gpu"), -EINVAL);
-	assert_int_equal(setx(fx, p, "user.mmsb.location", "gpu"), 0);
+	assert_int_equal(fx_setx(fx, p, "user.mmsb.location", "tpu"), -EINVAL);
+	assert_int_equal(fx_setx(fx, MMSB_ROOT_ID, "user.mmsb.location", "gpu"), -EINVAL);
+	assert_int_equal(fx_setx(fx, p, "user.mmsb.location", "gpu"), 0);
 	expect_page(fx->st, NULL, p, (const uint8_t *)"abc", 3);
-	assert_int_equal(setx(fx, p, "user.mmsb.location", "cpu"), 0);
+	assert_int_equal(fx_setx(fx, p, "user.mmsb.location", "cpu"), 0);
 	expect_page(fx->st, NULL, p, (const uint8_t *)"abc", 3);
 	if (mode == MMSB_GPU_CPU && mmsb_kern_gpu_probe(&(struct mmsb_kern_gpu_info){0}) < 0) {
 		/* without a GPU and without the CPU backend, gpu is refused */
-		mode = MMSB_GPU_AUTO;
-		reopen(fx);
-		mode = MMSB_GPU_CPU;
-		assert_int_equal(setx(fx, p, "user.mmsb.location", "gpu"), -ENODEV);
-		assert_int_equal(setx(fx, p, "user.mmsb.location", "cpu"), 0);
+		fx->o.gpu = MMSB_GPU_AUTO;
+		fx_reopen(fx);
+		assert_int_equal(fx_setx(fx, p, "user.mmsb.location", "gpu"), -ENODEV);
+		assert_int_equal(fx_setx(fx, p, "user.mmsb.location", "cpu"), 0);
 	}
 }
 
@@ -161,19 +87,19 @@ static void deltas_recompute_checkpoint_travel(void **state)
 
 	fill(a, PAGE, 1);
 	fill(b, PAGE, 2);
-	pa = txn_page(fx, "a", a, PAGE);
-	pb = txn_page(fx, "b", b, PAGE);
-	pc = txn_page(fx, "c", NULL, 0);
-	pm = txn_page(fx, "mix", NULL, 0);
-	assert_int_equal(setx(fx, pa, "user.mmsb.location", "gpu"), 0);
-	assert_int_equal(setx(fx, pb, "user.mmsb.location", "gpu"), 0);
-	assert_int_equal(setx(fx, pc, "user.mmsb.location", "gpu"), 0);
+	pa = fx_page(fx, "a", a, PAGE);
+	pb = fx_page(fx, "b", b, PAGE);
+	pc = fx_page(fx, "c", NULL, 0);
+	pm = fx_page(fx, "mix", NULL, 0);
+	assert_int_equal(fx_setx(fx, pa, "user.mmsb.location", "gpu"), 0);
+	assert_int_equal(fx_setx(fx, pb, "user.mmsb.location", "gpu"), 0);
+	assert_int_equal(fx_setx(fx, pc, "user.mmsb.location", "gpu"), 0);
 	/* c = a + b over u8 (all on the GPU: recomputed there) */
-	assert_int_equal(setx(fx, pc, "user.mmsb.deps", "a,b"), 0);
-	assert_int_equal(setx(fx, pc, "user.mmsb.recompute", "add:u8"), 0);
+	assert_int_equal(fx_setx(fx, pc, "user.mmsb.deps", "a,b"), 0);
+	assert_int_equal(fx_setx(fx, pc, "user.mmsb.recompute", "add:u8"), 0);
 	/* mix = c xor "x" pattern page on the CPU (a mixed recompute) */
-	assert_int_equal(setx(fx, pm, "user.mmsb.deps", "c"), 0);
-	assert_int_equal(setx(fx, pm, "user.mmsb.recompute", "copy"), 0);
+	assert_int_equal(fx_setx(fx, pm, "user.mmsb.deps", "c"), 0);
+	assert_int_equal(fx_setx(fx, pm, "user.mmsb.recompute", "copy"), 0);
 	for (i = 0; i < PAGE; i++)
 		sum[i] = (uint8_t)(a[i] + b[i]);
 	expect_page(fx->st, NULL, pc, sum, PAGE);
@@ -185,7 +111,7 @@ static void deltas_recompute_checkpoint_travel(void **state)
 		size_t off = (i * 16411) % (PAGE - 3);
 
 		memcpy(a + off, v, 3);
-		e1 = put(fx, pa, off, v, 3);
+		e1 = fx_write(fx, pa, off, v, 3);
 	}
 	for (i = 0; i < PAGE; i++)
 		sum[i] = (uint8_t)(a[i] + b[i]);
@@ -194,13 +120,13 @@ static void deltas_recompute_checkpoint_travel(void **state)
 	expect_page(fx->st, NULL, pc, sum, PAGE);
 	assert_int_equal(mmsb_checkpoint(fx->st, &ck), 0);
 	memset(b + 100, 0xee, 5000);
-	e2 = put(fx, pb, 100, b + 100, 5000);
+	e2 = fx_write(fx, pb, 100, b + 100, 5000);
 	for (i = 0; i < PAGE; i++)
 		sum[i] = (uint8_t)(a[i] + b[i]);
 	expect_page(fx->st, NULL, pc, sum, PAGE);
 	expect_page(fx->st, NULL, pm, sum, PAGE);
 
-	reopen(fx); /* checkpoint + tail replay: pages go back to the GPU */
+	fx_reopen(fx); /* checkpoint + tail replay: pages go back to the GPU */
 	expect_page(fx->st, NULL, pa, a, PAGE);
 	expect_page(fx->st, NULL, pc, sum, PAGE);
 	assert_int_equal(mmsb_getxattr(fx->st, pc, "user.mmsb.location", NULL, 0), 3);
@@ -234,8 +160,8 @@ static void deltas_recompute_checkpoint_travel(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest t[] = {
-		cmocka_unit_test_setup_teardown(location_rules, setup, teardown),
-		cmocka_unit_test_setup_teardown(deltas_recompute_checkpoint_travel, setup, teardown),
+		cmocka_unit_test_setup_teardown(location_rules, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(deltas_recompute_checkpoint_travel, setup, fx_teardown),
 	};
 	struct mmsb_kern_gpu_info gi;
 

@@ -14,101 +14,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fx.h"
 #include "mmsb.h"
 
-struct fx {
-	char dir[64];
-	struct mmsb_store *st;
-	bool allow_exec;
-};
-
-static void quiet(void *arg, int level, const char *msg)
-{
-	(void)arg;
-	(void)level;
-	(void)msg;
-}
-
-static void reopen(struct fx *fx)
-{
-	struct mmsb_store_opts o;
-
-	mmsb_store_close(fx->st);
-	mmsb_store_opts_init(&o);
-	o.diag_fn = quiet;
-	o.allow_exec = fx->allow_exec;
-	o.exec_timeout_ms = 500;
-	assert_int_equal(mmsb_store_open(fx->dir, &o, &fx->st), 0);
-}
-
+/* A store that allows exec: recomputes, killed after 500 ms. */
 static int setup(void **state)
 {
-	struct fx *fx = calloc(1, sizeof(*fx));
+	struct fx *fx;
 
-	strcpy(fx->dir, "/tmp/mmsb-prop-XXXXXX");
-	assert_non_null(mkdtemp(fx->dir));
-	strcat(fx->dir, "/s");
-	fx->allow_exec = true;
-	reopen(fx);
-	*state = fx;
+	fx_setup(state);
+	fx = *state;
+	fx->o.allow_exec = true;
+	fx->o.exec_timeout_ms = 500;
+	fx_reopen(fx);
 	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *fx = *state;
-	char cmd[128];
-
-	mmsb_store_close(fx->st);
-	fx->dir[strlen(fx->dir) - 2] = '\0';
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
-	assert_int_equal(system(cmd), 0);
-	free(fx);
-	return 0;
-}
-
-static uint64_t page(struct fx *fx, const char *name, const void *bytes, size_t len)
-{
-	struct mmsb_txn *t;
-	struct mmsb_attr a;
-
-	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
-	assert_int_equal(mmsb_txn_create(t, MMSB_ROOT_ID, name, MMSB_T_PAGE, 0644, 0, 0, NULL, &a), 0);
-	if (len)
-		assert_int_equal(mmsb_txn_write(t, a.id, 0, bytes, len), (ssize_t)len);
-	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
-	return a.id;
-}
-
-static int setx(struct fx *fx, uint64_t id, const char *name, const char *val)
-{
-	struct mmsb_txn *t;
-	int rc;
-
-	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
-	rc = mmsb_txn_setxattr(t, id, name, val, strlen(val), 0);
-	if (rc == 0)
-		assert_int_equal(mmsb_txn_commit(t, NULL), 0);
-	else
-		mmsb_txn_abort(t);
-	return rc;
 }
 
 static void derive(struct fx *fx, uint64_t id, const char *deps, const char *op)
 {
-	assert_int_equal(setx(fx, id, "user.mmsb.deps", deps), 0);
-	assert_int_equal(setx(fx, id, "user.mmsb.recompute", op), 0);
-}
-
-static uint64_t put(struct fx *fx, uint64_t id, uint64_t off, const void *bytes, size_t len)
-{
-	struct mmsb_txn *t;
-	uint64_t e;
-
-	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
-	assert_int_equal(mmsb_txn_write(t, id, off, bytes, len), (ssize_t)len);
-	assert_int_equal(mmsb_txn_commit(t, &e), 0);
-	return e;
+	assert_int_equal(fx_setx(fx, id, "user.mmsb.deps", deps), 0);
+	assert_int_equal(fx_setx(fx, id, "user.mmsb.recompute", op), 0);
 }
 
 static void expect(struct fx *fx, uint64_t id, const void *want, size_t len)
@@ -127,31 +52,31 @@ static void chain_and_version(void **state)
 	char name[8];
 	int i;
 
-	ids[0] = page(fx, "c0", "aaaa", 4);
+	ids[0] = fx_page(fx, "c0", "aaaa", 4);
 	for (i = 1; i < 10; i++) {
 		char dep[8];
 
 		snprintf(name, sizeof(name), "c%d", i);
 		snprintf(dep, sizeof(dep), "c%d", i - 1);
-		ids[i] = page(fx, name, NULL, 0);
+		ids[i] = fx_page(fx, name, NULL, 0);
 		derive(fx, ids[i], dep, "copy");
 		expect(fx, ids[i], "aaaa", 4); /* setting the op recomputes at once */
 	}
-	e = put(fx, ids[0], 1, "XY", 2);
+	e = fx_write(fx, ids[0], 1, "XY", 2);
 	for (i = 1; i < 10; i++) {
 		expect(fx, ids[i], "aXYa", 4);
 		assert_int_equal(mmsb_getattr(fx->st, ids[i], &a), 0);
 		assert_int_equal(a.epoch, e); /* same epoch as the parent's write */
 	}
-	reopen(fx);
+	fx_reopen(fx);
 	expect(fx, ids[9], "aXYa", 4);
 }
 
 static void diamond_join_once(void **state)
 {
 	struct fx *fx = *state;
-	uint64_t a = page(fx, "a", "\x01\x01", 2), b = page(fx, "b", NULL, 0), c = page(fx, "c", NULL, 0);
-	uint64_t d = page(fx, "d", NULL, 0), e;
+	uint64_t a = fx_page(fx, "a", "\x01\x01", 2), b = fx_page(fx, "b", NULL, 0), c = fx_page(fx, "c", NULL, 0);
+	uint64_t d = fx_page(fx, "d", NULL, 0), e;
 	struct mmsb_attr at0, at1;
 
 	derive(fx, b, "a", "copy");
@@ -159,7 +84,7 @@ static void diamond_join_once(void **state)
 	derive(fx, d, "b,c", "add:u8");
 	expect(fx, d, "\x02\x02", 2);
 	assert_int_equal(mmsb_getattr(fx->st, d, &at0), 0);
-	e = put(fx, a, 0, "\x05\x06", 2);
+	e = fx_write(fx, a, 0, "\x05\x06", 2);
 	expect(fx, d, "\x0a\x0c", 2);
 	assert_int_equal(mmsb_getattr(fx->st, d, &at1), 0);
 	assert_int_equal(at1.version, at0.version + 1); /* the join once per epoch */
@@ -169,16 +94,16 @@ static void diamond_join_once(void **state)
 static void fanout(void **state)
 {
 	struct fx *fx = *state;
-	uint64_t src = page(fx, "src", "v1", 2), kids[50];
+	uint64_t src = fx_page(fx, "src", "v1", 2), kids[50];
 	char name[16];
 	int i;
 
 	for (i = 0; i < 50; i++) {
 		snprintf(name, sizeof(name), "k%d", i);
-		kids[i] = page(fx, name, NULL, 0);
+		kids[i] = fx_page(fx, name, NULL, 0);
 		derive(fx, kids[i], "src", "copy");
 	}
-	put(fx, src, 0, "v2", 2);
+	fx_write(fx, src, 0, "v2", 2);
 	for (i = 0; i < 50; i++)
 		expect(fx, kids[i], "v2", 2);
 }
@@ -186,27 +111,27 @@ static void fanout(void **state)
 static void refusals(void **state)
 {
 	struct fx *fx = *state;
-	uint64_t a = page(fx, "a", "x", 1), b = page(fx, "b", NULL, 0), c = page(fx, "c", NULL, 0);
+	uint64_t a = fx_page(fx, "a", "x", 1), b = fx_page(fx, "b", NULL, 0), c = fx_page(fx, "c", NULL, 0);
 	struct mmsb_txn *t;
 	struct mmsb_attr at;
 
 	derive(fx, b, "a", "copy");
 	derive(fx, c, "b", "copy");
-	assert_int_equal(setx(fx, a, "user.mmsb.deps", "c"), -ELOOP);
-	assert_int_equal(setx(fx, a, "user.mmsb.deps", "a"), -ELOOP);
-	assert_int_equal(setx(fx, a, "user.mmsb.deps", "nope"), -ENOENT);
-	assert_int_equal(setx(fx, a, "user.mmsb.deps", ""), -EINVAL);
-	assert_int_equal(setx(fx, a, "user.mmsb.recompute", "frobnicate"), -EINVAL);
-	assert_int_equal(setx(fx, a, "user.mmsb.recompute", "add:u128"), -EINVAL);
-	assert_int_equal(setx(fx, c, "user.mmsb.error", "x"), -EPERM);
-	assert_int_equal(setx(fx, MMSB_ROOT_ID, "user.mmsb.deps", "a"), -EINVAL);
-	assert_int_equal(setx(fx, b, "user.mmsb.recompute", "add:u16"), -EINVAL); /* 1 byte is not a u16 */
+	assert_int_equal(fx_setx(fx, a, "user.mmsb.deps", "c"), -ELOOP);
+	assert_int_equal(fx_setx(fx, a, "user.mmsb.deps", "a"), -ELOOP);
+	assert_int_equal(fx_setx(fx, a, "user.mmsb.deps", "nope"), -ENOENT);
+	assert_int_equal(fx_setx(fx, a, "user.mmsb.deps", ""), -EINVAL);
+	assert_int_equal(fx_setx(fx, a, "user.mmsb.recompute", "frobnicate"), -EINVAL);
+	assert_int_equal(fx_setx(fx, a, "user.mmsb.recompute", "add:u128"), -EINVAL);
+	assert_int_equal(fx_setx(fx, c, "user.mmsb.error", "x"), -EPERM);
+	assert_int_equal(fx_setx(fx, MMSB_ROOT_ID, "user.mmsb.deps", "a"), -EINVAL);
+	assert_int_equal(fx_setx(fx, b, "user.mmsb.recompute", "add:u16"), -EINVAL); /* 1 byte is not a u16 */
 	assert_int_equal(mmsb_getxattr(fx->st, a, "user.mmsb.deps", NULL, 0), -ENODATA);
 	/* a mkdir makes a dir: not a parent */
 	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
 	assert_int_equal(mmsb_txn_create(t, MMSB_ROOT_ID, "dir", MMSB_T_DIR, 0755, 0, 0, NULL, &at), 0);
 	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
-	assert_int_equal(setx(fx, c, "user.mmsb.deps", "dir"), -EINVAL);
+	assert_int_equal(fx_setx(fx, c, "user.mmsb.deps", "dir"), -EINVAL);
 }
 
 /* Derive a page from two new parents x, y with op; its bytes into out. */
@@ -219,9 +144,9 @@ static ssize_t derived(struct fx *fx, const char *op, const void *x, const void 
 	snprintf(nx, sizeof(nx), "x%d", k);
 	snprintf(ny, sizeof(ny), "y%d", k);
 	snprintf(nz, sizeof(nz), "z%d", k++);
-	page(fx, nx, x, len);
-	page(fx, ny, y, len);
-	c = page(fx, nz, NULL, 0);
+	fx_page(fx, nx, x, len);
+	fx_page(fx, ny, y, len);
+	c = fx_page(fx, nz, NULL, 0);
 	snprintf(deps, sizeof(deps), "%s\n%s", nx, ny); /* newline-separated works too */
 	derive(fx, c, deps, op);
 	return mmsb_read(fx->st, c, 0, out, cap);
@@ -317,16 +242,16 @@ static int has_error(struct fx *fx, uint64_t id, char *msg, size_t cap)
 static void failures_set_error(void **state)
 {
 	struct fx *fx = *state;
-	uint64_t a = page(fx, "a", "1234", 4), b = page(fx, "b", "5678", 4), c = page(fx, "c", NULL, 0);
+	uint64_t a = fx_page(fx, "a", "1234", 4), b = fx_page(fx, "b", "5678", 4), c = fx_page(fx, "c", NULL, 0);
 	char msg[256];
 
 	derive(fx, c, "a,b", "xor");
 	assert_false(has_error(fx, c, msg, sizeof(msg)));
-	put(fx, a, 4, "5", 1); /* a is now 5 bytes: xor no longer fits */
+	fx_write(fx, a, 4, "5", 1); /* a is now 5 bytes: xor no longer fits */
 	assert_true(has_error(fx, c, msg, sizeof(msg)));
 	assert_non_null(strstr(msg, "sizes"));
 	expect(fx, c, "\x04\x04\x04\x0c", 4); /* unchanged */
-	put(fx, b, 4, "5", 1); /* fits again: recomputed, error cleared */
+	fx_write(fx, b, 4, "5", 1); /* fits again: recomputed, error cleared */
 	assert_false(has_error(fx, c, msg, sizeof(msg)));
 	expect(fx, c, "\x04\x04\x04\x0c\x00", 5);
 	{
@@ -336,27 +261,27 @@ static void failures_set_error(void **state)
 		assert_int_equal(mmsb_txn_unlink(t, MMSB_ROOT_ID, "b"), 0);
 		assert_int_equal(mmsb_txn_commit(t, NULL), 0);
 	}
-	put(fx, a, 0, "9", 1);
+	fx_write(fx, a, 0, "9", 1);
 	assert_true(has_error(fx, c, msg, sizeof(msg)));
 	assert_non_null(strstr(msg, "removed"));
-	reopen(fx); /* the error is logged state */
+	fx_reopen(fx); /* the error is logged state */
 	assert_true(has_error(fx, c, msg, sizeof(msg)));
 }
 
 static void renamed_parent_is_followed(void **state)
 {
 	struct fx *fx = *state;
-	uint64_t a = page(fx, "a", "one", 3), c = page(fx, "c", NULL, 0);
+	uint64_t a = fx_page(fx, "a", "one", 3), c = fx_page(fx, "c", NULL, 0);
 	struct mmsb_txn *t;
 
 	derive(fx, c, "a", "copy");
 	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
 	assert_int_equal(mmsb_txn_rename(t, MMSB_ROOT_ID, "a", MMSB_ROOT_ID, "renamed", 0), 0);
 	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
-	put(fx, a, 0, "two", 3);
+	fx_write(fx, a, 0, "two", 3);
 	expect(fx, c, "two", 3);
-	reopen(fx); /* the edge survives replay and checkpoints */
-	put(fx, a, 0, "six", 3);
+	fx_reopen(fx); /* the edge survives replay and checkpoints */
+	fx_write(fx, a, 0, "six", 3);
 	expect(fx, c, "six", 3);
 }
 
@@ -378,16 +303,16 @@ static int count_sources(void *arg, const struct mmsb_hist_entry *e)
 static void replay_and_time_travel(void **state)
 {
 	struct fx *fx = *state;
-	uint64_t a = page(fx, "a", "aaaa", 4), c = page(fx, "c", NULL, 0), e1, e2, ck;
+	uint64_t a = fx_page(fx, "a", "aaaa", 4), c = fx_page(fx, "c", NULL, 0), e1, e2, ck;
 	struct src_count sc = {0, 0};
 	struct mmsb_snap *s;
 	char buf[16];
 
 	derive(fx, c, "a", "copy");
-	e1 = put(fx, a, 0, "bbbb", 4);
+	e1 = fx_write(fx, a, 0, "bbbb", 4);
 	assert_int_equal(mmsb_checkpoint(fx->st, &ck), 0);
-	e2 = put(fx, a, 0, "cccc", 4);
-	reopen(fx);
+	e2 = fx_write(fx, a, 0, "cccc", 4);
+	fx_reopen(fx);
 	expect(fx, c, "cccc", 4);
 	assert_int_equal(mmsb_snap_open(fx->st, e1, &s), 0);
 	assert_int_equal(mmsb_snap_read(s, c, 0, buf, sizeof(buf)), 4);
@@ -403,27 +328,27 @@ static void replay_and_time_travel(void **state)
 static void exec_operations(void **state)
 {
 	struct fx *fx = *state;
-	uint64_t a = page(fx, "a", "hello\n", 6), b = page(fx, "b", "world\n", 6), c = page(fx, "c", NULL, 0);
-	uint64_t d = page(fx, "d", NULL, 0);
+	uint64_t a = fx_page(fx, "a", "hello\n", 6), b = fx_page(fx, "b", "world\n", 6), c = fx_page(fx, "c", NULL, 0);
+	uint64_t d = fx_page(fx, "d", NULL, 0);
 	char msg[256];
 
 	derive(fx, c, "a,b", "exec:cat");
 	expect(fx, c, "hello\nworld\n", 12);
-	put(fx, b, 0, "there", 5);
+	fx_write(fx, b, 0, "there", 5);
 	expect(fx, c, "hello\nthere\n", 12);
 	derive(fx, d, "a", "exec:tr a-z A-Z <");
 	expect(fx, d, "HELLO\n", 6);
-	assert_int_equal(setx(fx, d, "user.mmsb.recompute", "exec:echo oops >&2; exit 3"), 0);
+	assert_int_equal(fx_setx(fx, d, "user.mmsb.recompute", "exec:echo oops >&2; exit 3"), 0);
 	assert_true(has_error(fx, d, msg, sizeof(msg)));
 	assert_non_null(strstr(msg, "exit status 3: oops"));
 	expect(fx, d, "HELLO\n", 6);
-	assert_int_equal(setx(fx, d, "user.mmsb.recompute", "exec:sleep 5; true"), 0);
+	assert_int_equal(fx_setx(fx, d, "user.mmsb.recompute", "exec:sleep 5; true"), 0);
 	assert_true(has_error(fx, d, msg, sizeof(msg)));
 	assert_non_null(strstr(msg, "timed out"));
-	fx->allow_exec = false;
-	reopen(fx);
-	assert_int_equal(setx(fx, d, "user.mmsb.recompute", "exec:cat"), -EPERM);
-	put(fx, a, 0, "HOWDY", 5); /* c is exec: and exec is now off */
+	fx->o.allow_exec = false;
+	fx_reopen(fx);
+	assert_int_equal(fx_setx(fx, d, "user.mmsb.recompute", "exec:cat"), -EPERM);
+	fx_write(fx, a, 0, "HOWDY", 5); /* c is exec: and exec is now off */
 	assert_true(has_error(fx, c, msg, sizeof(msg)));
 	(void)a;
 }
@@ -431,16 +356,16 @@ static void exec_operations(void **state)
 int main(void)
 {
 	const struct CMUnitTest t[] = {
-		cmocka_unit_test_setup_teardown(chain_and_version, setup, teardown),
-		cmocka_unit_test_setup_teardown(diamond_join_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(fanout, setup, teardown),
-		cmocka_unit_test_setup_teardown(refusals, setup, teardown),
-		cmocka_unit_test_setup_teardown(integer_operations, setup, teardown),
-		cmocka_unit_test_setup_teardown(float_operations, setup, teardown),
-		cmocka_unit_test_setup_teardown(failures_set_error, setup, teardown),
-		cmocka_unit_test_setup_teardown(renamed_parent_is_followed, setup, teardown),
-		cmocka_unit_test_setup_teardown(replay_and_time_travel, setup, teardown),
-		cmocka_unit_test_setup_teardown(exec_operations, setup, teardown),
+		cmocka_unit_test_setup_teardown(chain_and_version, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(diamond_join_once, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(fanout, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(refusals, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(integer_operations, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(float_operations, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(failures_set_error, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(renamed_parent_is_followed, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(replay_and_time_travel, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(exec_operations, setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests_name("prop", t, NULL, NULL);

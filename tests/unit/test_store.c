@@ -14,57 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fx.h"
 #include "mmsb.h"
-
-struct fx {
-	char dir[64];
-	struct mmsb_store *st;
-};
-
-static void quiet(void *arg, int level, const char *msg)
-{
-	(void)arg;
-	(void)level;
-	(void)msg;
-}
-
-static struct mmsb_store *reopen(struct fx *fx, bool ro)
-{
-	struct mmsb_store_opts o;
-
-	mmsb_store_close(fx->st);
-	fx->st = NULL;
-	mmsb_store_opts_init(&o);
-	o.read_only = ro;
-	o.diag_fn = quiet;
-	assert_int_equal(mmsb_store_open(fx->dir, &o, &fx->st), 0);
-	return fx->st;
-}
-
-static int setup(void **state)
-{
-	struct fx *fx = calloc(1, sizeof(*fx));
-
-	strcpy(fx->dir, "/tmp/mmsb-test-XXXXXX");
-	assert_non_null(mkdtemp(fx->dir));
-	strcat(fx->dir, "/s");
-	reopen(fx, false);
-	*state = fx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *fx = *state;
-	char cmd[128];
-
-	mmsb_store_close(fx->st);
-	fx->dir[strlen(fx->dir) - 2] = '\0';
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
-	assert_int_equal(system(cmd), 0);
-	free(fx);
-	return 0;
-}
 
 /* One-shot helpers: each is one transaction. */
 static uint64_t create(struct mmsb_store *st, uint64_t parent, const char *name, enum mmsb_type t)
@@ -78,17 +29,6 @@ static uint64_t create(struct mmsb_store *st, uint64_t parent, const char *name,
 	assert_int_equal(mmsb_txn_commit(txn, &e), 0);
 	assert_true(e > 0);
 	return a.id;
-}
-
-static uint64_t write_at(struct mmsb_store *st, uint64_t id, uint64_t off, const void *buf, size_t len)
-{
-	struct mmsb_txn *txn;
-	uint64_t e;
-
-	assert_int_equal(mmsb_txn_begin(st, MMSB_SRC_USER, &txn), 0);
-	assert_int_equal(mmsb_txn_write(txn, id, off, buf, len), (ssize_t)len);
-	assert_int_equal(mmsb_txn_commit(txn, &e), 0);
-	return e;
 }
 
 static void expect_bytes(struct mmsb_store *st, uint64_t id, const char *want)
@@ -107,14 +47,14 @@ static void write_read_reopen(void **state)
 	struct mmsb_attr a;
 
 	assert_int_equal(mmsb_store_head(fx->st), 1);
-	e1 = write_at(fx->st, id, 0, "hello world", 11);
+	e1 = fx_write(fx, id, 0, "hello world", 11);
 	assert_int_equal(e1, 2);
-	e2 = write_at(fx->st, id, 6, "WORLD", 5);
+	e2 = fx_write(fx, id, 6, "WORLD", 5);
 	assert_int_equal(e2, 3);
-	assert_int_equal(write_at(fx->st, id, 6, "WORLD", 5), 0); /* no change: no epoch */
+	assert_int_equal(fx_write(fx, id, 6, "WORLD", 5), 0); /* no change: no epoch */
 	assert_int_equal(mmsb_store_head(fx->st), 3);
 	expect_bytes(fx->st, id, "hello WORLD");
-	reopen(fx, false);
+	fx_reopen(fx);
 	expect_bytes(fx->st, id, "hello WORLD");
 	assert_int_equal(mmsb_lookup(fx->st, MMSB_ROOT_ID, "page", &a), 0);
 	assert_int_equal(a.version, 2);
@@ -131,7 +71,7 @@ static void time_travel_every_epoch(void **state)
 
 	for (i = 0; i < 40; i++) {
 		snprintf(want[i], sizeof(want[i]), "v%03d", i);
-		write_at(fx->st, id, (uint64_t)(i % 3), want[i], 4);
+		fx_write(fx, id, (uint64_t)(i % 3), want[i], 4);
 		if (i == 20)
 			assert_int_equal(mmsb_checkpoint(fx->st, &ck), 0);
 	}
@@ -148,7 +88,7 @@ static void time_travel_every_epoch(void **state)
 			assert_string_equal(buf, cur);
 			mmsb_snap_close(s);
 		}
-		reopen(fx, false);
+		fx_reopen(fx);
 	}
 	struct mmsb_snap *s;
 	struct mmsb_attr a;
@@ -171,8 +111,8 @@ static void namespace_ops(void **state)
 	struct mmsb_txn *t;
 	struct mmsb_attr a;
 
-	write_at(fx->st, p, 0, "AAA", 3);
-	write_at(fx->st, q, 0, "BBB", 3);
+	fx_write(fx, p, 0, "AAA", 3);
+	fx_write(fx, q, 0, "BBB", 3);
 	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
 	assert_int_equal(mmsb_txn_rename(t, d, "a", d, "b", MMSB_RENAME_NOREPLACE), -EEXIST);
 	assert_int_equal(mmsb_txn_rename(t, d, "a", d, "b", MMSB_RENAME_EXCHANGE), 0);
@@ -184,7 +124,7 @@ static void namespace_ops(void **state)
 	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
 	assert_int_equal(mmsb_lookup(fx->st, d, "a", &a), 0);
 	assert_int_equal(a.id, q);
-	reopen(fx, false);
+	fx_reopen(fx);
 	assert_int_equal(mmsb_lookup(fx->st, d, "b", &a), 0);
 	assert_int_equal(a.id, p);
 	expect_bytes(fx->st, p, "AAA");
@@ -198,7 +138,7 @@ static void namespace_ops(void **state)
 	assert_int_equal(mmsb_txn_rename(t, d, "a", d, "b", 0), 0); /* replaces p */
 	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
 	assert_int_equal(mmsb_getattr(fx->st, p, &a), -ENOENT);
-	reopen(fx, false);
+	fx_reopen(fx);
 	assert_int_equal(mmsb_lookup(fx->st, d, "b", &a), 0);
 	assert_int_equal(a.id, q);
 	assert_int_equal(mmsb_lookup(fx->st, d, "a", &a), -ENOENT);
@@ -210,14 +150,14 @@ static void orphan_lives_while_referenced(void **state)
 	uint64_t p = create(fx->st, MMSB_ROOT_ID, "tmp", MMSB_T_PAGE), head;
 	struct mmsb_txn *t;
 
-	write_at(fx->st, p, 0, "data", 4);
+	fx_write(fx, p, 0, "data", 4);
 	assert_int_equal(mmsb_ref(fx->st, p), 0);
 	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
 	assert_int_equal(mmsb_txn_unlink(t, MMSB_ROOT_ID, "tmp"), 0);
 	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
 	head = mmsb_store_head(fx->st);
 	expect_bytes(fx->st, p, "data");
-	assert_int_equal(write_at(fx->st, p, 4, "more", 4), 0); /* unlogged: no epoch */
+	assert_int_equal(fx_write(fx, p, 4, "more", 4), 0); /* unlogged: no epoch */
 	expect_bytes(fx->st, p, "datamore");
 	assert_int_equal(mmsb_store_head(fx->st), head);
 	mmsb_unref(fx->st, p);
@@ -264,8 +204,8 @@ static void history_diff_restore(void **state)
 	char big[10000];
 
 	memset(big, 'x', sizeof(big));
-	e0 = write_at(fx->st, p, 0, big, sizeof(big));
-	e1 = write_at(fx->st, p, 5000, "YY", 2);
+	e0 = fx_write(fx, p, 0, big, sizeof(big));
+	e1 = fx_write(fx, p, 5000, "YY", 2);
 	create(fx->st, MMSB_ROOT_ID, "q", MMSB_T_PAGE);
 	e2 = mmsb_store_head(fx->st);
 	assert_int_equal(mmsb_history(fx->st, p, 0, UINT64_MAX, count_hist, &n), 0);
@@ -294,36 +234,32 @@ static void history_diff_restore(void **state)
 		assert_memory_equal(buf, "YY", 2);
 	}
 	assert_int_equal(mmsb_restore(fx->st, e1, (const char *const[]){"nope"}, 1, &er), -ENOENT);
-	reopen(fx, false);
+	fx_reopen(fx);
 	assert_int_equal(mmsb_lookup(fx->st, MMSB_ROOT_ID, "q", &a), -ENOENT);
 }
 
 static void compact_drops_history(void **state)
 {
 	struct fx *fx = *state;
-	struct mmsb_store_opts o;
 	uint64_t p, ck, kept;
 	struct mmsb_snap *s;
 	int i;
 
-	mmsb_store_close(fx->st);
-	mmsb_store_opts_init(&o);
-	o.segment_bytes = 4096;
-	o.diag_fn = quiet;
-	assert_int_equal(mmsb_store_open(fx->dir, &o, &fx->st), 0);
+	fx->o.segment_bytes = 4096; /* several segments, so some can be dropped */
+	fx_reopen(fx);
 	p = create(fx->st, MMSB_ROOT_ID, "p", MMSB_T_PAGE);
 	for (i = 0; i < 200; i++)
-		write_at(fx->st, p, (uint64_t)i * 10, "0123456789", 10);
+		fx_write(fx, p, (uint64_t)i * 10, "0123456789", 10);
 	assert_int_equal(mmsb_tag_set(fx->st, "early", 5), 0);
 	assert_int_equal(mmsb_tag_set(fx->st, "123", 5), -EINVAL);
 	assert_int_equal(mmsb_tag_set(fx->st, "head", 5), -EINVAL);
 	assert_int_equal(mmsb_tag_set(fx->st, "late", 100000), -ENOENT);
 	assert_int_equal(mmsb_checkpoint(fx->st, &ck), 0);
 	for (i = 0; i < 50; i++)
-		write_at(fx->st, p, 0, i % 2 ? "a" : "b", 1);
+		fx_write(fx, p, 0, i % 2 ? "a" : "b", 1);
 	assert_int_equal(mmsb_tag_set(fx->st, "after", ck + 1), 0);
 	assert_int_equal(mmsb_compact(fx->st, ck, 0, &kept), -EBUSY); /* would drop "early" */
-	reopen(fx, false);
+	fx_reopen(fx);
 	{
 		struct mmsb_tag tg[4];
 		uint64_t e;
@@ -339,7 +275,7 @@ static void compact_drops_history(void **state)
 	assert_int_equal(mmsb_snap_open(fx->st, ck - 1, &s), -ENOENT);
 	assert_int_equal(mmsb_snap_open(fx->st, ck + 10, &s), 0);
 	mmsb_snap_close(s);
-	reopen(fx, false);
+	fx_reopen(fx);
 	assert_int_equal(mmsb_store_oldest(fx->st), ck);
 	assert_int_equal(mmsb_store_head(fx->st), ck + 50);
 	assert_int_equal(mmsb_store_verify(fx->st), 0);
@@ -356,7 +292,7 @@ static void shrink_shared_page(void **state)
 	char big[20000], buf[20000];
 
 	memset(big, 'q', sizeof(big));
-	e = write_at(fx->st, p, 0, big, sizeof(big));
+	e = fx_write(fx, p, 0, big, sizeof(big));
 	assert_int_equal(mmsb_snap_open(fx->st, e, &s), 0); /* shares the buffer */
 	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
 	assert_int_equal(mmsb_txn_truncate(t, p, 10), 0);
@@ -372,11 +308,9 @@ static void shrink_shared_page(void **state)
 static void second_open_is_busy(void **state)
 {
 	struct fx *fx = *state;
-	struct mmsb_store_opts o;
+	struct mmsb_store_opts o = fx->o;
 	struct mmsb_store *st2;
 
-	mmsb_store_opts_init(&o);
-	o.diag_fn = quiet;
 	assert_int_equal(mmsb_store_open(fx->dir, &o, &st2), -EBUSY);
 	o.read_only = true;
 	assert_int_equal(mmsb_store_open(fx->dir, &o, &st2), 0);
@@ -386,14 +320,14 @@ static void second_open_is_busy(void **state)
 int main(void)
 {
 	const struct CMUnitTest t[] = {
-		cmocka_unit_test_setup_teardown(write_read_reopen, setup, teardown),
-		cmocka_unit_test_setup_teardown(time_travel_every_epoch, setup, teardown),
-		cmocka_unit_test_setup_teardown(namespace_ops, setup, teardown),
-		cmocka_unit_test_setup_teardown(orphan_lives_while_referenced, setup, teardown),
-		cmocka_unit_test_setup_teardown(history_diff_restore, setup, teardown),
-		cmocka_unit_test_setup_teardown(compact_drops_history, setup, teardown),
-		cmocka_unit_test_setup_teardown(shrink_shared_page, setup, teardown),
-		cmocka_unit_test_setup_teardown(second_open_is_busy, setup, teardown),
+		cmocka_unit_test_setup_teardown(write_read_reopen, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(time_travel_every_epoch, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(namespace_ops, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(orphan_lives_while_referenced, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(history_diff_restore, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(compact_drops_history, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(shrink_shared_page, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(second_open_is_busy, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests_name("store", t, NULL, NULL);

@@ -110,6 +110,27 @@ ssize_t mmsb_io_pread_all(const struct mmsb_io_ops *io, int fd, void *buf, size_
 	return (ssize_t)done;
 }
 
+int mmsb_io_replace(const struct mmsb_io_ops *io, int dirfd, const char *name, const void *buf, size_t n)
+{
+	char tmp[256];
+	int fd, rc;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", name) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = io->openat(io->ctx, dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return fd;
+	rc = mmsb_io_pwrite_all(io, fd, buf, n, 0);
+	if (rc == 0)
+		rc = io->fsync(io->ctx, fd); /* (1) the bytes, before the name */
+	io->close(io->ctx, fd);
+	if (rc == 0)
+		rc = io->renameat(io->ctx, dirfd, tmp, dirfd, name);
+	if (rc == 0)
+		rc = io->fsync(io->ctx, dirfd); /* (2) the name */
+	return rc;
+}
+
 int mmsb_io_fsync(const struct mmsb_io_ops *io, int fd)
 {
 	return io->fsync(io->ctx, fd);

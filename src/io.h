@@ -31,6 +31,10 @@ extern const struct mmsb_io_ops mmsb_io_posix;
  * only at EOF). */
 int mmsb_io_pwrite_all(const struct mmsb_io_ops *io, int fd, const void *buf, size_t n, off_t off);
 ssize_t mmsb_io_pread_all(const struct mmsb_io_ops *io, int fd, void *buf, size_t n, off_t off);
+/* Replace dirfd/name with buf atomically and durably: write name.tmp,
+ * fsync it, rename it over name, fsync the directory.  0 or -errno (the
+ * old file is intact unless the rename happened). */
+int mmsb_io_replace(const struct mmsb_io_ops *io, int dirfd, const char *name, const void *buf, size_t n);
 /* fsync a directory by fd. */
 int mmsb_io_fsync(const struct mmsb_io_ops *io, int fd);
 void mmsb_io_close(const struct mmsb_io_ops *io, int fd); /* fd < 0 is a no-op */

@@ -95,26 +95,14 @@ static int create_sb(struct mmsb_store *st)
 {
 	uint8_t sb[2 * MMSB_SB_SIZE];
 	uint64_t seed = 0;
-	int fd, rc;
 
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = mmsb_now_ns() ^ (uint64_t)getpid() << 32;
 	st->ctime = mmsb_wall_ns();
 	encode_sb(sb, seed, st->ctime);
 	memcpy(sb + MMSB_SB_SIZE, sb, MMSB_SB_SIZE);
-	fd = st->io->openat(st->io->ctx, st->dirfd, MMSB_SUPER_NAME ".tmp", O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		return fd;
-	rc = mmsb_io_pwrite_all(st->io, fd, sb, sizeof(sb), 0);
-	if (rc == 0)
-		rc = st->io->fsync(st->io->ctx, fd);
-	mmsb_io_close(st->io, fd);
-	if (rc == 0)
-		rc = st->io->renameat(st->io->ctx, st->dirfd, MMSB_SUPER_NAME ".tmp", st->dirfd, MMSB_SUPER_NAME);
-	if (rc == 0)
-		rc = st->io->fsync(st->io->ctx, st->dirfd);
 	st->seed = seed;
-	return rc;
+	return mmsb_io_replace(st->io, st->dirfd, MMSB_SUPER_NAME, sb, sizeof(sb));
 }
 
 static int read_sb(struct mmsb_store *st, int fd)
@@ -246,18 +234,9 @@ static uint64_t read_compacted(struct mmsb_store *st)
 int store_write_compacted(struct mmsb_store *st, uint64_t epoch)
 {
 	char buf[64];
-	int n = snprintf(buf, sizeof(buf), "MMSBCOMPACT 1\n%" PRIu64 "\n", epoch), rc;
-	int fd = st->io->openat(st->io->ctx, st->dirfd, COMPACTED_NAME ".tmp", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	int n = snprintf(buf, sizeof(buf), "MMSBCOMPACT 1\n%" PRIu64 "\n", epoch);
 
-	rc = fd < 0 ? fd : mmsb_io_pwrite_all(st->io, fd, buf, (size_t)n, 0);
-	if (rc == 0)
-		rc = st->io->fsync(st->io->ctx, fd);
-	mmsb_io_close(st->io, fd);
-	if (rc == 0)
-		rc = st->io->renameat(st->io->ctx, st->dirfd, COMPACTED_NAME ".tmp", st->dirfd, COMPACTED_NAME);
-	if (rc == 0)
-		rc = st->io->fsync(st->io->ctx, st->dirfd);
-	return rc;
+	return mmsb_io_replace(st->io, st->dirfd, COMPACTED_NAME, buf, (size_t)n);
 }
 
 int store_find_oldest(struct mmsb_store *st)

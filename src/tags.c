@@ -98,7 +98,7 @@ static int tags_save(struct mmsb_store *st)
 	struct mmsb_buf b = {0};
 	char line[128];
 	size_t i;
-	int fd, rc;
+	int rc;
 
 	rc = mmsb_buf_put(&b, TAGS_MAGIC "\n", sizeof(TAGS_MAGIC));
 	for (i = 0; i < st->n_tags && rc == 0; i++) {
@@ -107,16 +107,8 @@ static int tags_save(struct mmsb_store *st)
 
 		rc = mmsb_buf_put(&b, line, (size_t)n);
 	}
-	fd = rc < 0 ? rc : st->io->openat(st->io->ctx, st->dirfd, TAGS_NAME ".tmp", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	rc = fd < 0 ? fd : mmsb_io_pwrite_all(st->io, fd, b.p, b.len, 0);
 	if (rc == 0)
-		rc = st->io->fsync(st->io->ctx, fd);
-	if (fd >= 0)
-		mmsb_io_close(st->io, fd);
-	if (rc == 0)
-		rc = st->io->renameat(st->io->ctx, st->dirfd, TAGS_NAME ".tmp", st->dirfd, TAGS_NAME);
-	if (rc == 0)
-		rc = st->io->fsync(st->io->ctx, st->dirfd);
+		rc = mmsb_io_replace(st->io, st->dirfd, TAGS_NAME, b.p, b.len);
 	mmsb_buf_free(&b);
 	return rc;
 }

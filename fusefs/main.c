@@ -4,21 +4,24 @@
  *
  * Start-up, in this order (spec: .fusefs-spec.md, "Start-up"):
  *   1. parse options (unknown ones: exit 1);
- *   2. detach a stale mount on MOUNTPOINT (a GETATTR forced through
- *      statx fails with ENOTCONN): umount2(MNT_DETACH), else fusermount3;
- *   3. without -f: fork; the child does 4-6 and reports through a pipe, the
+ *   2. without -f: fork; the child does 3-5 and reports through a pipe, the
  *      parent exits 0 or 1 only then, so `mmsbfs S M && ls M` works.  The
  *      fork comes before the store is opened: the core starts threads at
  *      open and threads do not survive fork (hence no fuse_daemonize());
- *   4. block SIGINT/SIGTERM/SIGHUP, so that every thread the core, the
+ *   3. block SIGINT/SIGTERM/SIGHUP, so that every thread the core, the
  *      notifier and libfuse start inherits them blocked and only the main
  *      thread (in the loop) takes them;
- *   5. open the store (-EBUSY: another daemon has it), create the session,
- *      mount (always default_permissions and auto_unmount), hook /dev/fuse
- *      (wire.c), start the notifier and the control socket for mmsbctl
- *      (ctl.c; without it the mount still works: a warning);
- *   6. report success, switch diagnostics to syslog when daemonized;
- *   7. run the loop until unmount or a signal, then tear down: notifier,
+ *   4. open the store (-EBUSY: another daemon has it; recovery may take a
+ *      while), detach a stale mount on MOUNTPOINT (a GETATTR forced through
+ *      statx fails with ENOTCONN: umount2(MNT_DETACH), else fusermount3),
+ *      create the session and mount (always default_permissions and
+ *      auto_unmount), hook /dev/fuse (wire.c), start the notifier and the
+ *      control socket for mmsbctl (ctl.c; without it the mount still works:
+ *      a warning).  The stale mount goes only once the store is open, so
+ *      that MOUNTPOINT shows the plain directory for as short a time as
+ *      possible and not at all when the store cannot be opened;
+ *   5. report success, switch diagnostics to syslog when daemonized;
+ *   6. run the loop until unmount or a signal, then tear down: notifier,
  *      control socket, unmount, session (destroy frees the inode table),
  *      store close (final checkpoint and sync).
  *
@@ -707,7 +710,7 @@ static void main_start_ctl(struct mmsbfs *fs, struct mmsbfs_ctl **ctl)
 	atomic_store_explicit(&fs->ctl, *ctl, memory_order_release);
 }
 
-/* Steps 4-7 of the header comment.  report_fd < 0 in the foreground. */
+/* Steps 3-6 of the header comment.  report_fd < 0 in the foreground. */
 static int main_serve(struct mmsbfs *fs, const struct mmsbfs_opts *o, int report_fd)
 {
 	struct mmsbfs_notify *nt = NULL;
@@ -721,8 +724,10 @@ static int main_serve(struct mmsbfs *fs, const struct mmsbfs_opts *o, int report
 	rc = main_open_store(fs, o, err, sizeof(err));
 	if (rc == 0 && mmsbfs_itab_new(fs->st, &fs->itab) < 0)
 		rc = -ENOMEM, snprintf(err, sizeof(err), "out of memory");
-	if (rc == 0)
+	if (rc == 0) {
+		main_clean_stale(o->mnt_abs);
 		rc = main_mount(fs, o, err, sizeof(err));
+	}
 	if (rc == 0 && (rc = mmsbfs_notify_start(fs, &nt)) < 0)
 		snprintf(err, sizeof(err), "cannot start the notifier thread: %s", strerror(-rc));
 	if (rc == 0) {
@@ -787,7 +792,6 @@ int main(int argc, char **argv)
 		atomic_store(&main_diag.level, MMSB_DIAG_DEBUG);
 	fs.opts = &o;
 	fs.show_epochs = o.show_epochs != 0;
-	main_clean_stale(o.mnt_abs);
 	if (!o.foreground) {
 		report_fd = main_daemonize();
 		if (report_fd < 0) {

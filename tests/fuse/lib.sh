@@ -19,6 +19,7 @@ set -euo pipefail
 export LC_ALL=C
 
 PY=/usr/bin/python3
+FUSE_SUPER_MAGIC=65735546 # statfs f_type of a FUSE mount, as stat -f -c %t prints it
 MMSBFS=""
 TEST_NAME=$(basename "$0" .sh)
 TEST_TMP=""
@@ -208,8 +209,10 @@ mnt_mount_fg() {
 			fail "mount: 'mmsbfs -f $* $STORE $MNT' exited with status $rc before mounting"
 		fi
 		# statfs always reaches the daemon (stat may be answered from the attribute
-		# cache, even by a stale mount still sitting on $MNT).
-		if is_mounted && stat -f "$MNT" >/dev/null 2>&1; then
+		# cache, even by a stale mount still sitting on $MNT), and it must be a FUSE
+		# file system that answers: while the daemon swaps a stale mount for its own,
+		# statfs reaches the plain directory underneath for a moment.
+		if is_mounted && [[ $(stat -f -c %t "$MNT" 2>/dev/null) == "$FUSE_SUPER_MAGIC" ]]; then
 			MOUNT_UP=1
 			return 0
 		fi
@@ -328,7 +331,7 @@ EOF
 
 # mount_alive: the mount made last is still served by its daemon.
 mount_alive() {
-	[[ -n "$DAEMON_PID" ]] && pid_alive "$DAEMON_PID" && is_mounted && stat -f "$MNT" >/dev/null 2>&1
+	[[ -n "$DAEMON_PID" ]] && pid_alive "$DAEMON_PID" && is_mounted && [[ $(stat -f -c %t "$MNT" 2>/dev/null) == "$FUSE_SUPER_MAGIC" ]]
 }
 
 # section NAME: run function NAME in a subshell with errexit, record the result.  A

@@ -541,11 +541,10 @@ static int open_dirs(struct mmsb_store *st)
 		st->lockfd = io->openat(io->ctx, st->dirfd, MMSB_LOCK_NAME, O_RDWR | O_CREAT, 0600);
 		if (st->lockfd < 0)
 			return st->lockfd;
-		if (flock(st->lockfd, LOCK_EX | LOCK_NB) < 0) {
-			rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-			mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: %s: in use by another process", st->dir);
-			return rc;
-		}
+		/* -EBUSY without a message: the caller may be waiting for the
+		 * previous owner to finish closing, and words it if it gives up */
+		if (flock(st->lockfd, LOCK_EX | LOCK_NB) < 0)
+			return errno == EWOULDBLOCK ? -EBUSY : -errno;
 	}
 	rc = open_sb(st);
 	if (rc < 0)

@@ -482,10 +482,26 @@ static const char *main_open_error(int rc)
 static void main_commit(void *arg, const struct mmsb_commit_info *ci)
 {
 	struct mmsbfs *fs = arg;
+	uint64_t ticket;
 
+	/* Watchers, the feed and the notifier see the epochs in order: hooks of
+	 * concurrent commits run concurrently, and epochs are consecutive (mmsb.h),
+	 * so each waits for the one before it. */
+	pthread_mutex_lock(&fs->hook_mu);
+	while (fs->hook_next != 0 && fs->hook_next < ci->epoch)
+		pthread_cond_wait(&fs->hook_cond, &fs->hook_mu);
+	pthread_mutex_unlock(&fs->hook_mu);
 	mmsbfs_ctl_commit(atomic_load_explicit(&fs->ctl, memory_order_acquire), ci);
 	mmsbfs_feed_commit(fs->feed, fs->st, ci);
-	mmsbfs_notify_commit(fs, ci);
+	ticket = mmsbfs_notify_queue(fs, ci);
+	pthread_mutex_lock(&fs->hook_mu);
+	if (fs->hook_next != 0)
+		fs->hook_next = ci->epoch + 1;
+	pthread_cond_broadcast(&fs->hook_cond);
+	pthread_mutex_unlock(&fs->hook_mu);
+	/* The reply to this request waits for its invalidations, out of order:
+	 * one may be held up by a later request's kernel locks. */
+	mmsbfs_notify_wait(fs, ticket);
 }
 
 /* The daemon's own counters for `mmsbctl stats`. */
@@ -572,6 +588,9 @@ static int main_open_store(struct mmsbfs *fs, const struct mmsbfs_opts *o, char 
 		return rc;
 	}
 	fs->read_only = mmsb_store_is_read_only(fs->st);
+	pthread_mutex_lock(&fs->hook_mu); /* before the first commit: the session is not up yet */
+	fs->hook_next = mmsb_store_head(fs->st) + 1;
+	pthread_mutex_unlock(&fs->hook_mu);
 	return 0;
 }
 
@@ -800,7 +819,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	pthread_mutex_init(&fs.hook_mu, NULL);
+	pthread_cond_init(&fs.hook_cond, NULL);
 	rc = main_serve(&fs, &o, report_fd);
+	pthread_cond_destroy(&fs.hook_cond);
+	pthread_mutex_destroy(&fs.hook_mu);
 	main_free_opts(&o);
 	return rc;
 }

@@ -121,6 +121,9 @@ struct mmsbfs {
 	_Atomic(struct mmsbfs_notify *) notify; /* notifier; NULL when not running */
 	_Atomic(struct mmsbfs_ctl *) ctl;    /* control socket server (ctl.c); NULL when not running */
 	struct mmsbfs_feed *feed;	     /* epochs/.changes (feed.c); set before the store opens */
+	pthread_mutex_t hook_mu;	     /* the commit hook's epoch order (main.c) */
+	pthread_cond_t hook_cond;	     /* hook_next moved */
+	uint64_t hook_next;		     /* epoch whose hook goes next; 0: any (hook_mu) */
 	struct mmsbfs_wire *wire;	     /* /dev/fuse hook state (NULL: not installed) */
 	const struct mmsbfs_opts *opts;	     /* command line (owned by main) */
 	bool show_epochs;		     /* list epochs/ in the root's readdir */

@@ -100,27 +100,25 @@ static void notify_deadline(struct timespec *ts, long ms)
 	}
 }
 
-void mmsbfs_notify_commit(void *arg, const struct mmsb_commit_info *ci)
+uint64_t mmsbfs_notify_queue(struct mmsbfs *fs, const struct mmsb_commit_info *ci)
 {
-	struct mmsbfs *fs = arg;
 	struct mmsbfs_notify *nt;
 	struct notify_item *it;
-	struct timespec ts;
 	uint64_t seq;
 
 	if (ci->n_changes == 0 || (ci->n_changes == 1 && ci->changes[0].source == MMSB_SRC_USER))
-		return; /* the hot path: a plain user change */
+		return 0; /* the hot path: a plain user change */
 	nt = atomic_load_explicit(&fs->notify, memory_order_acquire);
 	if (nt == NULL)
-		return;
+		return 0;
 	it = notify_item_new(ci);
 	if (it == NULL)
-		return;
+		return 0;
 	pthread_mutex_lock(&nt->lock);
 	if (nt->stop) { /* shutting down: the connection is going away */
 		pthread_mutex_unlock(&nt->lock);
 		free(it);
-		return;
+		return 0;
 	}
 	seq = it->seq = ++nt->queued_seq;
 	if (nt->tail != NULL)
@@ -129,8 +127,23 @@ void mmsbfs_notify_commit(void *arg, const struct mmsb_commit_info *ci)
 		nt->head = it;
 	nt->tail = it;
 	pthread_cond_signal(&nt->wake);
+	pthread_mutex_unlock(&nt->lock);
+	return seq;
+}
+
+void mmsbfs_notify_wait(struct mmsbfs *fs, uint64_t ticket)
+{
+	struct mmsbfs_notify *nt;
+	struct timespec ts;
+
+	if (ticket == 0)
+		return;
+	nt = atomic_load_explicit(&fs->notify, memory_order_acquire);
+	if (nt == NULL)
+		return;
+	pthread_mutex_lock(&nt->lock);
 	notify_deadline(&ts, NOTIFY_WAIT_MS);
-	while (nt->done_seq < seq && !nt->stop)
+	while (nt->done_seq < ticket && !nt->stop)
 		if (pthread_cond_timedwait(&nt->done, &nt->lock, &ts) == ETIMEDOUT)
 			break; /* never hang a writer on the kernel */
 	pthread_mutex_unlock(&nt->lock);

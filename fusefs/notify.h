@@ -4,9 +4,10 @@
  * its own caches.  It does not see what the daemon changes by itself:
  * restores, propagation (recomputed pages, also when they commit in the
  * user's own epoch), system transactions.  The core reports every commit
- * to mmsbfs_notify_commit() (mmsb_store_opts.commit_fn); the changes the
- * kernel cannot know about are queued for a dedicated notifier thread that
- * sends FUSE_NOTIFY_INVAL_INODE / INVAL_ENTRY / DELETE.  It must be a
+ * to the daemon's commit hook (main.c), which hands it to
+ * mmsbfs_notify_queue(); the changes the kernel cannot know about are
+ * queued for a dedicated notifier thread that sends FUSE_NOTIFY_INVAL_INODE /
+ * INVAL_ENTRY / DELETE.  It must be a
  * thread that serves no request: a notification sent from a request
  * thread can deadlock against the kernel locks held for that request
  * (libfuse doc/README.notifications, FUSE-NOTES finding 5).
@@ -37,8 +38,15 @@ void mmsbfs_notify_stop(struct mmsbfs_notify *nt);
  * with fs->notify already NULL).  Stops the thread if needed.  NULL-safe. */
 void mmsbfs_notify_free(struct mmsbfs_notify *nt);
 
-/* The core's commit hook; arg is the struct mmsbfs.  Cheap for the common
- * case (a user commit that changed only what the request named). */
-void mmsbfs_notify_commit(void *arg, const struct mmsb_commit_info *ci);
+/* From the core's commit hook: queue what the kernel must be told of this
+ * commit.  Returns a ticket for mmsbfs_notify_wait(), 0 when nothing was
+ * queued.  Cheap for the common case (a user commit that changed only what
+ * the request named); never blocks on the kernel. */
+uint64_t mmsbfs_notify_queue(struct mmsbfs *fs, const struct mmsb_commit_info *ci);
+
+/* Wait (bounded) until the notifications of ticket are sent.  Called by the
+ * committer after its place in the hooks' epoch order is given up, so that
+ * a notification stuck behind a later request cannot hold up other hooks. */
+void mmsbfs_notify_wait(struct mmsbfs *fs, uint64_t ticket);
 
 #endif

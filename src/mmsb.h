@@ -77,9 +77,11 @@ enum mmsb_diag_level {
 typedef void (*mmsb_diag_fn)(void *arg, int level, const char *msg);
 
 struct mmsb_commit_info;
-/* Called after every commit, outside the store's locks, on the committing
- * thread.  May read the store; must not begin a transaction.  Hooks of
- * successive commits may run concurrently: ci->epoch orders them. */
+/* Called once for every committed epoch, outside the store's locks, on the
+ * committing thread.  May read the store; must not begin a transaction.
+ * Hooks of successive commits may run concurrently.  Committed epochs are
+ * consecutive (head + 1 at open, then + 1 per commit), so a hook that needs
+ * them in order may wait for the hook of ci->epoch - 1. */
 typedef void (*mmsb_commit_fn)(void *arg, const struct mmsb_commit_info *ci);
 
 struct mmsb_store_opts {

@@ -170,6 +170,50 @@ fi
 for p in "${WATCH_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 WATCH_PIDS=()
 
+# concurrent writers: watch and the feed epochs/.changes list every epoch
+# once, in epoch order (the commits' hooks run on concurrent threads)
+"$MMSBCTL" --mount "$MNT" --json watch >"$TMP/watchc.out" 2>&1 &
+WATCH_PIDS+=($!)
+for _ in $(seq 50); do [[ -s $TMP/watchc.out ]] && break; sleep 0.1; done
+F0=$(getfattr -n user.mmsb.head --only-values "$MNT")
+WRITERS=()
+for w in 1 2 3 4; do
+	"$PY" -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
+for i in range(250):
+    os.pwrite(fd, b"%08d" % i, 0)
+os.close(fd)' "$MNT/cw$w" &
+	WRITERS+=($!)
+done
+for p in "${WRITERS[@]}"; do wait "$p" || bad "concurrent writer $p failed"; done
+F1=$(getfattr -n user.mmsb.head --only-values "$MNT")
+for _ in $(seq 50); do grep -q "\"epoch\": *$F1\b" "$TMP/watchc.out" && break; sleep 0.1; done
+for p in "${WATCH_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+WATCH_PIDS=()
+for src in feed watch; do
+	if out=$("$PY" - "$src" "$MNT/epochs/.changes" "$TMP/watchc.out" "$F0" "$F1" <<'PY'
+import json, sys
+src, feed, watch, f0, f1 = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+if src == "feed":
+    eps = [int(l.split(" ", 1)[0]) for l in open(feed) if l.strip()]
+else:
+    eps = [json.loads(l)["epoch"] for l in open(watch) if l.startswith("{")]
+eps = [e for e in eps if f0 < e <= f1]
+want = list(range(f0 + 1, f1 + 1))
+if eps != want:
+    i = next(i for i in range(len(want)) if i >= len(eps) or eps[i] != want[i])
+    print("%d lines for epochs %d..%d; first wrong at line %d: %s" % (len(eps), f0 + 1, f1, i, eps[max(0, i - 3):i + 4]))
+    sys.exit(1)
+print("%d epochs" % len(eps))
+PY
+	); then
+		ok "$src: every epoch of 4 concurrent writers once, in order ($out)"
+	else
+		bad "$src out of order: $out"
+	fi
+done
+
 m verify
 expect "verify" 0 "^ok +verified"
 

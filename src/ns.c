@@ -14,6 +14,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "delta.h"
 #include "err.h"
@@ -21,25 +22,92 @@
 #include "sum.h"
 
 /* ---- page buffers --------------------------------------------------------
- * Host buffers keep their bytes right after the header (one allocation,
- * grown with realloc).  Device buffers (GPU pages) hold page memory of a
- * kernel table (kern.h: managed memory with the GPU as preferred location);
- * every access to them goes through that table: copy_out/copy_in for the
- * CPU, batches for deltas.  Either way data[size..cap) is zero. */
+ * Host buffers keep their bytes right after the header, in one allocation:
+ * malloc'd while small (grown with realloc), an anonymous mapping of their
+ * own from PBUF_MAP_MIN bytes (grown with mremap, whose new pages the kernel
+ * hands out zeroed: a page growing by sequential writes is neither copied
+ * nor zeroed by hand as it grows).  Device buffers (GPU pages) hold page
+ * memory of a kernel table (kern.h: managed memory with the GPU as
+ * preferred location); every access to them goes through that table:
+ * copy_out/copy_in for the CPU, batches for deltas.  Either way
+ * data[size..cap) is zero. */
+
+#define PBUF_MAP_MIN (1u << 20) /* host buffers this large get their own mapping */
+#define PBUF_MAP_ALIGN 4096u	/* mapping lengths are multiples of this */
+
+/* Length of the mapping for cap bytes, 0 if it would overflow. */
+static size_t pbuf_map_len(uint64_t cap)
+{
+	if (cap > SIZE_MAX - sizeof(struct pbuf) - PBUF_MAP_ALIGN)
+		return 0;
+	return ((size_t)cap + sizeof(struct pbuf) + PBUF_MAP_ALIGN - 1) & ~(size_t)(PBUF_MAP_ALIGN - 1);
+}
+
+/* Point a host buffer's fields at its memory of len bytes in all. */
+static struct pbuf *pbuf_host_init(struct pbuf *pb, size_t map_len, uint64_t cap)
+{
+	pb->map_len = map_len;
+	pb->cap = map_len ? map_len - sizeof(*pb) : cap;
+	pb->data = pb->bytes;
+	return pb;
+}
 
 struct pbuf *pbuf_new(uint64_t cap)
 {
 	struct pbuf *pb;
+	size_t len;
 
-	if (cap > SIZE_MAX - sizeof(*pb))
-		return NULL;
-	pb = calloc(1, sizeof(*pb) + cap);
-	if (!pb)
-		return NULL;
+	if (cap >= PBUF_MAP_MIN) {
+		len = pbuf_map_len(cap);
+		pb = len ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
+		if (pb == MAP_FAILED)
+			return NULL;
+	} else {
+		len = 0;
+		pb = calloc(1, sizeof(*pb) + cap);
+		if (!pb)
+			return NULL;
+	}
 	atomic_init(&pb->refs, 1);
-	pb->cap = cap;
-	pb->data = pb->bytes;
-	return pb;
+	return pbuf_host_init(pb, len, cap);
+}
+
+static void pbuf_host_free(struct pbuf *pb)
+{
+	if (pb->map_len)
+		munmap(pb, pb->map_len);
+	else
+		free(pb);
+}
+
+/* Give the private host buffer old room for cap bytes, keeping its first
+ * keep bytes (the rest of it is zero already); NULL when out of memory,
+ * old then unchanged. */
+static struct pbuf *pbuf_host_resize(struct pbuf *old, uint64_t keep, uint64_t cap)
+{
+	struct pbuf *nb;
+	uint64_t old_cap = old->cap;
+
+	if (old->map_len && cap >= PBUF_MAP_MIN) {
+		size_t len = pbuf_map_len(cap);
+
+		nb = len ? mremap(old, old->map_len, len, MREMAP_MAYMOVE) : MAP_FAILED;
+		return nb == MAP_FAILED ? NULL : pbuf_host_init(nb, len, cap);
+	}
+	if (!old->map_len && cap < PBUF_MAP_MIN) {
+		nb = realloc(old, sizeof(*old) + cap);
+		if (!nb)
+			return NULL;
+		if (cap > old_cap)
+			memset(nb->bytes + old_cap, 0, cap - old_cap);
+		return pbuf_host_init(nb, 0, cap);
+	}
+	nb = pbuf_new(cap); /* crossing PBUF_MAP_MIN, either way */
+	if (!nb)
+		return NULL;
+	memcpy(nb->bytes, old->bytes, keep < nb->cap ? keep : nb->cap);
+	pbuf_host_free(old);
+	return nb;
 }
 
 /* A device buffer of cap zeroed bytes.  -ENOMEM, -ENOSPC (GPU full). */
@@ -67,9 +135,12 @@ static int pbuf_new_dev(const struct mmsb_kern_ops *k, uint64_t cap, struct pbuf
 void pbuf_put(struct pbuf *pb)
 {
 	if (pb && atomic_fetch_sub_explicit(&pb->refs, 1, memory_order_acq_rel) == 1) {
-		if (pb->k)
+		if (pb->k) {
 			pb->k->page_free(pb->data);
-		free(pb);
+			free(pb);
+		} else {
+			pbuf_host_free(pb);
+		}
 	}
 }
 
@@ -145,15 +216,9 @@ static int pbuf_reserve(struct pbuf **pb, uint64_t keep, uint64_t size, const st
 		if (cap < size || cap > SIZE_MAX - sizeof(*old))
 			return -ENOMEM;
 		if (!old->k) {
-			uint64_t old_cap = old->cap;
-
-			nb = realloc(old, sizeof(*old) + cap);
+			nb = pbuf_host_resize(old, keep, cap);
 			if (!nb)
-				return size <= old_cap ? 0 : -ENOMEM;
-			nb->data = nb->bytes;
-			if (cap > nb->cap)
-				memset(nb->data + nb->cap, 0, cap - nb->cap);
-			nb->cap = cap;
+				return size <= old->cap ? 0 : -ENOMEM;
 			*pb = nb;
 			return 0;
 		}

@@ -29,6 +29,7 @@ struct pbuf {
 	_Atomic uint32_t refs;		/* owners: nodes of this and cloned namespaces */
 	uint64_t cap;			/* bytes at data */
 	const struct mmsb_kern_ops *k;	/* NULL: host memory (bytes[]); else device memory of k */
+	size_t map_len;			/* host buffer in a mapping of its own: its length; 0: malloc'd */
 	uint8_t *data;			/* the bytes; data[size..cap) is zero */
 	uint8_t bytes[];		/* host buffers: the bytes themselves */
 };

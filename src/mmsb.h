@@ -89,7 +89,8 @@ struct mmsb_store_opts {
 	bool read_only;		      /* open read-only (also serves a damaged store up to the damage) */
 	enum mmsb_sync sync;	      /* durability policy */
 	unsigned sync_interval_ms;    /* for MMSB_SYNC_INTERVAL */
-	uint64_t ckpt_log_bytes;      /* automatic checkpoint after this much log; 0 = never */
+	uint64_t ckpt_log_bytes;      /* automatic checkpoint after this much log, or as much as
+				       * the newest checkpoint file when that is more; 0 = never */
 	bool ckpt_at_close;	      /* checkpoint at close when the log has grown */
 	uint64_t segment_bytes;	      /* roll to a new log segment past this size */
 	size_t cache_bytes;	      /* bound of materialized time-travel pages */

@@ -342,6 +342,7 @@ static int store_load(struct mmsb_store *st)
 				    last, lc.base);
 	atomic_store(&st->head, last > lc.base ? last : lc.base);
 	st->ck_done = st->n_ckpts ? st->ckpts[st->n_ckpts - 1].epoch : 0;
+	st->log_since_ckpt = st->replay_bytes; /* the log the next open would replay */
 	st->replay_ns = mmsb_now_ns() - t0;
 	return 0;
 }
@@ -402,7 +403,7 @@ static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
 	struct ckpt_ctx c = store_ckpt_ctx(st);
 	const struct hist_epoch *he;
 	struct ns *clone = NULL;
-	uint64_t e, bytes = 0, t0;
+	uint64_t e, bytes = 0, t0, since;
 	int64_t time;
 	int rc;
 
@@ -411,6 +412,9 @@ static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
 	he = hist_epoch(&st->hist, e);
 	time = he ? he->time : mmsb_wall_ns();
 	rc = ns_clone(st->ns, &clone);
+	pthread_mutex_lock(&st->ck_mu); /* no commit meanwhile: the log up to e */
+	since = st->log_since_ckpt;
+	pthread_mutex_unlock(&st->ck_mu);
 	pthread_rwlock_unlock(&st->lock);
 	if (rc < 0)
 		return rc;
@@ -430,7 +434,7 @@ static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
 		rc = ckpt_add(st, e, time, bytes);
 		st->ck_done = e;
 	}
-	st->log_since_ckpt = 0;
+	st->log_since_ckpt -= since < st->log_since_ckpt ? since : st->log_since_ckpt; /* what came after e stays */
 	pthread_mutex_unlock(&st->ck_mu);
 	*epoch = e;
 	return rc;

@@ -92,7 +92,7 @@ struct mmsb_store {
 	uint64_t ck_want;		/* a checkpoint at >= this epoch is wanted (ck_mu) */
 	uint64_t ck_done;		/* newest checkpoint written (ck_mu) */
 	int ck_err;			/* last checkpoint error (ck_mu) */
-	uint64_t log_since_ckpt;	/* log bytes since the last checkpoint (ck_mu) */
+	uint64_t log_since_ckpt;	/* log bytes past the newest checkpoint (ck_mu) */
 	bool stop;			/* threads exit (ck_mu) */
 	pthread_t ck_thread, sync_thread;
 	bool ck_started, sync_started;
@@ -115,6 +115,20 @@ struct mmsb_store {
 	_Atomic uint64_t ckpt_write_bytes, ckpt_write_ns;
 	struct mmsb_hist_ns h_commit, h_sync, h_apply;
 };
+
+/* Log bytes past the newest checkpoint that call for the next one (ck_mu
+ * held): ckpt_log_bytes, or as much as the newest checkpoint file when that
+ * is more, so that automatic checkpoints of a large store never write more
+ * than the log grew (a fixed trigger rewrites the whole store every
+ * ckpt_log_bytes: quadratic in its size); 0: never. */
+static inline uint64_t store_ckpt_due(const struct mmsb_store *st)
+{
+	uint64_t last = st->n_ckpts ? st->ckpts[st->n_ckpts - 1].file_bytes : 0;
+
+	if (!st->o.ckpt_log_bytes)
+		return 0;
+	return last > st->o.ckpt_log_bytes ? last : st->o.ckpt_log_bytes;
+}
 
 /* The index entry of record r, whose frame is at (seg, off, len). */
 static inline struct hist_rec store_hist_rec(const struct mmsb_rec *r, uint32_t seg, uint64_t off, uint32_t len)

@@ -525,7 +525,7 @@ int mmsb_txn_commit(struct mmsb_txn *t, uint64_t *epoch)
 	mmsb_stats_record(&st->h_commit, mmsb_now_ns() - t->t0);
 	pthread_mutex_lock(&st->ck_mu);
 	st->log_since_ckpt += t->frames.len;
-	if (st->o.ckpt_log_bytes && st->log_since_ckpt >= st->o.ckpt_log_bytes && st->ck_want <= st->ck_done) {
+	if (store_ckpt_due(st) && st->log_since_ckpt >= store_ckpt_due(st) && st->ck_want <= st->ck_done) {
 		st->ck_want = t->epoch;
 		pthread_cond_broadcast(&st->ck_cond);
 	}

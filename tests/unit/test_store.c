@@ -317,6 +317,52 @@ static void second_open_is_busy(void **state)
 	mmsb_store_close(st2);
 }
 
+/* The checkpoints the store has once it has n, or after wait_ms. */
+static uint64_t ckpts_within(struct mmsb_store *st, uint64_t n, unsigned wait_ms)
+{
+	struct mmsb_stats s;
+	unsigned waited = 0;
+
+	for (;;) {
+		mmsb_store_stats(st, &s);
+		if (s.n_ckpts >= n || waited >= wait_ms)
+			return s.n_ckpts;
+		usleep(10000);
+		waited += 10;
+	}
+}
+
+/* Automatic checkpoints come after ckpt_log_bytes of log, or after as much
+ * log as the newest checkpoint file when that is larger. */
+static void ckpt_trigger_grows_with_store(void **state)
+{
+	struct fx *fx = *state;
+	size_t big = 2u << 20, i;
+	uint8_t *r = malloc(big + 1);
+	uint64_t x = 88172645463325252ull, id, n0;
+	struct mmsb_stats s;
+
+	assert_non_null(r);
+	for (i = 0; i <= big; i++) { /* incompressible: the checkpoint file is about 2 MiB */
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		r[i] = (uint8_t)(x >> 24);
+	}
+	fx->o.ckpt_log_bytes = 64u << 10;
+	fx_reopen(fx);
+	mmsb_store_stats(fx->st, &s);
+	n0 = s.n_ckpts;
+	id = fx_page(fx, "big", r, big); /* 2 MiB of log: past 64 KiB */
+	assert_int_equal(ckpts_within(fx->st, n0 + 1, 10000), n0 + 1);
+	for (i = 0; i < 8; i++) /* 256 KiB more: past 64 KiB, short of the 2 MiB file */
+		assert_true(fx_write(fx, id, i * 65536, r + 1 + i * 65536, 32768) > 0);
+	assert_int_equal(ckpts_within(fx->st, n0 + 2, 500), n0 + 1);
+	assert_true(fx_write(fx, id, 0, r + 1, big) > 0); /* 2 MiB more: due */
+	assert_int_equal(ckpts_within(fx->st, n0 + 2, 10000), n0 + 2);
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
@@ -328,6 +374,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(compact_drops_history, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(shrink_shared_page, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(second_open_is_busy, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(ckpt_trigger_grows_with_store, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests_name("store", t, NULL, NULL);

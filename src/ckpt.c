@@ -375,74 +375,104 @@ int mmsb_ckpt_remove_before(const struct ckpt_ctx *c, uint64_t keep)
 
 /* ---- loading ---------------------------------------------------------------------- */
 
-/* Read and check the block at *off; append its raw bytes to out. */
-static int read_block(const struct ckpt_ctx *c, int fd, uint64_t *off, uint64_t end, uint8_t kind,
-		      struct mmsb_buf *out, struct mmsb_buf *tmp)
+/* Read and check the header of the block at *off (of kind, ending by end);
+ * *raw and *slen get its raw and stored sizes. */
+static int block_header(const struct ckpt_ctx *c, int fd, uint64_t off, uint64_t end, uint8_t kind,
+			uint8_t h[MMSB_BK_HDR_SIZE], uint32_t *raw, uint32_t *slen)
 {
-	uint8_t h[MMSB_BK_HDR_SIZE], *dst;
-	uint32_t raw, slen;
 	ssize_t r;
-	int rc;
 
-	if (*off + MMSB_BK_HDR_SIZE > end)
-		return MMSB_CORRUPT(c->diag, "ckpt: block @0x%" PRIx64 " past the end of its region", *off);
-	r = mmsb_io_pread_all(c->io, fd, h, sizeof(h), (off_t)*off);
-	if (r != (ssize_t)sizeof(h))
-		return r < 0 ? (int)r : MMSB_CORRUPT(c->diag, "ckpt: truncated block header @0x%" PRIx64, *off);
-	raw = mmsb_get_le32(h + MMSB_BK_OFF_RAW);
-	slen = mmsb_get_le32(h + MMSB_BK_OFF_STORED);
+	if (off + MMSB_BK_HDR_SIZE > end)
+		return MMSB_CORRUPT(c->diag, "ckpt: block @0x%" PRIx64 " past the end of its region", off);
+	r = mmsb_io_pread_all(c->io, fd, h, MMSB_BK_HDR_SIZE, (off_t)off);
+	if (r != (ssize_t)MMSB_BK_HDR_SIZE)
+		return r < 0 ? (int)r : MMSB_CORRUPT(c->diag, "ckpt: truncated block header @0x%" PRIx64, off);
+	*raw = mmsb_get_le32(h + MMSB_BK_OFF_RAW);
+	*slen = mmsb_get_le32(h + MMSB_BK_OFF_STORED);
 	if (memcmp(h, MMSB_BK_MAGIC, 4) != 0 || h[MMSB_BK_OFF_KIND] != kind || (h[MMSB_BK_OFF_FLAGS] & ~MMSB_BK_LZ4) ||
-	    h[6] || h[7] || raw == 0 || raw > MMSB_BK_RAW_MAX || slen > LZ4_COMPRESSBOUND(MMSB_BK_RAW_MAX) ||
-	    (!(h[MMSB_BK_OFF_FLAGS] & MMSB_BK_LZ4) && slen != raw) ||
-	    *off + MMSB_BK_HDR_SIZE + mmsb_align8(slen) > end)
-		return MMSB_CORRUPT(c->diag, "ckpt: bad block header @0x%" PRIx64, *off);
-	tmp->len = 0;
-	rc = mmsb_buf_grow(tmp, slen, &dst);
-	if (rc < 0)
-		return rc;
-	r = mmsb_io_pread_all(c->io, fd, dst, slen, (off_t)(*off + MMSB_BK_HDR_SIZE));
+	    h[6] || h[7] || *raw == 0 || *raw > MMSB_BK_RAW_MAX || *slen > LZ4_COMPRESSBOUND(MMSB_BK_RAW_MAX) ||
+	    (!(h[MMSB_BK_OFF_FLAGS] & MMSB_BK_LZ4) && *slen != *raw) ||
+	    off + MMSB_BK_HDR_SIZE + mmsb_align8(*slen) > end)
+		return MMSB_CORRUPT(c->diag, "ckpt: bad block header @0x%" PRIx64, off);
+	return 0;
+}
+
+/* Read the body of the block at *off, whose header block_header() passed,
+ * check it and put its raw bytes at dst; advance *off past the block.  A
+ * stored block is read straight into dst, a compressed one through tmp. */
+static int block_body(const struct ckpt_ctx *c, int fd, uint64_t *off, const uint8_t h[MMSB_BK_HDR_SIZE],
+		      uint32_t raw, uint32_t slen, uint8_t *dst, struct mmsb_buf *tmp)
+{
+	bool lz4 = h[MMSB_BK_OFF_FLAGS] & MMSB_BK_LZ4;
+	uint8_t *src = dst;
+	ssize_t r;
+
+	if (lz4) {
+		tmp->len = 0;
+		r = mmsb_buf_reserve(tmp, slen);
+		if (r < 0)
+			return (int)r;
+		src = tmp->p;
+	}
+	r = mmsb_io_pread_all(c->io, fd, src, slen, (off_t)(*off + MMSB_BK_HDR_SIZE));
 	if (r != (ssize_t)slen)
 		return r < 0 ? (int)r : MMSB_CORRUPT(c->diag, "ckpt: truncated block @0x%" PRIx64, *off);
-	if (mmsb_get_le64(h + MMSB_BK_OFF_SUM) != mmsb_sum2(h, MMSB_BK_OFF_SUM, dst, slen, c->seed)) {
+	if (mmsb_get_le64(h + MMSB_BK_OFF_SUM) != mmsb_sum2(h, MMSB_BK_OFF_SUM, src, slen, c->seed)) {
 		mmsb_diag(c->diag, MMSB_DIAG_ERR, "ckpt: block @0x%" PRIx64 ": checksum mismatch", *off);
 		return -MMSB_EBADCRC;
 	}
-	rc = mmsb_buf_grow(out, raw, &dst);
-	if (rc < 0)
-		return rc;
-	if (h[MMSB_BK_OFF_FLAGS] & MMSB_BK_LZ4) {
-		if (LZ4_decompress_safe((const char *)tmp->p, (char *)dst, (int)slen, (int)raw) != (int)raw)
-			return MMSB_CORRUPT(c->diag, "ckpt: block @0x%" PRIx64 ": bad LZ4 data", *off);
-	} else {
-		memcpy(dst, tmp->p, raw);
-	}
+	if (lz4 && LZ4_decompress_safe((const char *)src, (char *)dst, (int)slen, (int)raw) != (int)raw)
+		return MMSB_CORRUPT(c->diag, "ckpt: block @0x%" PRIx64 ": bad LZ4 data", *off);
 	*off += MMSB_BK_HDR_SIZE + mmsb_align8(slen);
 	return 0;
 }
 
+/* Read and check the block at *off; append its raw bytes to out. */
+static int read_block(const struct ckpt_ctx *c, int fd, uint64_t *off, uint64_t end, uint8_t kind,
+		      struct mmsb_buf *out, struct mmsb_buf *tmp)
+{
+	uint8_t h[MMSB_BK_HDR_SIZE];
+	uint32_t raw = 0, slen = 0;
+	int rc = block_header(c, fd, *off, end, kind, h, &raw, &slen);
+
+	if (rc == 0)
+		rc = mmsb_buf_reserve(out, raw);
+	if (rc == 0)
+		rc = block_body(c, fd, off, h, raw, slen, out->p + out->len, tmp);
+	if (rc == 0)
+		out->len += raw;
+	return rc;
+}
+
+/* A page's bytes go from its blocks straight into a buffer of its size. */
 int mmsb_ckpt_read_page(const struct ckpt_ctx *c, int fd, const struct ns_node *n, struct pbuf **out)
 {
-	struct mmsb_buf raw = {0}, tmp = {0};
-	uint64_t off = n->ck_data_off;
-	struct pbuf *pb;
-	uint32_t i;
-	int rc = 0;
+	struct mmsb_buf tmp = {0};
+	uint64_t off = n->ck_data_off, pos = 0;
+	uint8_t h[MMSB_BK_HDR_SIZE];
+	uint32_t i, raw = 0, slen = 0;
+	struct pbuf *pb = pbuf_new(n->ck_size);
+	int rc = pb ? 0 : -ENOMEM;
 
-	for (i = 0; i < n->ck_n_blocks && rc == 0; i++)
-		rc = read_block(c, fd, &off, UINT64_MAX, MMSB_BK_DATA, &raw, &tmp);
-	if (rc == 0 && raw.len != n->ck_size)
-		rc = MMSB_CORRUPT(c->diag, "ckpt: page %" PRIu64 ": %zu bytes in blocks, %" PRIu64 " expected", n->id,
-				  raw.len, n->ck_size);
-	pb = rc == 0 ? pbuf_new(n->ck_size) : NULL;
-	if (rc == 0 && !pb)
-		rc = -ENOMEM;
-	if (rc == 0) {
-		memcpy(pb->data, raw.p, n->ck_size);
-		*out = pb;
+	for (i = 0; i < n->ck_n_blocks && rc == 0; i++) {
+		rc = block_header(c, fd, off, UINT64_MAX, MMSB_BK_DATA, h, &raw, &slen);
+		if (rc == 0 && raw > n->ck_size - pos)
+			rc = MMSB_CORRUPT(c->diag, "ckpt: page %" PRIu64 ": more bytes in blocks than its %" PRIu64,
+					  n->id, n->ck_size);
+		if (rc == 0)
+			rc = block_body(c, fd, &off, h, raw, slen, pb->data + pos, &tmp);
+		pos += raw;
 	}
-	mmsb_buf_free(&raw);
+	if (rc == 0 && pos != n->ck_size)
+		rc = MMSB_CORRUPT(c->diag, "ckpt: page %" PRIu64 ": %" PRIu64 " bytes in blocks, %" PRIu64 " expected",
+				  n->id, pos, n->ck_size);
 	mmsb_buf_free(&tmp);
-	return rc;
+	if (rc < 0) {
+		pbuf_put(pb);
+		return rc;
+	}
+	*out = pb;
+	return 0;
 }
 
 /* Parse one node table entry at m[*pos..len) into a new node. */

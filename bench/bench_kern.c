@@ -11,6 +11,8 @@
  *     (batch already on the device) and with the H2D transfer of the lanes;
  *   - batch apply of 65536 4 KiB deltas (real RUNS/BITMAP encodings):
  *     deltas/s for folding on the host, transfer + kernel, and kernel only;
+ *   - one delta per batch, applied in turn (a write to a GPU page): us per
+ *     delta with a new batch each time and with one batch reused;
  *   - recompute kernels: GB/s of parent bytes read;
  *   - CPU read of a GPU-resident page (4 KiB and 64 KiB): fault (plain CPU
  *     memcpy from the managed page), copy_out (cudaMemcpy), prefetch to the
@@ -216,46 +218,88 @@ static void bench_merge(const struct mmsb_kern_ops *k, struct timer *tm, size_t 
 
 /* ---- many 4 KiB deltas ----------------------------------------------------------------- */
 
-static void bench_pages(const struct mmsb_kern_ops *k, struct timer *tm, size_t n_pages)
-{
-	const size_t psz = 4096, n = n_pages * psz;
-	uint8_t *pool = NULL, *cur = malloc(n), *w = malloc(psz);
-	struct mmsb_buf bodies = {0};
-	size_t *off = malloc(n_pages * sizeof(*off)), *len = malloc(n_pages * sizeof(*len)), i, changed = 0;
-	uint8_t *enc = malloc(n_pages);
-	struct mmsb_kern_batch *b = NULL;
-	double tb, t1, t[REPS];
-	int rc, r;
+/* n_pages pages of 4 KiB in one device allocation, and a delta for each
+ * (real RUNS/BITMAP encodings of a typical write: a few clustered runs). */
+struct deltas {
+	size_t n_pages, changed;
+	uint8_t *pool, *enc;
+	struct mmsb_buf bodies;
+	size_t *off, *len;
+};
 
-	if (!cur || !w || !off || !len || !enc)
+#define DELTA_PAGE 4096u
+
+static void deltas_make(const struct mmsb_kern_ops *k, size_t n_pages, struct deltas *d)
+{
+	const size_t n = n_pages * DELTA_PAGE;
+	uint8_t *cur = malloc(n), *w = malloc(DELTA_PAGE);
+	size_t i;
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	d->n_pages = n_pages;
+	d->off = malloc(n_pages * sizeof(*d->off));
+	d->len = malloc(n_pages * sizeof(*d->len));
+	d->enc = malloc(n_pages);
+	if (!cur || !w || !d->off || !d->len || !d->enc)
 		die("malloc", -ENOMEM);
-	if ((rc = k->page_alloc(n, (void **)&pool)) < 0)
+	if ((rc = k->page_alloc(n, (void **)&d->pool)) < 0)
 		die("page_alloc", rc);
 	fill(cur, n);
-	k->copy_in(pool, cur, n);
-	for (i = 0; i < n_pages; i++) { /* a typical write: a few clustered runs, ~10% of the page */
+	k->copy_in(d->pool, cur, n);
+	for (i = 0; i < n_pages; i++) {
 		struct mmsb_delta_info info;
-		size_t j, before = bodies.len;
+		size_t j, before = d->bodies.len;
 
-		memcpy(w, cur + i * psz, psz);
+		memcpy(w, cur + i * DELTA_PAGE, DELTA_PAGE);
 		for (j = 0; j < 4; j++) {
-			size_t o = (size_t)(rng() % (psz - 128)), m = 16 + (size_t)(rng() % 96);
+			size_t o = (size_t)(rng() % (DELTA_PAGE - 128)), m = 16 + (size_t)(rng() % 96);
 
 			fill(w + o, m);
 		}
-		if ((rc = mmsb_delta_diff(cur + i * psz, psz, 0, w, psz, &bodies, &info)) < 0)
+		if ((rc = mmsb_delta_diff(cur + i * DELTA_PAGE, DELTA_PAGE, 0, w, DELTA_PAGE, &d->bodies, &info)) < 0)
 			die("delta_diff", rc);
-		off[i] = before;
-		len[i] = bodies.len - before;
-		enc[i] = info.enc;
-		changed += info.changed;
+		d->off[i] = before;
+		d->len[i] = d->bodies.len - before;
+		d->enc[i] = info.enc;
+		d->changed += info.changed;
 	}
+	free(cur);
+	free(w);
+}
+
+static void deltas_add(struct mmsb_kern_batch *b, const struct deltas *d, size_t i)
+{
+	int rc = mmsb_kern_batch_add(b, d->pool + i * DELTA_PAGE, DELTA_PAGE, d->enc[i], d->bodies.p + d->off[i],
+				     d->len[i]);
+
+	if (rc < 0)
+		die("batch_add", rc);
+}
+
+static void deltas_free(const struct mmsb_kern_ops *k, struct deltas *d)
+{
+	k->page_free(d->pool);
+	mmsb_buf_free(&d->bodies);
+	free(d->off);
+	free(d->len);
+	free(d->enc);
+}
+
+static void bench_pages(const struct mmsb_kern_ops *k, struct timer *tm, size_t n_pages)
+{
+	struct mmsb_kern_batch *b = NULL;
+	struct deltas d;
+	double tb, t1, t[REPS];
+	size_t i;
+	int rc, r;
+
+	deltas_make(k, n_pages, &d);
 	if ((rc = k->batch_new(&b)) < 0)
 		die("batch_new", rc);
 	tb = now();
 	for (i = 0; i < n_pages; i++)
-		if ((rc = mmsb_kern_batch_add(b, pool + i * psz, psz, enc[i], bodies.p + off[i], len[i])) < 0)
-			die("batch_add", rc);
+		deltas_add(b, &d, i);
 	tb = now() - tb;
 	t_start(tm);
 	if ((rc = k->apply_batch(b)) < 0)
@@ -267,19 +311,57 @@ static void bench_pages(const struct mmsb_kern_ops *k, struct timer *tm, size_t 
 		t[r] = t_stop(tm);
 	}
 	printf("\nbatch of %zu deltas to 4 KiB pages (%s; %.1f%% of bytes changed, %zu lanes, %.1f MB of bodies):\n",
-	       n_pages, k->name, 100.0 * (double)changed / (double)n, mmsb_kern_batch_lanes(b), bodies.len / 1e6);
+	       n_pages, k->name, 100.0 * (double)d.changed / (double)(n_pages * DELTA_PAGE), mmsb_kern_batch_lanes(b),
+	       d.bodies.len / 1e6);
 	printf("  fold on host (batch_add)   %10.2f M deltas/s  (%.3f s)\n", n_pages / tb / 1e6, tb);
 	printf("  apply incl. H2D of lanes   %10.2f M deltas/s  (%.3f ms)\n", n_pages / t1 / 1e6, t1 * 1e3);
 	printf("  apply, kernel only         %10.2f M deltas/s  (%.3f ms)\n", n_pages / median(t, REPS) / 1e6,
 	       median(t, REPS) * 1e3);
 	k->batch_free(b);
-	k->page_free(pool);
-	mmsb_buf_free(&bodies);
-	free(cur);
-	free(w);
-	free(off);
-	free(len);
-	free(enc);
+	deltas_free(k, &d);
+}
+
+/* One delta per batch, applied before the next: what the store does for a
+ * write to a GPU page.  "new batch": batch_new + add + apply + batch_free
+ * per delta, as src/ns.c does; "reused batch": one batch, reset between
+ * deltas.  Wall-clock us per delta, median of REPS passes. */
+static void bench_one_delta(const struct mmsb_kern_ops *k, size_t n_deltas)
+{
+	struct mmsb_kern_batch *b = NULL;
+	struct deltas d;
+	double t_new[REPS], t_reuse[REPS], t0;
+	size_t i;
+	int r, rc;
+
+	deltas_make(k, n_deltas, &d);
+	for (r = 0; r < REPS; r++) {
+		t0 = now();
+		for (i = 0; i < n_deltas; i++) {
+			if ((rc = k->batch_new(&b)) < 0)
+				die("batch_new", rc);
+			deltas_add(b, &d, i);
+			if ((rc = k->apply_batch(b)) < 0)
+				die("apply_batch", rc);
+			k->batch_free(b);
+		}
+		t_new[r] = (now() - t0) / (double)n_deltas;
+		if ((rc = k->batch_new(&b)) < 0)
+			die("batch_new", rc);
+		t0 = now();
+		for (i = 0; i < n_deltas; i++) {
+			mmsb_kern_batch_reset(b);
+			deltas_add(b, &d, i);
+			if ((rc = k->apply_batch(b)) < 0)
+				die("apply_batch", rc);
+		}
+		mmsb_kern_batch_reset(b); /* waits for the last one */
+		t_reuse[r] = (now() - t0) / (double)n_deltas;
+		k->batch_free(b);
+	}
+	printf("\none delta per batch, applied in turn (%s; %zu deltas to 4 KiB pages):\n", k->name, n_deltas);
+	printf("  new batch per delta        %10.1f us per delta\n", median(t_new, REPS) * 1e6);
+	printf("  one batch, reset between   %10.1f us per delta\n", median(t_reuse, REPS) * 1e6);
+	deltas_free(k, &d);
 }
 
 /* ---- recompute ------------------------------------------------------------------------- */
@@ -510,6 +592,7 @@ int main(int argc, char **argv)
 		d2d = bench_d2d(n < (1u << 30) ? (size_t)1 << 30 : n);
 		bench_merge(k, &tg, n, d2d);
 		bench_pages(k, &tg, 65536);
+		bench_one_delta(k, 2000);
 		bench_recompute(k, &tg, n);
 		bench_readback(k, 4096, 256);
 		bench_readback(k, 65536, 256);
@@ -522,6 +605,7 @@ int main(int argc, char **argv)
 	bench_memcpy(n);
 	bench_merge(cpu, &tc, n, 0);
 	bench_pages(cpu, &tc, 16384);
+	bench_one_delta(cpu, 2000);
 	bench_recompute(cpu, &tc, n / 4);
 	return 0;
 }

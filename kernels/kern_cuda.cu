@@ -31,6 +31,7 @@
 #include <cuda_runtime.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -632,13 +633,31 @@ void cuda_batch_wait(struct mmsb_kern_batch *b)
 		cudaEventSynchronize((cudaEvent_t)b->ev);
 }
 
+/* Freed batches kept for the next batch_new: making one costs an event,
+ * pinned host arrays and device arrays, about a millisecond, and the store
+ * makes one for every write to a GPU page.  Only batches of at most
+ * CACHE_MAX_LANES lanes are kept (their pinned memory stays allocated). */
+#define CACHE_BATCHES 4
+#define CACHE_MAX_LANES ((size_t)1 << 16)
+
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct mmsb_kern_batch *cache[CACHE_BATCHES];
+static int n_cached;
+
 int cuda_batch_new(struct mmsb_kern_batch **out)
 {
-	struct mmsb_kern_batch *b = (struct mmsb_kern_batch *)malloc(sizeof(*b));
+	struct mmsb_kern_batch *b = NULL;
 	cudaEvent_t ev;
 	int rc;
 
-	*out = NULL;
+	pthread_mutex_lock(&cache_mu);
+	if (n_cached > 0)
+		b = cache[--n_cached];
+	pthread_mutex_unlock(&cache_mu);
+	*out = b;
+	if (b)
+		return 0; /* reset when it was put back */
+	b = (struct mmsb_kern_batch *)malloc(sizeof(*b));
 	if (!b)
 		return -ENOMEM;
 	kern_batch_init(b, &cuda_ops, pinned_alloc, pinned_free);
@@ -657,6 +676,17 @@ int cuda_batch_free(struct mmsb_kern_batch *b)
 {
 	if (!b)
 		return 0;
+	if (b->cap <= CACHE_MAX_LANES) {
+		mmsb_kern_batch_reset(b); /* waits for its last apply */
+		pthread_mutex_lock(&cache_mu);
+		if (n_cached < CACHE_BATCHES) {
+			cache[n_cached++] = b;
+			b = NULL;
+		}
+		pthread_mutex_unlock(&cache_mu);
+		if (!b)
+			return 0;
+	}
 	kern_batch_release(b);
 	if (b->dev)
 		cudaFree(b->dev);

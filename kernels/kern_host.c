@@ -398,11 +398,33 @@ int mmsb_kern_batch_add_bytes(struct mmsb_kern_batch *b, void *page, uint64_t pa
 	return 0;
 }
 
+/* Empty the fold index.  A batch that once held many lanes keeps its large
+ * index; for a few lanes, clear just their slots, newest first: the slots
+ * a lane's probe passed over then all still hold older lanes, so each is
+ * found where it was put. */
+static void index_clear(struct mmsb_kern_batch *b)
+{
+	size_t i;
+
+	if (!b->n || !b->hidx)
+		return;
+	if (b->n > b->hcap / 16) {
+		memset(b->hidx, 0, b->hcap * sizeof(*b->hidx));
+		return;
+	}
+	for (i = b->n; i-- > 0;) {
+		size_t h = lane_hash(b->addr[i] & ~(uint64_t)15, b->hcap);
+
+		while (b->hidx[h] != i + 1)
+			h = (h + 1) & (b->hcap - 1);
+		b->hidx[h] = 0;
+	}
+}
+
 void mmsb_kern_batch_reset(struct mmsb_kern_batch *b)
 {
 	batch_wait(b);
-	if (b->n && b->hidx)
-		memset(b->hidx, 0, b->hcap * sizeof(*b->hidx));
+	index_clear(b);
 	b->n = 0;
 	b->n_pages = 0;
 	b->uploaded = false;

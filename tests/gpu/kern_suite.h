@@ -57,26 +57,20 @@ static size_t s_layout(struct s_page *pg, size_t n, bool big)
 	return at + 64;
 }
 
-static void s_batch_round(const struct mmsb_kern_ops *k, bool big, unsigned n_pages, unsigned n_deltas)
+/* Add n_deltas random deltas and plain writes (some of them damaged, which
+ * must be refused) to pages of pg in pool, and apply each to ref too. */
+static void s_add_deltas(struct mmsb_kern_batch *b, const struct s_page *pg, unsigned n_pages, uint8_t *pool,
+			 uint8_t *ref, struct mmsb_buf *body, unsigned n_deltas)
 {
-	struct s_page *pg = calloc(n_pages, sizeof(*pg));
-	size_t pool_len = s_layout(pg, n_pages, big), i;
-	uint8_t *ref = malloc(pool_len), *got = malloc(pool_len), *pool = NULL;
-	struct mmsb_kern_batch *b = NULL;
-	struct mmsb_buf body = {0};
+	unsigned i;
 
-	CHECK(pg && ref && got);
-	t_fill(ref, pool_len);
-	CHECK(k->page_alloc(pool_len, (void **)&pool) == 0);
-	CHECK(k->copy_in(pool, ref, pool_len) == 0);
-	CHECK(k->batch_new(&b) == 0);
 	for (i = 0; i < n_deltas; i++) {
-		struct s_page *p = &pg[t_below(n_pages)];
+		const struct s_page *p = &pg[t_below(n_pages)];
 		uint8_t enc = 0;
 		size_t len;
 		int rc;
 
-		body.len = 0;
+		body->len = 0;
 		if (t_below(8) == 0) { /* plain write */
 			uint64_t off = t_below(p->size), n = 1 + t_below(p->size - off);
 			uint8_t *w = malloc((size_t)n);
@@ -87,17 +81,17 @@ static void s_batch_round(const struct mmsb_kern_ops *k, bool big, unsigned n_pa
 			free(w);
 			continue;
 		}
-		len = t_make_delta(ref + p->off, p->size, &body, &enc);
+		len = t_make_delta(ref + p->off, p->size, body, &enc);
 		if (len && t_below(6) == 0) { /* damage it: must match mmsb_delta_check */
 			size_t before = mmsb_kern_batch_lanes(b);
 			int want;
 
 			if (t_below(2))
-				body.p[t_below(len)] ^= (uint8_t)(1 + t_below(255));
+				body->p[t_below(len)] ^= (uint8_t)(1 + t_below(255));
 			else
 				len = (size_t)t_below(len);
-			want = mmsb_delta_check(p->size, enc, body.p, len, NULL);
-			rc = mmsb_kern_batch_add(b, pool + p->off, p->size, enc, body.p, len);
+			want = mmsb_delta_check(p->size, enc, body->p, len, NULL);
+			rc = mmsb_kern_batch_add(b, pool + p->off, p->size, enc, body->p, len);
 			CHECK(rc == want);
 			if (rc < 0) {
 				CHECK(rc == -EUCLEAN);
@@ -105,11 +99,27 @@ static void s_batch_round(const struct mmsb_kern_ops *k, bool big, unsigned n_pa
 				continue;
 			}
 		} else {
-			rc = mmsb_kern_batch_add(b, pool + p->off, p->size, enc, body.p, len);
+			rc = mmsb_kern_batch_add(b, pool + p->off, p->size, enc, body->p, len);
 			CHECK(rc == 0);
 		}
-		CHECK(mmsb_delta_apply(ref + p->off, p->size, enc, body.p, len) == 0);
+		CHECK(mmsb_delta_apply(ref + p->off, p->size, enc, body->p, len) == 0);
 	}
+}
+
+static void s_batch_round(const struct mmsb_kern_ops *k, bool big, unsigned n_pages, unsigned n_deltas)
+{
+	struct s_page *pg = calloc(n_pages, sizeof(*pg));
+	size_t pool_len = s_layout(pg, n_pages, big);
+	uint8_t *ref = malloc(pool_len), *got = malloc(pool_len), *pool = NULL;
+	struct mmsb_kern_batch *b = NULL;
+	struct mmsb_buf body = {0};
+
+	CHECK(pg && ref && got);
+	t_fill(ref, pool_len);
+	CHECK(k->page_alloc(pool_len, (void **)&pool) == 0);
+	CHECK(k->copy_in(pool, ref, pool_len) == 0);
+	CHECK(k->batch_new(&b) == 0);
+	s_add_deltas(b, pg, n_pages, pool, ref, &body, n_deltas);
 	/* a body past the page end and a bad encoding are refused */
 	CHECK(mmsb_kern_batch_add(b, pool + pg[0].off, pg[0].size, 3, (const uint8_t *)"\x01\x00\x01\x00", 4) ==
 	      -EUCLEAN);
@@ -130,6 +140,12 @@ static void s_batch_round(const struct mmsb_kern_ops *k, bool big, unsigned n_pa
 	CHECK(k->apply_batch(b) == 0);
 	CHECK(k->copy_out(got, pool, pool_len) == 0);
 	CHECK_BYTES("batch re-apply", got, ref, pool_len);
+
+	/* the emptied batch folds new deltas afresh (its index was cleared) */
+	s_add_deltas(b, pg, n_pages, pool, ref, &body, 1 + n_deltas / 4);
+	CHECK(k->apply_batch(b) == 0);
+	CHECK(k->copy_out(got, pool, pool_len) == 0);
+	CHECK_BYTES("batch apply after reset", got, ref, pool_len);
 
 	CHECK(k->batch_free(b) == 0);
 	CHECK(k->page_free(pool) == 0);

@@ -4,6 +4,8 @@
  *
  *   bench_fs meta DIR [N]        create, stat, unlink rates of N empty files
  *   bench_fs pwrite DIR [N]      4 KiB pwrite latency on one file (median, p99)
+ *   bench_fs pwrite-gpu MNT [N]  mmsbfs only: the same on a page moved to the
+ *                                GPU (user.mmsb.location=gpu)
  *   bench_fs travel MNT [N]      mmsbfs only: first read of epochs/E/f for N
  *                                different epochs E (open + 4 KiB read), after
  *                                N one-byte writes
@@ -83,7 +85,9 @@ static void report(const char *name, uint64_t *v, int n)
 	printf("%s_p50 %.2f us\n%s_p99 %.2f us\n", name, v[n / 2] / 1000.0, name, v[n * 99 / 100] / 1000.0);
 }
 
-static void pwrites(const char *dir, int n)
+/* 4 KiB pwrites over the first 1 MiB of DIR/pw; with location "gpu" the
+ * page is moved to the GPU first (mmsbfs only). */
+static void pwrites(const char *dir, int n, const char *location)
 {
 	char path[4096], buf[4096];
 	uint64_t *v = malloc((size_t)n * sizeof(*v));
@@ -93,6 +97,9 @@ static void pwrites(const char *dir, int n)
 	fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0644);
 	if (fd < 0 || !v)
 		die(path);
+	if (location && (ftruncate(fd, 256 * 4096) < 0 ||
+			 fsetxattr(fd, "user.mmsb.location", location, strlen(location), 0) < 0))
+		die("setting user.mmsb.location");
 	for (i = 0; i < n; i++) {
 		uint64_t t0;
 
@@ -104,7 +111,7 @@ static void pwrites(const char *dir, int n)
 	}
 	close(fd);
 	unlink(path);
-	report("pwrite4k", v, n);
+	report(location ? "pwrite4k_gpu" : "pwrite4k", v, n);
 	free(v);
 }
 
@@ -236,13 +243,15 @@ int main(int argc, char **argv)
 	int n = argc > 3 ? atoi(argv[3]) : 0;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: bench_fs meta|pwrite|travel|prop DIR [N]\n");
+		fprintf(stderr, "usage: bench_fs meta|pwrite|pwrite-gpu|travel|prop DIR [N]\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "meta") == 0)
 		meta(argv[2], n ? n : 5000);
 	else if (strcmp(argv[1], "pwrite") == 0)
-		pwrites(argv[2], n ? n : 20000);
+		pwrites(argv[2], n ? n : 20000, NULL);
+	else if (strcmp(argv[1], "pwrite-gpu") == 0)
+		pwrites(argv[2], n ? n : 20000, "gpu");
 	else if (strcmp(argv[1], "travel") == 0)
 		travel(argv[2], n ? n : 500);
 	else if (strcmp(argv[1], "prop") == 0)

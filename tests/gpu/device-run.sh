@@ -10,7 +10,7 @@
 #   2. meson test --suite gpu --suite unit
 #   3. test_kern under compute-sanitizer memcheck, MMSB_TEST_QUICK=1
 #      (smaller case set)
-#   4. bench_kern
+#   4. bench_kern, then bench_fs pwrite latency on a CPU and a GPU page
 #   5. racecheck and synccheck (quick set), while time is left
 # Logs go to $OUT (at most 8 files): summary.txt, build.txt, tests.txt,
 # testlog.txt, memcheck.txt, racecheck.txt, bench.txt.  The exit status is
@@ -121,6 +121,23 @@ else
 	say "bench_kern not built"
 fi
 
+# 4b. 4 KiB pwrites through a mount: a CPU page, then a GPU page
+if [ -x "$B/bench/bench_fs" ] && [ -c /dev/fuse ]; then
+	FT=$(mktemp -d /tmp/mmsb-devfs.XXXXXX)
+	mkdir -p "$FT/mnt"
+	if "$B/fusefs/mmsbfs" "$FT/store" "$FT/mnt" >>"$OUT/bench.txt" 2>&1; then
+		{
+			echo
+			echo "4 KiB pwrite latency through the mount (bench_fs, 5000 writes over 1 MiB):"
+			timeout 60 "$B/bench/bench_fs" pwrite "$FT/mnt" 5000
+			timeout 60 "$B/bench/bench_fs" pwrite-gpu "$FT/mnt" 5000
+		} >>"$OUT/bench.txt" 2>&1
+		say "bench_fs pwrite cpu/gpu: rc=$? ($(elapsed)s) $(grep pwrite4k "$OUT/bench.txt" | tr '\n' ' ')"
+		fusermount3 -u "$FT/mnt"
+	else
+		say "bench_fs: mount failed"
+	fi
+fi
 
 # 5. racecheck / synccheck while time is left
 if [ "$SANITIZE_MORE" = 1 ]; then

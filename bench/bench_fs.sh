@@ -21,7 +21,11 @@ mkdir -p "$T"/{tmpfs,bsrc,bindfs,olow,oup,owork,overlay,store,mmsb}
 cleanup() {
 	cd /
 	for m in "$T/bindfs" "$T/overlay" "$T/mmsb"; do mountpoint -q "$m" && fusermount3 -u "$m" 2>/dev/null || fusermount -u "$m" 2>/dev/null || true; done
-	umount "$T" 2>/dev/null || true
+	# the daemons may still be closing files on the tmpfs (mmsbfs: its final
+	# checkpoint); wait for the store's lock, then for the tmpfs to come free
+	[ -e "$T/store/LOCK" ] && timeout 120 flock "$T/store/LOCK" true
+	for _ in 1 2 3 4 5 6 7 8 9 10; do umount "$T" 2>/dev/null && break; sleep 0.5; done
+	mountpoint -q "$T" && umount -l "$T"
 	rmdir "$T" 2>/dev/null || true
 }
 trap cleanup EXIT

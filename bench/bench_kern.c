@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "buf.h"
 #include "delta.h"
 #include "kern.h"
@@ -61,24 +62,14 @@ static void fill(uint8_t *p, size_t n)
 		p[i] = (uint8_t)rng();
 }
 
-static double now(void)
+static double now(void) /* seconds */
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
+	return (double)now_ns() * 1e-9;
 }
 
 static double median(double *v, int n)
 {
-	qsort(v, (size_t)n, sizeof(*v), cmp_d);
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
 	return v[n / 2];
 }
 
@@ -123,6 +114,25 @@ static double t_stop(struct timer *t) /* seconds */
 	}
 #endif
 	return now() - t->t0;
+}
+
+/* Apply b once (with the transfer of its lanes) into *first, then REPS
+ * times more; returns the median of those (the kernel alone). */
+static double time_apply(const struct mmsb_kern_ops *k, struct timer *tm, struct mmsb_kern_batch *b, double *first)
+{
+	double t[REPS];
+	int r, rc;
+
+	t_start(tm);
+	if ((rc = k->apply_batch(b)) < 0)
+		die("apply_batch", rc);
+	*first = t_stop(tm);
+	for (r = 0; r < REPS; r++) {
+		t_start(tm);
+		k->apply_batch(b);
+		t[r] = t_stop(tm);
+	}
+	return median(t, REPS);
 }
 
 /* ---- masked merges -------------------------------------------------------------------- */
@@ -181,9 +191,8 @@ static void bench_merge(const struct mmsb_kern_ops *k, struct timer *tm, size_t 
 	       "% of copy", "+H2D GB/s");
 	for (pattern = 0; pattern < 3; pattern++) {
 		struct mmsb_kern_batch *b = NULL;
-		double t[REPS], t1, tb, tk, traffic;
+		double t1, tb, tk, traffic;
 		size_t covered, lanes, np = pattern == 1 && n > ((size_t)64 << 20) ? (size_t)64 << 20 : n;
-		int r;
 
 		if ((rc = k->batch_new(&b)) < 0)
 			die("batch_new", rc);
@@ -192,16 +201,7 @@ static void bench_merge(const struct mmsb_kern_ops *k, struct timer *tm, size_t 
 		covered = make_pattern(b, page, np, pattern, src);
 		tb = now() - tb;
 		lanes = mmsb_kern_batch_lanes(b);
-		t_start(tm);
-		if ((rc = k->apply_batch(b)) < 0) /* first: with the transfer */
-			die("apply_batch", rc);
-		t1 = t_stop(tm);
-		for (r = 0; r < REPS; r++) {
-			t_start(tm);
-			k->apply_batch(b);
-			t[r] = t_stop(tm);
-		}
-		tk = median(t, REPS);
+		tk = time_apply(k, tm, b, &t1);
 		/* traffic per lane: 16 data + 8 addr + 2 mask read, 16 written,
 		 * + 16 base read where the lane is partly covered: none when
 		 * dense, (nearly) every lane at random 50%; for the clustered
@@ -290,9 +290,9 @@ static void bench_pages(const struct mmsb_kern_ops *k, struct timer *tm, size_t 
 {
 	struct mmsb_kern_batch *b = NULL;
 	struct deltas d;
-	double tb, t1, t[REPS];
+	double tb, t1, tk;
 	size_t i;
-	int rc, r;
+	int rc;
 
 	deltas_make(k, n_pages, &d);
 	if ((rc = k->batch_new(&b)) < 0)
@@ -301,22 +301,13 @@ static void bench_pages(const struct mmsb_kern_ops *k, struct timer *tm, size_t 
 	for (i = 0; i < n_pages; i++)
 		deltas_add(b, &d, i);
 	tb = now() - tb;
-	t_start(tm);
-	if ((rc = k->apply_batch(b)) < 0)
-		die("apply_batch", rc);
-	t1 = t_stop(tm);
-	for (r = 0; r < REPS; r++) {
-		t_start(tm);
-		k->apply_batch(b);
-		t[r] = t_stop(tm);
-	}
+	tk = time_apply(k, tm, b, &t1);
 	printf("\nbatch of %zu deltas to 4 KiB pages (%s; %.1f%% of bytes changed, %zu lanes, %.1f MB of bodies):\n",
 	       n_pages, k->name, 100.0 * (double)d.changed / (double)(n_pages * DELTA_PAGE), mmsb_kern_batch_lanes(b),
 	       d.bodies.len / 1e6);
 	printf("  fold on host (batch_add)   %10.2f M deltas/s  (%.3f s)\n", n_pages / tb / 1e6, tb);
 	printf("  apply incl. H2D of lanes   %10.2f M deltas/s  (%.3f ms)\n", n_pages / t1 / 1e6, t1 * 1e3);
-	printf("  apply, kernel only         %10.2f M deltas/s  (%.3f ms)\n", n_pages / median(t, REPS) / 1e6,
-	       median(t, REPS) * 1e3);
+	printf("  apply, kernel only         %10.2f M deltas/s  (%.3f ms)\n", n_pages / tk / 1e6, tk * 1e3);
 	k->batch_free(b);
 	deltas_free(k, &d);
 }

@@ -146,6 +146,21 @@ void mmsbfs_diag_core(void *arg, int level, const char *msg);
 
 /* ---- helpers shared by the modules -------------------------------------- */
 
+/* End txn: commit if rc >= 0, else abort.  Returns rc, or the commit's
+ * error. */
+static inline int mmsbfs_txn_end(struct mmsb_txn *txn, int rc)
+{
+	uint64_t epoch;
+	int crc;
+
+	if (rc < 0) {
+		mmsb_txn_abort(txn);
+		return rc;
+	}
+	crc = mmsb_txn_commit(txn, &epoch);
+	return crc < 0 ? crc : rc;
+}
+
 /* True for inos in the reserved synthetic range (epochs/ and below). */
 static inline bool mmsbfs_ino_is_synth(fuse_ino_t ino)
 {

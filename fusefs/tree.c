@@ -298,21 +298,6 @@ int mmsbfs_tree_getattr(struct mmsbfs *fs, fuse_ino_t ino, struct stat *out, dou
 
 /* ---- transactions ---------------------------------------------------------- */
 
-/* End txn: commit if rc >= 0, else abort.  Returns rc, or the commit's
- * error. */
-static int tree_end(struct mmsb_txn *txn, int rc)
-{
-	uint64_t epoch;
-	int crc;
-
-	if (rc < 0) {
-		mmsb_txn_abort(txn);
-		return rc;
-	}
-	crc = mmsb_txn_commit(txn, &epoch);
-	return crc < 0 ? crc : rc;
-}
-
 /* Clear S_ISUID, and S_ISGID when group-executable (a lone S_ISGID marks
  * mandatory locking and stays), as write(2), truncate(2) and chown(2) by a
  * caller without CAP_FSETID do.  Part of the caller's transaction. */
@@ -552,7 +537,7 @@ int mmsbfs_tree_setattr(struct mmsbfs *fs, fuse_ino_t ino, const struct stat *in
 	rc = mmsb_txn_begin(fs->st, MMSB_SRC_USER, &txn);
 	if (rc < 0)
 		return rc;
-	rc = tree_end(txn, tree_setattr_txn(txn, ino, in, to_set, &a));
+	rc = mmsbfs_txn_end(txn, tree_setattr_txn(txn, ino, in, to_set, &a));
 	if (rc < 0)
 		return rc;
 	tree_fill_stat(&a, ino, out);
@@ -628,7 +613,7 @@ int mmsbfs_tree_mknod(struct mmsbfs *fs, fuse_ino_t parent, const char *name, mo
 	if (rc == 0)
 		rc = mmsb_txn_create(txn, parent, name, type, type == MMSB_T_SYMLINK ? 0777 : m, who->uid, gid,
 				     target, &a);
-	rc = tree_end(txn, rc);
+	rc = mmsbfs_txn_end(txn, rc);
 	if (rc < 0)
 		return rc;
 	memset(e, 0, sizeof(*e));
@@ -681,7 +666,7 @@ static int tree_remove(struct mmsbfs *fs, fuse_ino_t parent, const char *name, b
 	if (rc < 0)
 		return rc;
 	rc = dir ? mmsb_txn_rmdir(txn, parent, name) : mmsb_txn_unlink(txn, parent, name);
-	return tree_end(txn, rc);
+	return mmsbfs_txn_end(txn, rc);
 }
 
 int mmsbfs_tree_unlink(struct mmsbfs *fs, fuse_ino_t parent, const char *name)
@@ -719,7 +704,7 @@ int mmsbfs_tree_rename(struct mmsbfs *fs, fuse_ino_t parent, const char *name, f
 	mflags |= (flags & RENAME_NOREPLACE) ? MMSB_RENAME_NOREPLACE : 0;
 	mflags |= (flags & RENAME_EXCHANGE) ? MMSB_RENAME_EXCHANGE : 0;
 	rc = mmsb_txn_rename(txn, parent, name, newparent, newname, mflags);
-	return tree_end(txn, rc);
+	return mmsbfs_txn_end(txn, rc);
 }
 
 ssize_t mmsbfs_tree_readlink(struct mmsbfs *fs, fuse_ino_t ino, char *buf, size_t cap)
@@ -768,7 +753,7 @@ static int tree_truncate_on_open(struct mmsbfs *fs, uint64_t id, int flags)
 	rc = mmsb_txn_truncate(txn, id, 0);
 	if (rc == 0 && (flags & MMSBFS_KILL_SUIDGID))
 		rc = tree_kill_suidgid(txn, id);
-	return tree_end(txn, rc);
+	return mmsbfs_txn_end(txn, rc);
 }
 
 int mmsbfs_tree_open(struct mmsbfs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -841,7 +826,7 @@ ssize_t mmsbfs_tree_write(struct mmsbfs *fs, fuse_ino_t ino, uint64_t off, const
 	if (flags & MMSBFS_KILL_SUIDGID)
 		rc = tree_kill_suidgid(txn, ino);
 	len = rc < 0 ? rc : mmsb_txn_write(txn, ino, off, buf, size);
-	rc = tree_end(txn, len < 0 ? (int)len : 0);
+	rc = mmsbfs_txn_end(txn, len < 0 ? (int)len : 0);
 	return rc < 0 ? rc : len;
 }
 
@@ -864,7 +849,7 @@ int mmsbfs_tree_fallocate(struct mmsbfs *fs, fuse_ino_t ino, int mode, uint64_t 
 		rc = -ENODEV;
 	if (rc == 0 && a.size < off + len)
 		rc = mmsb_txn_truncate(txn, ino, off + len);
-	return tree_end(txn, rc);
+	return mmsbfs_txn_end(txn, rc);
 }
 
 int mmsbfs_tree_fsync(struct mmsbfs *fs, fuse_ino_t ino)

@@ -273,7 +273,6 @@ int mmsbfs_xattr_set(struct mmsbfs *fs, fuse_ino_t ino, const char *name, const 
 {
 	unsigned mflags = 0;
 	struct mmsb_txn *txn;
-	uint64_t epoch;
 	int rc = xattr_check_change(fs, ino, name);
 
 	if (rc == 0 && (flags & ~(XATTR_CREATE | XATTR_REPLACE)))
@@ -284,18 +283,12 @@ int mmsbfs_xattr_set(struct mmsbfs *fs, fuse_ino_t ino, const char *name, const 
 		return rc;
 	mflags |= (flags & XATTR_CREATE) ? MMSB_XATTR_CREATE : 0;
 	mflags |= (flags & XATTR_REPLACE) ? MMSB_XATTR_REPLACE : 0;
-	rc = mmsb_txn_setxattr(txn, ino, name, value, size, mflags);
-	if (rc < 0) {
-		mmsb_txn_abort(txn);
-		return rc;
-	}
-	return mmsb_txn_commit(txn, &epoch);
+	return mmsbfs_txn_end(txn, mmsb_txn_setxattr(txn, ino, name, value, size, mflags));
 }
 
 int mmsbfs_xattr_remove(struct mmsbfs *fs, fuse_ino_t ino, const char *name)
 {
 	struct mmsb_txn *txn;
-	uint64_t epoch;
 	int rc = xattr_check_change(fs, ino, name);
 
 	if (rc == -EOPNOTSUPP)
@@ -304,10 +297,5 @@ int mmsbfs_xattr_remove(struct mmsbfs *fs, fuse_ino_t ino, const char *name)
 		rc = mmsb_txn_begin(fs->st, MMSB_SRC_USER, &txn);
 	if (rc < 0)
 		return rc;
-	rc = mmsb_txn_removexattr(txn, ino, name);
-	if (rc < 0) {
-		mmsb_txn_abort(txn);
-		return rc;
-	}
-	return mmsb_txn_commit(txn, &epoch);
+	return mmsbfs_txn_end(txn, mmsb_txn_removexattr(txn, ino, name));
 }

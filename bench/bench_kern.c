@@ -32,7 +32,7 @@
 #include "delta.h"
 #include "kern.h"
 
-#ifdef MMSB_HAVE_CUDA
+#ifdef MMSB_HAVE_CUDART
 #include <cuda_runtime_api.h>
 #endif
 
@@ -83,7 +83,7 @@ static void die(const char *what, int rc)
 
 struct timer {
 	const struct mmsb_kern_ops *k;
-#ifdef MMSB_HAVE_CUDA
+#ifdef MMSB_HAVE_CUDART
 	cudaEvent_t a, b;
 #endif
 	double t0;
@@ -92,7 +92,7 @@ struct timer {
 
 static void t_start(struct timer *t)
 {
-#ifdef MMSB_HAVE_CUDA
+#ifdef MMSB_HAVE_CUDART
 	if (t->gpu) {
 		cudaEventRecord(t->a, 0);
 		return;
@@ -103,7 +103,7 @@ static void t_start(struct timer *t)
 
 static double t_stop(struct timer *t) /* seconds */
 {
-#ifdef MMSB_HAVE_CUDA
+#ifdef MMSB_HAVE_CUDART
 	if (t->gpu) {
 		float ms = 0;
 
@@ -411,7 +411,7 @@ static void bench_recompute(const struct mmsb_kern_ops *k, struct timer *tm, siz
 
 /* ---- GPU only: D2D yard stick and CPU reads of GPU pages --------------------------------- */
 
-#ifdef MMSB_HAVE_CUDA
+#ifdef MMSB_HAVE_CUDART
 static double bench_d2d(size_t n) /* returns traffic bytes/s (read + write) */
 {
 	void *a = NULL, *b = NULL;
@@ -573,7 +573,7 @@ int main(int argc, char **argv)
 		printf("card: none (no GPU, or CUDA not built)\n");
 	printf("table selected: %s\n", k->name);
 
-#ifdef MMSB_HAVE_CUDA
+#ifdef MMSB_HAVE_CUDART
 	if (strcmp(k->name, "cuda") == 0) {
 		struct timer tg = {.k = k, .gpu = true};
 		double d2d;

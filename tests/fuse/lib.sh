@@ -163,27 +163,34 @@ dump_daemon_log() {
 	fi
 }
 
-# mnt_mount [mmsbfs options...]: daemon mode; must return only once the mount is usable.
-mnt_mount() {
-	local out rc
+# mnt_try_mount [mmsbfs options...]: daemon mode, where a refusal is an
+# expected outcome: MOUNT_RC is mmsbfs's exit status and MOUNT_OUT the first
+# 2000 bytes of its output; on exit 0 the daemon is adopted, as mnt_mount does.
+mnt_try_mount() {
 	MOUNT_ARGS=(mnt_mount "$@")
 	MOUNT_COUNT=$((MOUNT_COUNT + 1))
 	DAEMON_LOG=$TEST_TMP/daemon.$MOUNT_COUNT.log
 	# Output to a file, not a pipe: a daemon that kept the pipe open would hang $(...).
 	set +e
 	timeout 30 "$MMSBFS" "$@" "$STORE" "$MNT" </dev/null >"$DAEMON_LOG" 2>&1
-	rc=$?
+	MOUNT_RC=$?
 	set -e
-	out=$(head -c 2000 "$DAEMON_LOG")
-	[[ $rc -eq 0 ]] || fail "mount: expected '$MMSBFS $* $STORE $MNT' to exit 0, got $rc: $out"
+	MOUNT_OUT=$(head -c 2000 "$DAEMON_LOG")
+	((MOUNT_RC == 0)) || return 0
 	is_mounted || fail "mount: mmsbfs returned 0 but $MNT is not a mount point yet (the parent must wait for the mount)"
 	DAEMON_FG=0
 	DAEMON_PID=$(find_pids_by_mnt "$(basename "$MMSBFS")" "$MNT" | head -n 1)
 	[[ -n "$DAEMON_PID" ]] || fail "mount: cannot find the mmsbfs daemon process for $MNT"
 	echo "$DAEMON_PID" >>"$TEST_TMP/daemon-pids"
+	MOUNT_UP=1
+}
+
+# mnt_mount [mmsbfs options...]: daemon mode; must return only once the mount is usable.
+mnt_mount() {
+	mnt_try_mount "$@"
+	((MOUNT_RC == 0)) || fail "mount: expected '$MMSBFS $* $STORE $MNT' to exit 0, got $MOUNT_RC: $MOUNT_OUT"
 	# The mount must answer at once.
 	stat "$MNT" >/dev/null || fail "mount: stat $MNT failed right after mmsbfs returned"
-	MOUNT_UP=1
 }
 
 # mnt_mount_fg [mmsbfs options...]: mmsbfs -f in the background; stderr to $DAEMON_LOG.

@@ -276,23 +276,17 @@ check_epochs() {
 }
 
 t_torn_tail() {
-	local last prev size h out rc
+	local last prev size h
 	damage_prepare torn
 	last=$(tail -n 1 "$TEST_TMP/torn.epochs")
 	prev=$(tail -n 2 "$TEST_TMP/torn.epochs" | head -n 1)
 	size=$(stat -c %s "$SEG")
 	truncate -s $((size - 7)) "$SEG" # tear the last transaction
-	set +e
-	out=$(timeout 30 "$MMSBFS" -o ckpt_bytes=0 "$STORE" "$MNT" 2>&1 </dev/null)
-	rc=$?
-	set -e
-	if ((rc != 0)); then
-		soft_fail "torn tail: expected the store to mount (the torn last transaction discarded), got exit $rc: $out"
+	mnt_try_mount -o ckpt_bytes=0
+	if ((MOUNT_RC != 0)); then
+		soft_fail "torn tail: expected the store to mount (the torn last transaction discarded), got exit $MOUNT_RC: $MOUNT_OUT"
 		return 0
 	fi
-	DAEMON_PID=$(find_pids_by_mnt "$(basename "$MMSBFS")" "$MNT" | head -n 1)
-	DAEMON_FG=0
-	MOUNT_UP=1
 	h=$(head_epoch)
 	[[ $h == "$prev" ]] || soft_fail "torn tail: expected head $prev (the torn epoch $last discarded whole), got $h"
 	cmp -s "$TEST_TMP/torn.v$prev" "$MNT/page" ||
@@ -304,42 +298,30 @@ t_torn_tail() {
 }
 
 t_corrupt_middle() {
-	local last size off h out rc
+	local last size off h
 	damage_prepare corrupt
 	last=$(tail -n 1 "$TEST_TMP/corrupt.epochs")
 	size=$(stat -c %s "$SEG")
 	off=$((size / 2))
 	# flip one byte in the middle of the log
 	"$PY" -c 'import sys; p, o = sys.argv[1], int(sys.argv[2]); f = open(p, "r+b"); f.seek(o); b = f.read(1); f.seek(o); f.write(bytes([b[0] ^ 0xff]))' "$SEG" "$off"
-	set +e
-	out=$(timeout 30 "$MMSBFS" -o ckpt_bytes=0 "$STORE" "$MNT" 2>&1 </dev/null)
-	rc=$?
-	set -e
-	if ((rc == 0)); then
-		DAEMON_PID=$(find_pids_by_mnt "$(basename "$MMSBFS")" "$MNT" | head -n 1)
-		DAEMON_FG=0
-		MOUNT_UP=1
+	mnt_try_mount -o ckpt_bytes=0
+	if ((MOUNT_RC == 0)); then
 		h=$(head_epoch)
 		mnt_umount
 		soft_fail "corrupt log: a byte flipped at offset $off of $(basename "$SEG") ($size bytes): expected the read-write mount to be refused, but it mounted (head $h of $last)"
 		return 0
 	fi
-	[[ $rc -eq 1 ]] || soft_fail "corrupt log: expected exit 1, got $rc: $out"
-	[[ -n $out ]] || soft_fail "corrupt log: expected a clear message, got nothing"
-	log "corrupt log: read-write mount refused as expected: $out"
+	[[ $MOUNT_RC -eq 1 ]] || soft_fail "corrupt log: expected exit 1, got $MOUNT_RC: $MOUNT_OUT"
+	[[ -n $MOUNT_OUT ]] || soft_fail "corrupt log: expected a clear message, got nothing"
+	log "corrupt log: read-write mount refused as expected: $MOUNT_OUT"
 	is_mounted && soft_fail "corrupt log: mount refused but $MNT is mounted"
 	# read-only: serves every epoch before the damage
-	set +e
-	out=$(timeout 30 "$MMSBFS" -o ro "$STORE" "$MNT" 2>&1 </dev/null)
-	rc=$?
-	set -e
-	if ((rc != 0)); then
-		soft_fail "corrupt log: expected -o ro to serve the epochs before the damage, got exit $rc: $out"
+	mnt_try_mount -o ro
+	if ((MOUNT_RC != 0)); then
+		soft_fail "corrupt log: expected -o ro to serve the epochs before the damage, got exit $MOUNT_RC: $MOUNT_OUT"
 		return 0
 	fi
-	DAEMON_PID=$(find_pids_by_mnt "$(basename "$MMSBFS")" "$MNT" | head -n 1)
-	DAEMON_FG=0
-	MOUNT_UP=1
 	h=$(head_epoch)
 	((h < last && h > 0)) || soft_fail "corrupt log: -o ro head: expected an epoch before the damage (0 < head < $last), got $h"
 	cmp -s "$TEST_TMP/corrupt.v$h" "$MNT/page" ||

@@ -6,7 +6,17 @@
  *
  * Every page's bytes are cut into blocks of at most 1 MiB, each stored LZ4-
  * compressed when that is smaller, else raw; a page's blocks are contiguous
- * and the node table records where the first one is.  The node table (a byte
+ * and the node table records where the first one and how many there are.
+ *
+ * HOLES.  A run of 1 MiB blocks that are all zero is one hole block instead
+ * (flag MMSB_BK_HOLE: raw_len counts the zero bytes, up to MMSB_BK_HOLE_MAX,
+ * nothing stored); the file's header then carries MMSB_CK_INCOMPAT_HOLES.
+ * The writer finds them through the page's chunk map (a block with no data
+ * chunk costs no memory access at all) and, for the other blocks, by
+ * scanning for a nonzero byte.  Loading a page creates it sparse and writes
+ * only the chunks of its data blocks that hold a nonzero byte (pbuf_write),
+ * so a 16 GiB page with a few bytes written is a few kilobytes on disk and
+ * in memory, whichever way it is loaded.  The node table (a byte
  * stream of entries, format.h) is stored the same way in meta blocks, parents
  * before children and children in directory order, so loading rebuilds the
  * same readdir order.  A block is valid if and only if its magic, kind and
@@ -24,6 +34,7 @@
  * What this file does not do: choose when to checkpoint, or capture the
  * state (store.c clones the head under its lock and hands the clone here).
  */
+#include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -48,7 +59,8 @@ struct ckpt_writer {
 	struct mmsb_buf wb; /* pending bytes */
 	uint8_t *zbuf;	    /* LZ4 output, LZ4_COMPRESSBOUND(1 MiB) */
 	uint8_t *hbuf;	    /* a block of a GPU page copied out (1 MiB) */
-	uint64_t n_blocks;
+	uint64_t n_blocks;  /* blocks written (hole blocks included) */
+	uint64_t n_holes;   /* hole blocks written */
 };
 
 static int wr_flush(struct ckpt_writer *w)
@@ -97,6 +109,35 @@ static int wr_block(struct ckpt_writer *w, uint8_t kind, const uint8_t *raw, uin
 		rc = wr_put(w, zero, (size_t)(mmsb_align8(slen) - slen));
 	w->n_blocks++;
 	return rc;
+}
+
+/* A hole block: len zero bytes of a page (1 <= len <= MMSB_BK_HOLE_MAX),
+ * nothing stored; the checksum covers the header. */
+static int wr_hole(struct ckpt_writer *w, uint64_t len)
+{
+	uint8_t h[MMSB_BK_HDR_SIZE] = {0};
+
+	assert(len >= 1 && len <= MMSB_BK_HOLE_MAX);
+	memcpy(h, MMSB_BK_MAGIC, 4);
+	h[MMSB_BK_OFF_KIND] = MMSB_BK_DATA;
+	h[MMSB_BK_OFF_FLAGS] = MMSB_BK_HOLE;
+	mmsb_put_le32(h + MMSB_BK_OFF_RAW, (uint32_t)len);
+	mmsb_put_le64(h + MMSB_BK_OFF_SUM, mmsb_sum2(h, MMSB_BK_OFF_SUM, NULL, 0, w->c->seed));
+	w->n_blocks++;
+	w->n_holes++;
+	return wr_put(w, h, sizeof(h));
+}
+
+/* Is block [at, at + len) of pb all zero?  The chunk map answers for the
+ * chunks that never held data; the rest is scanned (p: those bytes). */
+static bool block_zero(const struct pbuf *pb, uint64_t at, uint64_t len, const uint8_t *p)
+{
+	uint64_t c;
+	bool any = !pb->dmap;
+
+	for (c = at / PBUF_CHUNK; !any && c <= (at + len - 1) / PBUF_CHUNK; c++)
+		any = c < pb->n_chunks && (pb->dmap[c / 64] >> (c % 64) & 1);
+	return !any || (p[0] == 0 && memcmp(p, p + 1, (size_t)len - 1) == 0);
 }
 
 static uint64_t wr_pos(const struct ckpt_writer *w)
@@ -169,8 +210,10 @@ static int write_node(void *arg, const struct ns_node *n)
 	int rc = 0;
 
 	if (n->type == MMSB_T_PAGE && n->size > 0) {
+		uint64_t hole = 0; /* zero bytes not written yet, ending at done */
+
 		off = wr_pos(k->w);
-		for (done = 0; done < n->size && rc == 0; done += MMSB_BK_RAW_MAX, nb++) {
+		for (done = 0; done < n->size && rc == 0; done += MMSB_BK_RAW_MAX) {
 			uint64_t len = n->size - done < MMSB_BK_RAW_MAX ? n->size - done : MMSB_BK_RAW_MAX;
 			const uint8_t *p = n->data->data + done;
 
@@ -178,8 +221,29 @@ static int write_node(void *arg, const struct ns_node *n)
 				rc = pbuf_read(n->data, done, k->w->hbuf, (size_t)len);
 				p = k->w->hbuf;
 			}
+			if (rc < 0)
+				break;
+			if (block_zero(n->data, done, len, p)) {
+				hole += len;
+				if (hole == MMSB_BK_HOLE_MAX) {
+					rc = wr_hole(k->w, hole);
+					hole = 0;
+					nb++;
+				}
+				continue;
+			}
+			if (hole) {
+				rc = wr_hole(k->w, hole);
+				hole = 0;
+				nb++;
+			}
 			if (rc == 0)
 				rc = wr_block(k->w, MMSB_BK_DATA, p, (uint32_t)len);
+			nb++;
+		}
+		if (rc == 0 && hole) {
+			rc = wr_hole(k->w, hole);
+			nb++;
 		}
 	}
 	if (rc == 0)
@@ -196,12 +260,13 @@ static void ckpt_name(char *buf, size_t cap, uint64_t epoch)
 /*   00 magic | 08 major | 0a minor | 0c incompat | 10 epoch | 18 time
  *   20 next_id | 28 n_nodes | 30 seed | 38 sum */
 static void encode_header(uint8_t *h, uint64_t epoch, int64_t time, uint64_t next_id, uint64_t n_nodes,
-			  uint64_t seed)
+			  uint64_t seed, uint32_t incompat)
 {
 	memset(h, 0, MMSB_CK_HDR_SIZE);
 	memcpy(h, MMSB_CK_MAGIC, 8);
 	mmsb_put_le16(h + MMSB_CK_OFF_MAJOR, MMSB_FMT_MAJOR);
 	mmsb_put_le16(h + MMSB_CK_OFF_MINOR, MMSB_FMT_MINOR);
+	mmsb_put_le32(h + MMSB_CK_OFF_INCOMPAT, incompat);
 	mmsb_put_le64(h + MMSB_CK_OFF_EPOCH, epoch);
 	mmsb_put_le64(h + MMSB_CK_OFF_TIME, (uint64_t)time);
 	mmsb_put_le64(h + MMSB_CK_OFF_NEXT_ID, next_id);
@@ -239,7 +304,9 @@ static int write_body(struct ckpt_writer *w, const struct ns *ns, uint64_t epoch
 	if (rc == 0)
 		rc = wr_flush(w);
 	if (rc == 0) {
-		encode_header(h, epoch, time, ns->next_id, k.n_nodes, w->c->seed);
+		/* a file without holes stays readable by readers that predate them */
+		encode_header(h, epoch, time, ns->next_id, k.n_nodes, w->c->seed,
+			      w->n_holes ? MMSB_CK_INCOMPAT_HOLES : 0);
 		rc = mmsb_io_pwrite_all(w->c->io, w->fd, h, sizeof(h), 0);
 	}
 	mmsb_buf_free(&k.meta);
@@ -389,10 +456,16 @@ static int block_header(const struct ckpt_ctx *c, int fd, uint64_t off, uint64_t
 		return r < 0 ? (int)r : MMSB_CORRUPT(c->diag, "ckpt: truncated block header @0x%" PRIx64, off);
 	*raw = mmsb_get_le32(h + MMSB_BK_OFF_RAW);
 	*slen = mmsb_get_le32(h + MMSB_BK_OFF_STORED);
-	if (memcmp(h, MMSB_BK_MAGIC, 4) != 0 || h[MMSB_BK_OFF_KIND] != kind || (h[MMSB_BK_OFF_FLAGS] & ~MMSB_BK_LZ4) ||
-	    h[6] || h[7] || *raw == 0 || *raw > MMSB_BK_RAW_MAX || *slen > LZ4_COMPRESSBOUND(MMSB_BK_RAW_MAX) ||
-	    (!(h[MMSB_BK_OFF_FLAGS] & MMSB_BK_LZ4) && *slen != *raw) ||
+	if (memcmp(h, MMSB_BK_MAGIC, 4) != 0 || h[MMSB_BK_OFF_KIND] != kind || h[6] || h[7] || *raw == 0 ||
 	    off + MMSB_BK_HDR_SIZE + mmsb_align8(*slen) > end)
+		return MMSB_CORRUPT(c->diag, "ckpt: bad block header @0x%" PRIx64, off);
+	if (h[MMSB_BK_OFF_FLAGS] == MMSB_BK_HOLE) { /* data blocks only, nothing stored */
+		if (kind != MMSB_BK_DATA || *slen != 0 || *raw > MMSB_BK_HOLE_MAX)
+			return MMSB_CORRUPT(c->diag, "ckpt: bad hole block @0x%" PRIx64, off);
+		return 0;
+	}
+	if ((h[MMSB_BK_OFF_FLAGS] & ~MMSB_BK_LZ4) || *raw > MMSB_BK_RAW_MAX ||
+	    *slen > LZ4_COMPRESSBOUND(MMSB_BK_RAW_MAX) || (!(h[MMSB_BK_OFF_FLAGS] & MMSB_BK_LZ4) && *slen != *raw))
 		return MMSB_CORRUPT(c->diag, "ckpt: bad block header @0x%" PRIx64, off);
 	return 0;
 }
@@ -414,7 +487,7 @@ static int block_body(const struct ckpt_ctx *c, int fd, uint64_t *off, const uin
 			return (int)r;
 		src = tmp->p;
 	}
-	r = mmsb_io_pread_all(c->io, fd, src, slen, (off_t)(*off + MMSB_BK_HDR_SIZE));
+	r = slen ? mmsb_io_pread_all(c->io, fd, src, slen, (off_t)(*off + MMSB_BK_HDR_SIZE)) : 0;
 	if (r != (ssize_t)slen)
 		return r < 0 ? (int)r : MMSB_CORRUPT(c->diag, "ckpt: truncated block @0x%" PRIx64, *off);
 	if (mmsb_get_le64(h + MMSB_BK_OFF_SUM) != mmsb_sum2(h, MMSB_BK_OFF_SUM, src, slen, c->seed)) {
@@ -444,25 +517,37 @@ static int read_block(const struct ckpt_ctx *c, int fd, uint64_t *off, uint64_t 
 	return rc;
 }
 
-/* A page's bytes go from its blocks straight into a buffer of its size. */
+/* A page's bytes go from its blocks into a buffer of its size: straight
+ * into a small buffer; into a mapped one through rawb and pbuf_write, which
+ * leaves hole blocks and zero chunks of data blocks untouched (sparse). */
 int mmsb_ckpt_read_page(const struct ckpt_ctx *c, int fd, const struct ns_node *n, struct pbuf **out)
 {
-	struct mmsb_buf tmp = {0};
+	struct mmsb_buf tmp = {0}, rawb = {0};
 	uint64_t off = n->ck_data_off, pos = 0;
 	uint8_t h[MMSB_BK_HDR_SIZE];
 	uint32_t i, raw = 0, slen = 0;
 	struct pbuf *pb = pbuf_new(n->ck_size);
 	int rc = pb ? 0 : -ENOMEM;
 
+	if (rc == 0 && pb->dmap)
+		rc = mmsb_buf_reserve(&rawb, MMSB_BK_RAW_MAX);
 	for (i = 0; i < n->ck_n_blocks && rc == 0; i++) {
+		bool hole;
+
 		rc = block_header(c, fd, off, UINT64_MAX, MMSB_BK_DATA, h, &raw, &slen);
 		if (rc == 0 && raw > n->ck_size - pos)
 			rc = MMSB_CORRUPT(c->diag, "ckpt: page %" PRIu64 ": more bytes in blocks than its %" PRIu64,
 					  n->id, n->ck_size);
-		if (rc == 0)
-			rc = block_body(c, fd, &off, h, raw, slen, pb->data + pos, &tmp);
+		if (rc < 0)
+			break;
+		hole = h[MMSB_BK_OFF_FLAGS] == MMSB_BK_HOLE;
+		rc = block_body(c, fd, &off, h, hole ? 0 : raw, slen, hole ? NULL : pb->dmap ? rawb.p : pb->data + pos,
+				&tmp);
+		if (rc == 0 && !hole && pb->dmap)
+			rc = pbuf_write(pb, pos, rawb.p, raw);
 		pos += raw;
 	}
+	mmsb_buf_free(&rawb);
 	if (rc == 0 && pos != n->ck_size)
 		rc = MMSB_CORRUPT(c->diag, "ckpt: page %" PRIu64 ": %" PRIu64 " bytes in blocks, %" PRIu64 " expected",
 				  n->id, pos, n->ck_size);
@@ -519,7 +604,9 @@ static int parse_node(const struct ckpt_ctx *c, const uint8_t *m, size_t len, si
 			goto nomem;
 		memcpy(n->data->data, m + p, size);
 		p += size;
-	} else if (type == MMSB_T_PAGE && size && (n->ck_n_blocks != (size + MMSB_BK_RAW_MAX - 1) / MMSB_BK_RAW_MAX || !n->ck_data_off)) {
+	} else if (type == MMSB_T_PAGE && size &&
+		   (n->ck_n_blocks == 0 || n->ck_n_blocks > (size + MMSB_BK_RAW_MAX - 1) / MMSB_BK_RAW_MAX ||
+		    !n->ck_data_off)) {
 		ns_node_free(n);
 		return MMSB_CORRUPT(c->diag, "ckpt: node %" PRIu64 ": bad block count", mmsb_get_le64(e));
 	}
@@ -634,7 +721,7 @@ static int check_ends(const struct ckpt_ctx *c, int fd, uint64_t epoch, uint64_t
 		return -MMSB_EBADCRC;
 	}
 	if (mmsb_get_le16(h + MMSB_CK_OFF_MAJOR) != MMSB_FMT_MAJOR ||
-	    (mmsb_get_le32(h + MMSB_CK_OFF_INCOMPAT) & ~MMSB_FEAT_INCOMPAT_KNOWN)) {
+	    (mmsb_get_le32(h + MMSB_CK_OFF_INCOMPAT) & ~MMSB_CK_INCOMPAT_KNOWN)) {
 		mmsb_diag(c->diag, MMSB_DIAG_ERR, "ckpt: epoch %" PRIu64 ": unsupported version or feature", epoch);
 		return -ENOTSUP;
 	}

@@ -57,7 +57,7 @@ static inline uint64_t mmsb_align8(uint64_t n)
  * major version or an unknown incompat feature bit (-ENOTSUP); an unknown
  * ro_compat bit forces a read-only open; unknown compat bits are ignored. */
 #define MMSB_FMT_MAJOR 1
-#define MMSB_FMT_MINOR 0
+#define MMSB_FMT_MINOR 1 /* 1: checkpoints may hold hole blocks (MMSB_CK_INCOMPAT_HOLES) */
 #define MMSB_FEAT_INCOMPAT_KNOWN 0u
 #define MMSB_FEAT_RO_COMPAT_KNOWN 0u
 
@@ -245,9 +245,10 @@ _Static_assert(sizeof(struct mmsb_ck_layout) == MMSB_CK_HDR_SIZE, "checkpoint he
 struct mmsb_bk_layout {
 /*00*/	uint8_t bk_magic[4];
 /*04*/	uint8_t bk_kind;	 /* 1 data, 2 meta */
-/*05*/	uint8_t bk_flags;	 /* MMSB_BK_LZ4 */
+/*05*/	uint8_t bk_flags;	 /* MMSB_BK_LZ4, or MMSB_BK_HOLE alone */
 /*06*/	uint8_t bk_reserved[2];	 /* zero */
-/*08*/	uint8_t bk_raw_len[4];	 /* le32 bytes after decompression, <= MMSB_BK_RAW_MAX */
+/*08*/	uint8_t bk_raw_len[4];	 /* le32 bytes after decompression, <= MMSB_BK_RAW_MAX;
+				  * hole: zero bytes, <= MMSB_BK_HOLE_MAX */
 /*0c*/	uint8_t bk_stored_len[4]; /* le32 bytes that follow */
 /*10*/	uint8_t bk_sum[8];	 /* le64 XXH3-64(hdr[0x00..0x10) || stored, seed) */
 };
@@ -255,6 +256,11 @@ _Static_assert(sizeof(struct mmsb_bk_layout) == MMSB_BK_HDR_SIZE, "block header 
 #define MMSB_BK_DATA 1
 #define MMSB_BK_META 2
 #define MMSB_BK_LZ4 0x01u
+#define MMSB_BK_HOLE 0x02u		  /* data blocks: raw_len zero bytes, stored_len 0 */
+#define MMSB_BK_HOLE_MAX 0xfff00000u	  /* 4095 MiB: a multiple of MMSB_BK_RAW_MAX below 2^32 */
+/* Checkpoint header incompat bits (a reader refuses unknown ones). */
+#define MMSB_CK_INCOMPAT_HOLES 0x01u	  /* the file holds hole blocks */
+#define MMSB_CK_INCOMPAT_KNOWN MMSB_CK_INCOMPAT_HOLES
 #define MMSB_BK_OFF_KIND 0x04
 #define MMSB_BK_OFF_FLAGS 0x05
 #define MMSB_BK_OFF_RAW 0x08

@@ -104,7 +104,13 @@ struct mmsb_store_opts {
 	mmsb_commit_fn commit_fn;     /* NULL: none */
 	void *commit_arg;
 	const struct mmsb_io_ops *io; /* NULL: the POSIX table (tests inject faults here) */
+	uint64_t max_memory;	      /* page bytes that hold data, at most: a write, truncate or
+				       * recompute that needs more gets -ENOSPC (holes are free) */
 };
+
+/* The default max_memory: half of physical RAM or of the cgroup's memory.max,
+ * whichever is lower. */
+uint64_t mmsb_default_max_memory(void);
 
 /* Fill *o with the defaults: create, read-write, MMSB_SYNC_NONE, checkpoint
  * every 256 MiB of log and at close, 64 MiB segments, 256 MiB cache. */
@@ -149,6 +155,7 @@ struct mmsb_attr {
 	uint64_t version;  /* number of byte changes applied to the page (writes and truncates) */
 	uint64_t epoch;	   /* epoch of the last change to this node */
 	uint64_t birth;	   /* epoch that created it */
+	uint64_t alloc_bytes; /* memory holding its bytes (holes excluded): st_blocks * 512 */
 };
 
 /* Attribute changes; valid says which fields apply. */
@@ -179,6 +186,12 @@ ssize_t mmsb_path(struct mmsb_store *st, uint64_t id, char *buf, size_t cap);
  * -ENOENT, -EISDIR. */
 ssize_t mmsb_read(struct mmsb_store *st, uint64_t id, uint64_t off, void *buf, size_t len);
 ssize_t mmsb_readlink(struct mmsb_store *st, uint64_t id, char *buf, size_t cap);
+/* lseek(2) SEEK_DATA (data) or SEEK_HOLE from off: *out gets the offset of
+ * the next data / hole at or after off (the end of the page is a hole).
+ * Unwritten ranges of a page are holes; data is reported in 64 KiB chunks.
+ * -ENXIO (off at or past the end, or no data after off), -ENOENT, -EISDIR,
+ * -EINVAL (not a page). */
+int mmsb_seek(struct mmsb_store *st, uint64_t id, uint64_t off, bool data, uint64_t *out);
 
 /* Directory listing: calls fn for each entry after cookie `from` (0 = start),
  * in a stable order; each entry carries the cookie to resume after it.
@@ -334,6 +347,7 @@ int mmsb_snap_resolve(struct mmsb_snap *snap, const char *path, struct mmsb_attr
 ssize_t mmsb_snap_path(struct mmsb_snap *snap, uint64_t id, char *buf, size_t cap);
 ssize_t mmsb_snap_read(struct mmsb_snap *snap, uint64_t id, uint64_t off, void *buf, size_t len);
 ssize_t mmsb_snap_readlink(struct mmsb_snap *snap, uint64_t id, char *buf, size_t cap);
+int mmsb_snap_seek(struct mmsb_snap *snap, uint64_t id, uint64_t off, bool data, uint64_t *out);
 int mmsb_snap_readdir(struct mmsb_snap *snap, uint64_t dir, uint64_t from, mmsb_dirent_fn fn, void *arg);
 ssize_t mmsb_snap_getxattr(struct mmsb_snap *snap, uint64_t id, const char *name, void *buf, size_t cap);
 ssize_t mmsb_snap_listxattr(struct mmsb_snap *snap, uint64_t id, char *buf, size_t cap);
@@ -398,6 +412,7 @@ struct mmsb_stats {
 	uint64_t replay_bytes, replay_ns;      /* recovery at open */
 	uint64_t ckpt_write_bytes, ckpt_write_ns; /* last checkpoint written */
 	uint64_t cache_bytes, cache_hits, cache_misses; /* time-travel page cache */
+	uint64_t mem_used, mem_limit;	 /* page bytes holding data, and max_memory */
 };
 void mmsb_store_stats(struct mmsb_store *st, struct mmsb_stats *out);
 

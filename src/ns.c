@@ -12,6 +12,7 @@
  * What this file does not do: logging, locking, time travel (see store.c,
  * snap.c).
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -22,92 +23,329 @@
 #include "sum.h"
 
 /* ---- page buffers --------------------------------------------------------
- * Host buffers keep their bytes right after the header, in one allocation:
- * malloc'd while small (grown with realloc), an anonymous mapping of their
- * own from PBUF_MAP_MIN bytes (grown with mremap, whose new pages the kernel
- * hands out zeroed: a page growing by sequential writes is neither copied
- * nor zeroed by hand as it grows).  Device buffers (GPU pages) hold page
- * memory of a kernel table (kern.h: managed memory with the GPU as
- * preferred location); every access to them goes through that table:
- * copy_out/copy_in for the CPU, batches for deltas.  Either way
- * data[size..cap) is zero. */
+ * Host buffers are malloc'd while small (grown with realloc; the bytes right
+ * after the header) and get an anonymous mapping of their own from
+ * PBUF_MAP_MIN bytes (grown with mremap).  A mapped buffer's bytes start one
+ * page after its header (PBUF_MAP_HDR), so that every chunk of PBUF_CHUNK
+ * bytes is page-aligned and can be handed back to the kernel whole.
+ *
+ * HOLES.  The mapping is MAP_NORESERVE and the kernel backs it lazily: a
+ * page truncated to 16 GiB costs 16 GiB of address space and no memory.
+ * Its chunk map (dmap) keeps that so: bit i is set when chunk i may hold a
+ * nonzero byte; a clear bit means the chunk is zero and was never touched
+ * (or was handed back with MADV_DONTNEED).  Everything that reads or copies
+ * a mapped buffer goes through the map: pbuf_read() serves holes with
+ * memset, a copy-on-write clone (pbuf_copy) copies data chunks only, a
+ * checkpoint stores hole blocks for runs of clear chunks (ckpt.c), loading
+ * one writes only chunks with a nonzero byte (pbuf_write), and truncating
+ * down drops whole chunks.  The map also answers SEEK_DATA / SEEK_HOLE
+ * (ns_seek) and st_blocks (ns_attr).  A chunk written with zeros stays set:
+ * the map is conservative, never wrong.
+ *
+ * MEMORY BUDGET.  A buffer charges its memory to a budget (struct mmsb_mem,
+ * one per store, NULL for time-travel views): a malloc'd buffer its
+ * capacity, a mapped one PBUF_CHUNK per set chunk.  A charge past the
+ * budget's limit fails with -ENOSPC before anything changes.  pb->charged
+ * holds the buffer's figure even while it has no budget (a page loaded from
+ * a checkpoint before the store adopts it: ns_mem_adopt).
+ *
+ * Device buffers (GPU pages) hold page memory of a kernel table (kern.h:
+ * managed memory with the GPU as preferred location); every access to them
+ * goes through that table: copy_out/copy_in for the CPU, batches for
+ * deltas.  They have no chunk map (all data) and charge nothing: they live
+ * in GPU memory.  Either way data[size..cap) is zero. */
 
 #define PBUF_MAP_MIN (1u << 20) /* host buffers this large get their own mapping */
 #define PBUF_MAP_ALIGN 4096u	/* mapping lengths are multiples of this */
+#define PBUF_MAP_HDR 4096u	/* mapped buffers: bytes start this far in (page-aligned chunks) */
+_Static_assert(sizeof(struct pbuf) <= PBUF_MAP_HDR, "a pbuf header fits in its first page");
+_Static_assert(PBUF_CHUNK % PBUF_MAP_ALIGN == 0, "chunks are whole pages");
+
+int mmsb_mem_charge(struct mmsb_mem *m, uint64_t n)
+{
+	uint64_t old;
+
+	if (!m || !n)
+		return 0;
+	old = atomic_fetch_add_explicit(&m->used, n, memory_order_relaxed);
+	if (old + n < old || old + n > atomic_load_explicit(&m->limit, memory_order_relaxed)) {
+		atomic_fetch_sub_explicit(&m->used, n, memory_order_relaxed);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+void mmsb_mem_uncharge(struct mmsb_mem *m, uint64_t n)
+{
+	if (m && n)
+		atomic_fetch_sub_explicit(&m->used, n, memory_order_relaxed);
+}
+
+static int pbuf_charge(struct pbuf *pb, uint64_t n)
+{
+	int rc = mmsb_mem_charge(pb->mem, n);
+
+	if (rc == 0)
+		pb->charged += n;
+	return rc;
+}
+
+static void pbuf_uncharge(struct pbuf *pb, uint64_t n)
+{
+	assert(n <= pb->charged);
+	mmsb_mem_uncharge(pb->mem, n);
+	pb->charged -= n;
+}
+
+static bool pbuf_bit(const struct pbuf *pb, uint64_t c)
+{
+	return pb->dmap[c / 64] >> (c % 64) & 1;
+}
+
+/* Is p[0..n) all zero? */
+static bool bytes_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
 
 /* Length of the mapping for cap bytes, 0 if it would overflow. */
 static size_t pbuf_map_len(uint64_t cap)
 {
-	if (cap > SIZE_MAX - sizeof(struct pbuf) - PBUF_MAP_ALIGN)
+	if (cap > SIZE_MAX - PBUF_MAP_HDR - PBUF_MAP_ALIGN)
 		return 0;
-	return ((size_t)cap + sizeof(struct pbuf) + PBUF_MAP_ALIGN - 1) & ~(size_t)(PBUF_MAP_ALIGN - 1);
+	return ((size_t)cap + PBUF_MAP_HDR + PBUF_MAP_ALIGN - 1) & ~(size_t)(PBUF_MAP_ALIGN - 1);
 }
 
-/* Point a host buffer's fields at its memory of len bytes in all. */
-static struct pbuf *pbuf_host_init(struct pbuf *pb, size_t map_len, uint64_t cap)
+static uint64_t chunks_for(uint64_t cap)
 {
-	pb->map_len = map_len;
-	pb->cap = map_len ? map_len - sizeof(*pb) : cap;
-	pb->data = pb->bytes;
-	return pb;
+	return (cap + PBUF_CHUNK - 1) / PBUF_CHUNK;
 }
 
-struct pbuf *pbuf_new(uint64_t cap)
+/* Resize the chunk map of a mapped buffer to cover cap bytes: new chunks
+ * clear, dropped ones uncharged.  0 or -ENOMEM (map unchanged). */
+static int pbuf_map_resize(struct pbuf *pb, uint64_t cap)
+{
+	uint64_t nc = chunks_for(cap), c, ow = (pb->n_chunks + 63) / 64, nw = (nc + 63) / 64;
+	uint64_t *m;
+
+	for (c = nc; c < pb->n_chunks; c++)
+		if (pbuf_bit(pb, c)) {
+			pb->dmap[c / 64] &= ~(1ull << (c % 64));
+			pb->n_data--;
+			pbuf_uncharge(pb, PBUF_CHUNK);
+		}
+	if (nw != ow) {
+		m = realloc(pb->dmap, (nw ? nw : 1) * sizeof(*m));
+		if (!m && nw > ow)
+			return -ENOMEM;
+		if (m)
+			pb->dmap = m;
+		if (nw > ow)
+			memset(pb->dmap + ow, 0, (nw - ow) * sizeof(*m));
+	}
+	if (nc > pb->n_chunks && pb->n_chunks % 64) /* clear the tail bits of the old last word */
+		pb->dmap[pb->n_chunks / 64] &= (1ull << (pb->n_chunks % 64)) - 1;
+	pb->n_chunks = nc;
+	return 0;
+}
+
+/* A host buffer of cap zero bytes charged to mem.  -ENOMEM, -ENOSPC. */
+static int pbuf_alloc(uint64_t cap, struct mmsb_mem *mem, struct pbuf **out)
 {
 	struct pbuf *pb;
 	size_t len;
 
 	if (cap >= PBUF_MAP_MIN) {
+		uint64_t nw;
+
 		len = pbuf_map_len(cap);
-		pb = len ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
+		pb = len ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+				0)
+			 : MAP_FAILED;
 		if (pb == MAP_FAILED)
-			return NULL;
+			return -ENOMEM;
+		pb->cap = len - PBUF_MAP_HDR;
+		pb->n_chunks = chunks_for(pb->cap);
+		nw = (pb->n_chunks + 63) / 64;
+		pb->dmap = calloc(nw, sizeof(*pb->dmap));
+		if (!pb->dmap) {
+			munmap(pb, len);
+			return -ENOMEM;
+		}
+		pb->map_len = len;
+		pb->data = (uint8_t *)pb + PBUF_MAP_HDR;
 	} else {
-		len = 0;
+		int rc = mmsb_mem_charge(mem, cap);
+
+		if (rc < 0)
+			return rc;
 		pb = calloc(1, sizeof(*pb) + cap);
-		if (!pb)
-			return NULL;
+		if (!pb) {
+			mmsb_mem_uncharge(mem, cap);
+			return -ENOMEM;
+		}
+		pb->cap = cap;
+		pb->charged = cap;
+		pb->data = pb->bytes;
 	}
+	pb->mem = mem;
 	atomic_init(&pb->refs, 1);
-	return pbuf_host_init(pb, len, cap);
+	*out = pb;
+	return 0;
+}
+
+struct pbuf *pbuf_new(uint64_t cap)
+{
+	struct pbuf *pb = NULL;
+
+	return pbuf_alloc(cap, NULL, &pb) == 0 ? pb : NULL;
 }
 
 static void pbuf_host_free(struct pbuf *pb)
 {
-	if (pb->map_len)
+	mmsb_mem_uncharge(pb->mem, pb->charged);
+	if (pb->map_len) {
+		free(pb->dmap);
 		munmap(pb, pb->map_len);
-	else
+	} else {
 		free(pb);
+	}
 }
 
-/* Give the private host buffer old room for cap bytes, keeping its first
- * keep bytes (the rest of it is zero already); NULL when out of memory,
- * old then unchanged. */
-static struct pbuf *pbuf_host_resize(struct pbuf *old, uint64_t keep, uint64_t cap)
+/* Mark the chunks of a mapped buffer that [off, off + len) touches as data,
+ * charging the new ones first: -ENOSPC marks nothing.  Others: a no-op. */
+static int pbuf_mark(struct pbuf *pb, uint64_t off, uint64_t len)
 {
-	struct pbuf *nb;
+	uint64_t c, first, last, fresh = 0;
+	int rc;
+
+	if (!pb->dmap || !len)
+		return 0;
+	first = off / PBUF_CHUNK;
+	last = (off + len - 1) / PBUF_CHUNK;
+	assert(last < pb->n_chunks);
+	for (c = first; c <= last; c++)
+		fresh += !pbuf_bit(pb, c);
+	rc = pbuf_charge(pb, fresh * PBUF_CHUNK);
+	if (rc < 0)
+		return rc;
+	for (c = first; c <= last; c++)
+		pb->dmap[c / 64] |= 1ull << (c % 64);
+	pb->n_data += fresh;
+	return 0;
+}
+
+int pbuf_write(struct pbuf *pb, uint64_t off, const void *src, size_t n)
+{
+	const uint8_t *s = src;
+	int rc = 0;
+
+	assert(!pb->k && off + n <= pb->cap);
+	if (!pb->dmap) {
+		memcpy(pb->data + off, s, n);
+		return 0;
+	}
+	while (n && rc == 0) { /* chunk by chunk: zeros into a hole stay a hole */
+		uint64_t c = off / PBUF_CHUNK;
+		size_t piece = (size_t)((c + 1) * PBUF_CHUNK - off);
+
+		if (piece > n)
+			piece = n;
+		if (pbuf_bit(pb, c) || !bytes_zero(s, piece)) {
+			rc = pbuf_mark(pb, off, piece);
+			if (rc == 0)
+				memcpy(pb->data + off, s, piece);
+		}
+		off += piece;
+		s += piece;
+		n -= piece;
+	}
+	return rc;
+}
+
+/* Make a private mapped buffer's bytes [from, to) zero, handing whole chunks
+ * back to the kernel (used when a page shrinks). */
+static void pbuf_zero(struct pbuf *pb, uint64_t from, uint64_t to)
+{
+	while (from < to) {
+		uint64_t c = from / PBUF_CHUNK, cstart = c * PBUF_CHUNK, cend = cstart + PBUF_CHUNK;
+		uint64_t end = cend < to ? cend : to;
+
+		if (!pbuf_bit(pb, c)) {
+			/* a hole: nothing to do */
+		} else if (from == cstart && (end == cend || end == pb->cap)) {
+			madvise(pb->data + cstart, (size_t)(end - cstart), MADV_DONTNEED);
+			pb->dmap[c / 64] &= ~(1ull << (c % 64));
+			pb->n_data--;
+			pbuf_uncharge(pb, PBUF_CHUNK);
+		} else {
+			memset(pb->data + from, 0, (size_t)(end - from));
+		}
+		from = end;
+	}
+}
+
+/* Give the private host buffer *pb room for cap bytes, keeping its first
+ * keep bytes (the rest of it is zero already).  -ENOMEM or -ENOSPC with
+ * *pb unchanged. */
+static int pbuf_host_resize(struct pbuf **pb, uint64_t keep, uint64_t cap)
+{
+	struct pbuf *old = *pb, *nb;
 	uint64_t old_cap = old->cap;
+	int rc;
 
 	if (old->map_len && cap >= PBUF_MAP_MIN) {
 		size_t len = pbuf_map_len(cap);
 
-		nb = len ? mremap(old, old->map_len, len, MREMAP_MAYMOVE) : MAP_FAILED;
-		return nb == MAP_FAILED ? NULL : pbuf_host_init(nb, len, cap);
+		if (!len)
+			return -ENOMEM;
+		if (len < old->map_len) /* shrinking: drop the chunks cut off first */
+			pbuf_map_resize(old, len - PBUF_MAP_HDR);
+		nb = mremap(old, old->map_len, len, MREMAP_MAYMOVE);
+		if (nb == MAP_FAILED)
+			return -ENOMEM;
+		nb->map_len = len;
+		nb->data = (uint8_t *)nb + PBUF_MAP_HDR;
+		*pb = nb;
+		rc = pbuf_map_resize(nb, len - PBUF_MAP_HDR); /* -ENOMEM: the mapping is larger than cap, fine */
+		if (rc == 0)
+			nb->cap = len - PBUF_MAP_HDR;
+		return rc;
 	}
 	if (!old->map_len && cap < PBUF_MAP_MIN) {
+		if (cap > old_cap && (rc = pbuf_charge(old, cap - old_cap)) < 0)
+			return rc;
 		nb = realloc(old, sizeof(*old) + cap);
-		if (!nb)
-			return NULL;
+		if (!nb) {
+			if (cap > old_cap)
+				pbuf_uncharge(old, cap - old_cap);
+			return -ENOMEM;
+		}
 		if (cap > old_cap)
 			memset(nb->bytes + old_cap, 0, cap - old_cap);
-		return pbuf_host_init(nb, 0, cap);
+		else
+			pbuf_uncharge(nb, old_cap - cap);
+		nb->cap = cap;
+		nb->data = nb->bytes;
+		*pb = nb;
+		return 0;
 	}
-	nb = pbuf_new(cap); /* crossing PBUF_MAP_MIN, either way */
-	if (!nb)
-		return NULL;
-	memcpy(nb->bytes, old->bytes, keep < nb->cap ? keep : nb->cap);
+	rc = pbuf_alloc(cap, old->mem, &nb); /* crossing PBUF_MAP_MIN, either way */
+	if (rc < 0)
+		return rc;
+	if (keep > nb->cap)
+		keep = nb->cap;
+	if (nb->dmap)
+		rc = pbuf_write(nb, 0, old->data, (size_t)keep);
+	else
+		rc = pbuf_read(old, 0, nb->data, (size_t)keep);
+	if (rc < 0) {
+		pbuf_host_free(nb);
+		return rc;
+	}
 	pbuf_host_free(old);
-	return nb;
+	*pb = nb;
+	return 0;
 }
 
 /* A device buffer of cap zeroed bytes.  -ENOMEM, -ENOSPC (GPU full). */
@@ -153,11 +391,30 @@ static struct pbuf *pbuf_get(struct pbuf *pb)
 
 int pbuf_read(const struct pbuf *pb, uint64_t off, void *dst, size_t n)
 {
+	uint8_t *d = dst;
+
 	if (!n)
 		return 0;
 	if (pb->k)
 		return pb->k->copy_out(dst, pb->data + off, n);
-	memcpy(dst, pb->data + off, n);
+	if (!pb->dmap) {
+		memcpy(dst, pb->data + off, n);
+		return 0;
+	}
+	while (n) { /* holes from memset: reading never faults them in */
+		uint64_t c = off / PBUF_CHUNK;
+		size_t piece = (size_t)((c + 1) * PBUF_CHUNK - off);
+
+		if (piece > n)
+			piece = n;
+		if (c < pb->n_chunks && pbuf_bit(pb, c))
+			memcpy(d, pb->data + off, piece);
+		else
+			memset(d, 0, piece);
+		off += piece;
+		d += piece;
+		n -= piece;
+	}
 	return 0;
 }
 
@@ -173,25 +430,72 @@ const uint8_t *pbuf_view(const struct pbuf *pb, uint64_t off, size_t n, struct m
 	return *rc == 0 ? tmp->p : NULL;
 }
 
+uint64_t pbuf_bytes(const struct pbuf *pb)
+{
+	return !pb ? 0 : pb->k ? pb->cap : pb->charged;
+}
+
+int pbuf_seek(const struct pbuf *pb, uint64_t size, uint64_t off, bool data, uint64_t *out)
+{
+	uint64_t c;
+
+	if (off >= size)
+		return -ENXIO;
+	if (!pb || !pb->dmap) { /* no map: all data (an empty buffer: all hole) */
+		if (data && !pb)
+			return -ENXIO;
+		*out = data == (pb != NULL) ? off : size;
+		return 0;
+	}
+	for (c = off / PBUF_CHUNK; c * PBUF_CHUNK < size; c++) {
+		bool set = c < pb->n_chunks && pbuf_bit(pb, c);
+
+		if (set == data) {
+			uint64_t at = c * PBUF_CHUNK > off ? c * PBUF_CHUNK : off;
+
+			*out = at < size ? at : size;
+			return 0;
+		}
+	}
+	if (data)
+		return -ENXIO;
+	*out = size; /* the implicit hole at the end */
+	return 0;
+}
+
 /* A new private buffer like old (same memory kind, or dev when there is
- * none) of cap bytes holding old's first keep bytes. */
-static int pbuf_copy(const struct pbuf *old, const struct mmsb_kern_ops *dev, uint64_t keep, uint64_t cap,
-		     struct pbuf **out)
+ * none) of cap bytes holding old's first keep bytes, charged to mem (host
+ * buffers).  A copy of a mapped buffer copies its data chunks only. */
+static int pbuf_copy(const struct pbuf *old, const struct mmsb_kern_ops *dev, struct mmsb_mem *mem, uint64_t keep,
+		     uint64_t cap, struct pbuf **out)
 {
 	const struct mmsb_kern_ops *k = old ? old->k : dev;
 	struct pbuf *nb;
+	uint64_t c;
 	int rc = 0;
 
 	if (k)
 		rc = pbuf_new_dev(k, cap, &nb);
-	else if (!(nb = pbuf_new(cap)))
-		rc = -ENOMEM;
+	else
+		rc = pbuf_alloc(cap, mem, &nb);
 	if (rc < 0)
 		return rc;
 	if (keep > cap)
 		keep = cap;
-	if (old && keep)
-		rc = k ? k->copy(nb->data, old->data, keep) : (memcpy(nb->data, old->data, keep), 0);
+	if (old && keep) {
+		if (k)
+			rc = k->copy(nb->data, old->data, keep);
+		else if (!nb->dmap)
+			rc = pbuf_read(old, 0, nb->data, (size_t)keep);
+		else if (!old->dmap)
+			rc = pbuf_write(nb, 0, old->data, (size_t)keep);
+		for (c = 0; !k && nb->dmap && old->dmap && rc == 0 && c * PBUF_CHUNK < keep; c++) {
+			uint64_t at = c * PBUF_CHUNK, len = keep - at < PBUF_CHUNK ? keep - at : PBUF_CHUNK;
+
+			if (c < old->n_chunks && pbuf_bit(old, c))
+				rc = pbuf_write(nb, at, old->data + at, (size_t)len);
+		}
+	}
 	if (rc < 0) {
 		pbuf_put(nb);
 		return rc;
@@ -202,8 +506,10 @@ static int pbuf_copy(const struct pbuf *old, const struct mmsb_kern_ops *dev, ui
 
 /* Make *pb private with room for size bytes; old bytes [0, keep) preserved,
  * everything past keep zero.  A new buffer is device memory of dev when
- * there was none (a GPU page growing from empty). */
-static int pbuf_reserve(struct pbuf **pb, uint64_t keep, uint64_t size, const struct mmsb_kern_ops *dev)
+ * there was none (a GPU page growing from empty), else host memory charged
+ * to mem.  -ENOMEM, -ENOSPC (budget or GPU full), -EIO; *pb unchanged. */
+static int pbuf_reserve(struct pbuf **pb, uint64_t keep, uint64_t size, const struct mmsb_kern_ops *dev,
+			struct mmsb_mem *mem)
 {
 	struct pbuf *old = *pb, *nb;
 	uint64_t cap;
@@ -213,19 +519,16 @@ static int pbuf_reserve(struct pbuf **pb, uint64_t keep, uint64_t size, const st
 		if (old->cap >= size && old->cap / 4 <= size + 4096)
 			return 0;
 		cap = size > old->cap ? size + size / 2 : size;
-		if (cap < size || cap > SIZE_MAX - sizeof(*old))
+		if (cap < size || cap > SIZE_MAX - PBUF_MAP_HDR - PBUF_MAP_ALIGN)
 			return -ENOMEM;
 		if (!old->k) {
-			nb = pbuf_host_resize(old, keep, cap);
-			if (!nb)
-				return size <= old->cap ? 0 : -ENOMEM;
-			*pb = nb;
-			return 0;
+			rc = pbuf_host_resize(pb, keep, cap);
+			return rc < 0 && size <= (*pb)->cap ? 0 : rc; /* a failed shrink is no failure */
 		}
 	} else {
 		cap = size;
 	}
-	rc = pbuf_copy(old, dev, keep, cap, &nb);
+	rc = pbuf_copy(old, dev, mem, keep, cap, &nb);
 	if (rc < 0)
 		return rc;
 	pbuf_put(old);
@@ -233,9 +536,9 @@ static int pbuf_reserve(struct pbuf **pb, uint64_t keep, uint64_t size, const st
 	return 0;
 }
 
-int ns_page_reserve(struct ns_node *n, uint64_t size)
+int ns_page_reserve(struct ns_node *n, uint64_t size, struct mmsb_mem *mem)
 {
-	return pbuf_reserve(&n->data, n->size, size, n->dev);
+	return pbuf_reserve(&n->data, n->size, size, n->dev, mem);
 }
 
 /* Set the size of a private buffer: zero what is cut off and still inside
@@ -248,6 +551,8 @@ static int pbuf_resize(struct pbuf *pb, uint64_t *size, uint64_t nsize)
 	if (pb && nsize < end) {
 		if (pb->k)
 			rc = pb->k->zero(pb->data + nsize, end - nsize);
+		else if (pb->dmap)
+			pbuf_zero(pb, nsize, end);
 		else
 			memset(pb->data + nsize, 0, end - nsize);
 	}
@@ -256,29 +561,30 @@ static int pbuf_resize(struct pbuf *pb, uint64_t *size, uint64_t nsize)
 	return rc;
 }
 
-int ns_page_write(struct ns_node *n, uint64_t off, const void *src, size_t len)
+int ns_page_write(struct ns_node *n, uint64_t off, const void *src, size_t len, struct mmsb_mem *mem)
 {
 	uint64_t nsize = off + len > n->size ? off + len : n->size;
-	int rc = ns_page_reserve(n, nsize);
+	int rc = ns_page_reserve(n, nsize, mem);
 
 	if (rc == 0 && len)
-		rc = n->data->k ? n->data->k->copy_in(n->data->data + off, src, len)
-				: (memcpy(n->data->data + off, src, len), 0);
+		rc = n->data->k ? n->data->k->copy_in(n->data->data + off, src, len) : pbuf_write(n->data, off, src, len);
 	if (rc == 0)
 		n->size = nsize;
 	return rc;
 }
 
-int ns_page_truncate(struct ns_node *n, uint64_t size)
+int ns_page_truncate(struct ns_node *n, uint64_t size, struct mmsb_mem *mem)
 {
-	int rc = ns_page_reserve(n, size);
+	int rc = ns_page_reserve(n, size, mem);
 
 	return rc == 0 ? pbuf_resize(n->data, &n->size, size) : rc;
 }
 
-int ns_page_place(struct ns_node *n, const struct mmsb_kern_ops *dev)
+int ns_page_place(struct ns_node *n, const struct mmsb_kern_ops *dev, struct mmsb_mem *mem)
 {
 	struct pbuf *nb = NULL;
+	struct mmsb_buf tmp = {0};
+	uint64_t off;
 	int rc = 0;
 
 	if (n->type != MMSB_T_PAGE || (n->data ? n->data->k : n->dev) == dev) {
@@ -292,8 +598,17 @@ int ns_page_place(struct ns_node *n, const struct mmsb_kern_ops *dev)
 				rc = n->data->k ? dev->copy(nb->data, n->data->data, n->size)
 						: dev->copy_in(nb->data, n->data->data, n->size);
 		} else {
-			nb = pbuf_new(n->size);
-			rc = nb ? pbuf_read(n->data, 0, nb->data, n->size) : -ENOMEM;
+			rc = pbuf_alloc(n->size, mem, &nb);
+			if (rc == 0)
+				rc = mmsb_buf_reserve(&tmp, PBUF_CHUNK);
+			for (off = 0; rc == 0 && off < n->size; off += PBUF_CHUNK) { /* through a window: holes stay holes */
+				size_t len = n->size - off < PBUF_CHUNK ? (size_t)(n->size - off) : PBUF_CHUNK;
+
+				rc = pbuf_read(n->data, off, tmp.p, len);
+				if (rc == 0)
+					rc = pbuf_write(nb, off, tmp.p, len);
+			}
+			mmsb_buf_free(&tmp);
 		}
 		if (rc < 0) {
 			pbuf_put(nb);
@@ -304,6 +619,22 @@ int ns_page_place(struct ns_node *n, const struct mmsb_kern_ops *dev)
 	n->data = nb;
 	n->dev = dev;
 	return 0;
+}
+
+void ns_mem_adopt(struct ns *ns, struct mmsb_mem *mem)
+{
+	size_t i;
+
+	ns->mem = mem;
+	for (i = 0; i < ns->ids_cap; i++) {
+		struct ns_node *n = ns->ids[i];
+
+		if (n && n->data && !n->data->k && !n->data->mem) {
+			n->data->mem = mem;
+			if (mem)
+				atomic_fetch_add_explicit(&mem->used, n->data->charged, memory_order_relaxed);
+		}
+	}
 }
 
 /* ---- hash tables ------------------------------------------------------------ */
@@ -842,6 +1173,14 @@ void ns_attr(const struct ns_node *n, struct mmsb_attr *a)
 	a->version = n->version;
 	a->epoch = n->epoch;
 	a->birth = n->birth;
+	a->alloc_bytes = n->size;
+	if (n->type == MMSB_T_PAGE && n->loaded && n->data && n->data->dmap) {
+		uint64_t whole = (n->size + PBUF_MAP_ALIGN - 1) & ~(uint64_t)(PBUF_MAP_ALIGN - 1);
+
+		a->alloc_bytes = n->data->n_data * PBUF_CHUNK < whole ? n->data->n_data * PBUF_CHUNK : whole;
+	} else if (n->type == MMSB_T_PAGE && n->loaded && !n->data) {
+		a->alloc_bytes = 0;
+	}
 }
 
 int ns_resolve(const struct ns *ns, const char *path, struct ns_node **out)
@@ -955,6 +1294,17 @@ ssize_t ns_read(const struct ns_node *n, uint64_t off, void *buf, size_t len)
 	if (len > n->size - off)
 		len = (size_t)(n->size - off);
 	return pbuf_read(n->data, off, buf, len) < 0 ? -EIO : (ssize_t)len;
+}
+
+int ns_seek(const struct ns_node *n, uint64_t off, bool data, uint64_t *out)
+{
+	if (!n)
+		return -ENOENT;
+	if (n->type == MMSB_T_DIR)
+		return -EISDIR;
+	if (n->type != MMSB_T_PAGE)
+		return -EINVAL;
+	return pbuf_seek(n->data, n->size, off, data, out);
 }
 
 ssize_t ns_readlink(const struct ns_node *n, char *buf, size_t cap)
@@ -1127,8 +1477,56 @@ static int dev_apply(struct pbuf *pb, uint64_t size, uint8_t enc, const uint8_t 
 	return rc;
 }
 
+/* Charging a delta's chunks before applying it: count the clear chunks its
+ * ranges touch (ranges come in increasing order, so a chunk two ranges
+ * share is met twice in a row), then mark them. */
+struct mark_ctx {
+	struct pbuf *pb;
+	uint64_t last;	/* chunk counted last, UINT64_MAX: none */
+	uint64_t fresh; /* clear chunks met */
+	bool mark;	/* second pass: mark instead of counting */
+};
+
+static int mark_range(void *arg, uint64_t off, uint64_t len)
+{
+	struct mark_ctx *m = arg;
+	uint64_t c;
+
+	for (c = off / PBUF_CHUNK; c <= (off + len - 1) / PBUF_CHUNK; c++) {
+		if (c == m->last)
+			continue;
+		m->last = c;
+		if (pbuf_bit(m->pb, c))
+			continue;
+		m->fresh++;
+		if (m->mark)
+			m->pb->dmap[c / 64] |= 1ull << (c % 64);
+	}
+	return 0;
+}
+
+static int pbuf_mark_delta(struct pbuf *pb, uint8_t enc, const uint8_t *body, size_t len)
+{
+	struct mark_ctx m = {.pb = pb, .last = UINT64_MAX};
+	int rc;
+
+	if (!pb->dmap)
+		return 0;
+	rc = mmsb_delta_ranges(enc, body, len, mark_range, &m);
+	if (rc == 0)
+		rc = pbuf_charge(pb, m.fresh * PBUF_CHUNK);
+	if (rc < 0)
+		return rc;
+	m.last = UINT64_MAX;
+	m.mark = true;
+	m.fresh = 0;
+	mmsb_delta_ranges(enc, body, len, mark_range, &m);
+	pb->n_data += m.fresh;
+	return 0;
+}
+
 int ns_bytes_apply(struct pbuf **pb, uint64_t *size, const struct mmsb_rec *r, struct mmsb_buf *scratch,
-		   const struct mmsb_kern_ops *dev)
+		   const struct mmsb_kern_ops *dev, struct mmsb_mem *mem)
 {
 	const uint8_t *body;
 	size_t len;
@@ -1136,7 +1534,7 @@ int ns_bytes_apply(struct pbuf **pb, uint64_t *size, const struct mmsb_rec *r, s
 	int rc;
 
 	if (r->type == MMSB_FR_TRUNCATE) {
-		rc = pbuf_reserve(pb, *size, r->u.truncate.size, dev);
+		rc = pbuf_reserve(pb, *size, r->u.truncate.size, dev, mem);
 		if (rc == 0)
 			rc = pbuf_resize(*pb, size, r->u.truncate.size);
 		return rc;
@@ -1155,7 +1553,9 @@ int ns_bytes_apply(struct pbuf **pb, uint64_t *size, const struct mmsb_rec *r, s
 		if (rc < 0)
 			return rc;
 	}
-	rc = pbuf_reserve(pb, *size, r->u.write.size, dev);
+	rc = pbuf_reserve(pb, *size, r->u.write.size, dev, mem);
+	if (rc == 0 && !(*pb)->k)
+		rc = pbuf_mark_delta(*pb, r->u.write.enc, body, len); /* -ENOSPC: nothing written */
 	if (rc < 0)
 		return rc;
 	*size = r->u.write.size;
@@ -1173,7 +1573,7 @@ static int apply_bytes(struct ns *ns, const struct mmsb_rec *r, struct mmsb_buf 
 	if (rc < 0)
 		return rc;
 	old = n->size;
-	rc = ns_bytes_apply(&n->data, &n->size, r, scratch, n->dev);
+	rc = ns_bytes_apply(&n->data, &n->size, r, scratch, n->dev, ns->mem);
 	if (rc < 0)
 		return rc;
 	if (!n->orphan)
@@ -1382,7 +1782,7 @@ static int apply_xattr(struct ns *ns, const struct mmsb_rec *r)
 		if (rc < 0)
 			return rc;
 		if (is_location(x))
-			ns_page_place(n, ns_location_dev(ns, x->value, x->value_len)); /* else stays host */
+			ns_page_place(n, ns_location_dev(ns, x->value, x->value_len), ns->mem); /* else stays host */
 	} else {
 		struct ns_xattr *e = (struct ns_xattr *)ns_xattr_find(n, x->name, x->name_len);
 
@@ -1394,7 +1794,7 @@ static int apply_xattr(struct ns *ns, const struct mmsb_rec *r)
 		if (deps)
 			ns_deps_set(ns, n, NULL, 0);
 		if (is_location(x))
-			ns_page_place(n, NULL);
+			ns_page_place(n, NULL, ns->mem);
 	}
 	touch(n, r, false);
 	return 0;

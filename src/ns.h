@@ -25,13 +25,31 @@
 #include "kern.h"
 #include "rec.h"
 
+/* Page bytes in memory are charged to a budget (one per store): a charge
+ * that would pass limit fails with -ENOSPC.  See "page buffers" in ns.c. */
+struct mmsb_mem {
+	_Atomic uint64_t used;	/* bytes charged by live buffers */
+	_Atomic uint64_t limit; /* largest used allowed; UINT64_MAX: no limit (replay) */
+};
+/* Charge n bytes to m (NULL: no budget): 0 or -ENOSPC (nothing charged). */
+int mmsb_mem_charge(struct mmsb_mem *m, uint64_t n);
+void mmsb_mem_uncharge(struct mmsb_mem *m, uint64_t n);
+
+#define PBUF_CHUNK (64u << 10) /* granule of the hole map: power of two, whole pages */
+
 struct pbuf {
 	_Atomic uint32_t refs;		/* owners: nodes of this and cloned namespaces */
 	uint64_t cap;			/* bytes at data */
 	const struct mmsb_kern_ops *k;	/* NULL: host memory (bytes[]); else device memory of k */
 	size_t map_len;			/* host buffer in a mapping of its own: its length; 0: malloc'd */
 	uint8_t *data;			/* the bytes; data[size..cap) is zero */
-	uint8_t bytes[];		/* host buffers: the bytes themselves */
+	struct mmsb_mem *mem;		/* budget charged for this buffer; NULL: none */
+	uint64_t charged;		/* host: bytes this buffer counts (malloc'd: cap; mapped:
+					 * PBUF_CHUNK per data chunk); charged to mem when set */
+	uint64_t *dmap;			/* mapped buffers: bit i set <=> chunk i may hold data; else NULL */
+	uint64_t n_chunks;		/* chunks dmap covers: ceil(cap / PBUF_CHUNK) */
+	uint64_t n_data;		/* bits set in dmap */
+	uint8_t bytes[];		/* malloc'd host buffers: the bytes themselves */
 };
 
 struct ns_xattr {
@@ -95,6 +113,7 @@ struct ns {
 	uint64_t next_id;				 /* next node id to allocate */
 	const struct mmsb_kern_ops *gpu;		 /* where GPU pages live; NULL: host memory */
 	uint64_t n_pages, n_dirs, n_symlinks, page_bytes; /* in the tree (orphans excluded) */
+	struct mmsb_mem *mem;				 /* budget of new page buffers; NULL: none (views) */
 };
 
 int ns_new(int64_t root_time, struct ns **out);
@@ -116,28 +135,47 @@ int ns_apply(struct ns *ns, const struct mmsb_rec *r, struct mmsb_buf *scratch);
 
 /* Apply the bytes of a WRITE or TRUNCATE record to a standalone page buffer
  * (time-travel materialization).  *pb may be NULL (empty page); a new
- * buffer is device memory of dev (NULL: host). */
+ * buffer is device memory of dev (NULL: host), host memory charged to mem
+ * (NULL: none).  -ENOSPC past the budget (nothing changed). */
 int ns_bytes_apply(struct pbuf **pb, uint64_t *size, const struct mmsb_rec *r, struct mmsb_buf *scratch,
-		   const struct mmsb_kern_ops *dev);
+		   const struct mmsb_kern_ops *dev, struct mmsb_mem *mem);
 
 /* Make n's buffer private and able to hold size bytes (zero-filled past the
- * old size).  0 or -ENOMEM. */
-int ns_page_reserve(struct ns_node *n, uint64_t size);
+ * old size), new memory charged to mem.  0, -ENOMEM or -ENOSPC. */
+int ns_page_reserve(struct ns_node *n, uint64_t size, struct mmsb_mem *mem);
+/* A host buffer of cap zero bytes, charged to no budget (NULL: -ENOMEM). */
 struct pbuf *pbuf_new(uint64_t cap);
 void pbuf_put(struct pbuf *pb);
 /* Copy bytes [off, off + n) of pb to host memory (device buffers: copy_out,
- * which waits for the kernels that wrote them).  0 or -EIO. */
+ * which waits for the kernels that wrote them; holes of mapped buffers are
+ * served without touching them).  0 or -EIO. */
 int pbuf_read(const struct pbuf *pb, uint64_t off, void *dst, size_t n);
+/* Write src to bytes [off, off + n) of the host buffer pb (off + n <= cap);
+ * chunks of zeros that fall in holes are skipped, so they stay holes.
+ * 0 or -ENOSPC (budget; the bytes before the failing chunk are written). */
+int pbuf_write(struct pbuf *pb, uint64_t off, const void *src, size_t n);
 /* Host pointer to bytes [off, off + n) of pb: pb's own memory for host
  * buffers, else a copy in tmp (valid until tmp changes).  NULL on error,
  * with *rc set. */
 const uint8_t *pbuf_view(const struct pbuf *pb, uint64_t off, size_t n, struct mmsb_buf *tmp, int *rc);
-/* Unlogged changes (orphans): write src at off, or set the size. */
-int ns_page_write(struct ns_node *n, uint64_t off, const void *src, size_t len);
-int ns_page_truncate(struct ns_node *n, uint64_t size);
-/* Move a page's bytes to device memory of dev (NULL: host memory).
- * -ENOSPC, -ENOMEM, -EIO. */
-int ns_page_place(struct ns_node *n, const struct mmsb_kern_ops *dev);
+/* Memory pb holds data in: host buffers their charge, device buffers their
+ * capacity, NULL 0. */
+uint64_t pbuf_bytes(const struct pbuf *pb);
+/* SEEK_DATA (data) / SEEK_HOLE (!data) over a page of size bytes held in pb
+ * (NULL: all hole), from off: *out gets the offset.  Data is reported at
+ * PBUF_CHUNK granularity for mapped buffers; other buffers are all data.
+ * -ENXIO when off >= size, or no data at or after off. */
+int pbuf_seek(const struct pbuf *pb, uint64_t size, uint64_t off, bool data, uint64_t *out);
+/* Unlogged changes (orphans): write src at off, or set the size.  0,
+ * -ENOMEM, -ENOSPC. */
+int ns_page_write(struct ns_node *n, uint64_t off, const void *src, size_t len, struct mmsb_mem *mem);
+int ns_page_truncate(struct ns_node *n, uint64_t size, struct mmsb_mem *mem);
+/* Move a page's bytes to device memory of dev (NULL: host memory charged to
+ * mem).  -ENOSPC, -ENOMEM, -EIO. */
+int ns_page_place(struct ns_node *n, const struct mmsb_kern_ops *dev, struct mmsb_mem *mem);
+/* Charge every uncharged host buffer of ns to mem, whatever its limit (a
+ * namespace just loaded), and make mem the budget of ns's new buffers. */
+void ns_mem_adopt(struct ns *ns, struct mmsb_mem *mem);
 /* Where a user.mmsb.location value puts bytes: ns->gpu for "gpu", else host
  * (NULL).  A SETXATTR of it moves the page; where that fails (no room on
  * this GPU, a replay on another machine) the bytes stay in host memory and
@@ -153,6 +191,9 @@ int ns_readdir(const struct ns *ns, const struct ns_node *dir, uint64_t from, mm
 int ns_lookup_attr(const struct ns *ns, uint64_t parent, const char *name, struct mmsb_attr *out);
 int ns_getattr(const struct ns *ns, uint64_t id, struct mmsb_attr *out);
 ssize_t ns_read(const struct ns_node *n, uint64_t off, void *buf, size_t len);
+/* SEEK_DATA (data) or SEEK_HOLE from off on a loaded page (pbuf_seek).
+ * -ENOENT, -EISDIR, -EINVAL (not a page), -ENXIO. */
+int ns_seek(const struct ns_node *n, uint64_t off, bool data, uint64_t *out);
 ssize_t ns_readlink(const struct ns_node *n, char *buf, size_t cap);
 ssize_t ns_getxattr(const struct ns_node *n, const char *name, void *buf, size_t cap);
 const struct ns_xattr *ns_xattr_find(const struct ns_node *n, const char *name, size_t len);

@@ -223,8 +223,8 @@ static void snap_evict(struct mmsb_snap *s, const struct ns_node *keep)
 
 		if (!n || n == keep || n->type != MMSB_T_PAGE || !n->loaded || !n->data || s->epoch == s->base)
 			continue;
-		atomic_fetch_sub(&st->cache_bytes, n->size);
-		s->loaded_bytes -= n->size;
+		atomic_fetch_sub(&st->cache_bytes, pbuf_bytes(n->data)); /* holes cost nothing */
+		s->loaded_bytes -= pbuf_bytes(n->data);
 		pbuf_put(n->data);
 		n->data = NULL;
 		n->loaded = false;
@@ -280,7 +280,7 @@ int snap_load_page(struct mmsb_snap *s, struct ns_node *n, bool locked)
 
 		rc = hr ? store_read_rec(st, hr, &buf, &r) : -ENOENT;
 		if (rc == 0)
-			rc = ns_bytes_apply(&pb, &size, &r, &scratch, NULL);
+			rc = ns_bytes_apply(&pb, &size, &r, &scratch, NULL, NULL);
 	}
 	if (!locked)
 		pthread_rwlock_unlock(&st->lock);
@@ -299,8 +299,8 @@ int snap_load_page(struct mmsb_snap *s, struct ns_node *n, bool locked)
 	pbuf_put(n->data);
 	n->data = pb;
 	n->loaded = true;
-	s->loaded_bytes += n->size;
-	atomic_fetch_add(&st->cache_bytes, n->size);
+	s->loaded_bytes += pbuf_bytes(pb);
+	atomic_fetch_add(&st->cache_bytes, pbuf_bytes(pb));
 	snap_evict(s, n);
 	return 0;
 }
@@ -461,6 +461,21 @@ ssize_t mmsb_snap_read(struct mmsb_snap *s, uint64_t id, uint64_t off, void *buf
 		rc = snap_load_page(s, n, false);
 	if (rc == 0)
 		rc = ns_read(n, off, buf, len);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int mmsb_snap_seek(struct mmsb_snap *s, uint64_t id, uint64_t off, bool data, uint64_t *out)
+{
+	struct ns_node *n;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->mu);
+	n = ns_get(s->ns, id);
+	if (n && n->type == MMSB_T_PAGE && off < n->size)
+		rc = snap_load_page(s, n, false);
+	if (rc == 0)
+		rc = ns_seek(n, off, data, out);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }

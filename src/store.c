@@ -50,6 +50,31 @@ void mmsb_store_opts_init(struct mmsb_store_opts *o)
 	o->lz4_min_bytes = 64u << 10;
 	o->exec_timeout_ms = 10000;
 	o->diag_level = MMSB_DIAG_NOTICE;
+	o->max_memory = mmsb_default_max_memory();
+}
+
+/* Half of the memory this process may use: physical RAM, or the cgroup's
+ * memory.max when that is lower.  Half, because a checkpoint shares every
+ * page buffer with the head and a write during it copies the buffer: the
+ * worst case holds every page twice, and that must still fit. */
+uint64_t mmsb_default_max_memory(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	uint64_t ram = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 4ull << 30;
+	char buf[32] = {0};
+	int fd = open("/sys/fs/cgroup/memory.max", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		ssize_t r = read(fd, buf, sizeof(buf) - 1);
+		char *end;
+		unsigned long long v;
+
+		close(fd);
+		v = r > 0 ? strtoull(buf, &end, 10) : 0;
+		if (r > 0 && end != buf && (*end == '\n' || *end == '\0') && v > 0 && v < ram)
+			ram = v;
+	}
+	return ram / 2;
 }
 
 const char *mmsb_source_name(enum mmsb_source s)
@@ -275,7 +300,7 @@ static int place_gpu_pages(struct mmsb_store *st)
 
 		if (!x || !ns_location_dev(st->ns, x->value, x->len))
 			continue;
-		rc = ns_page_place(n, st->gpu);
+		rc = ns_page_place(n, st->gpu, st->ns->mem);
 		if (rc < 0)
 			mmsb_diag(&st->diag, MMSB_DIAG_WARNING,
 				  "store: GPU page %" PRIu64 " stays in host memory: %s", n->id, strerror(-rc));
@@ -325,8 +350,11 @@ static int store_load(struct mmsb_store *st)
 	rc = mmsb_ckpt_list(&c, &st->ckpts, &st->n_ckpts);
 	if (rc == 0)
 		rc = store_find_oldest(st);
+	atomic_store(&st->mem.limit, UINT64_MAX); /* what the log holds loads, whatever the budget */
 	if (rc == 0)
 		rc = load_base(st, &lc.base);
+	if (rc == 0)
+		ns_mem_adopt(st->ns, &st->mem);
 	if (rc == 0)
 		rc = place_gpu_pages(st);
 	if (rc < 0)
@@ -344,6 +372,13 @@ static int store_load(struct mmsb_store *st)
 	st->ck_done = st->n_ckpts ? st->ckpts[st->n_ckpts - 1].epoch : 0;
 	st->log_since_ckpt = st->replay_bytes; /* the log the next open would replay */
 	st->replay_ns = mmsb_now_ns() - t0;
+	if (!st->o.max_memory)
+		st->o.max_memory = mmsb_default_max_memory();
+	atomic_store(&st->mem.limit, st->o.max_memory);
+	if (atomic_load(&st->mem.used) > st->o.max_memory)
+		mmsb_diag(&st->diag, MMSB_DIAG_WARNING,
+			  "store: pages hold %" PRIu64 " bytes, past max_memory %" PRIu64 ": writes that allocate get ENOSPC",
+			  atomic_load(&st->mem.used), st->o.max_memory);
 	return 0;
 }
 
@@ -785,6 +820,16 @@ ssize_t mmsb_read(struct mmsb_store *st, uint64_t id, uint64_t off, void *buf, s
 	return rc;
 }
 
+int mmsb_seek(struct mmsb_store *st, uint64_t id, uint64_t off, bool data, uint64_t *out)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&st->lock);
+	rc = ns_seek(ns_get(st->ns, id), off, data, out);
+	pthread_rwlock_unlock(&st->lock);
+	return rc;
+}
+
 ssize_t mmsb_readlink(struct mmsb_store *st, uint64_t id, char *buf, size_t cap)
 {
 	ssize_t rc;
@@ -895,6 +940,8 @@ void mmsb_store_stats(struct mmsb_store *st, struct mmsb_stats *s)
 	s->ckpt_write_bytes = atomic_load(&st->ckpt_write_bytes);
 	s->ckpt_write_ns = atomic_load(&st->ckpt_write_ns);
 	s->cache_bytes = atomic_load(&st->cache_bytes);
+	s->mem_used = atomic_load(&st->mem.used);
+	s->mem_limit = atomic_load(&st->mem.limit);
 	s->cache_hits = atomic_load(&st->cache_hits);
 	s->cache_misses = atomic_load(&st->cache_misses);
 }

@@ -107,6 +107,7 @@ struct mmsb_store {
 	struct mmsb_snap **open;	/* every live snapshot (snap_mu) */
 	size_t n_open, cap_open;
 	_Atomic uint64_t cache_bytes;	/* bytes materialized by snapshots */
+	struct mmsb_mem mem;		/* budget of the head's page bytes (o.max_memory) */
 	_Atomic uint64_t cache_hits, cache_misses;
 
 	/* statistics */

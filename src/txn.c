@@ -206,7 +206,10 @@ ssize_t mmsb_txn_write(struct mmsb_txn *t, uint64_t id, uint64_t off, const void
 	if (len == 0)
 		return 0;
 	if (n->orphan) /* unlinked while referenced: changes in memory only */
-		return ns_page_write(n, off, buf, len) < 0 ? -ENOMEM : (ssize_t)len;
+		{
+		rc = ns_page_write(n, off, buf, len, t->st->ns->mem);
+		return rc < 0 ? rc : (ssize_t)len;
+	}
 	for (done = 0; done < len && rc == 0; done += MMSB_WRITE_CHUNK) {
 		size_t c = len - done < MMSB_WRITE_CHUNK ? len - done : MMSB_WRITE_CHUNK;
 
@@ -231,7 +234,7 @@ int mmsb_txn_truncate(struct mmsb_txn *t, uint64_t id, uint64_t size)
 	if (size == n->size)
 		return 0;
 	if (n->orphan)
-		return ns_page_truncate(n, size);
+		return ns_page_truncate(n, size, t->st->ns->mem);
 	r.u.truncate.size = size;
 	return txn_record(t, &r, MMSB_CH_TRUNCATE, 0, size);
 }
@@ -362,7 +365,7 @@ static int location_check(struct mmsb_txn *t, struct ns_node *n, const char *nam
 	}
 	if (n->orphan)
 		return 0;
-	return ns_page_place(n, gpu ? t->st->gpu : NULL);
+	return ns_page_place(n, gpu ? t->st->gpu : NULL, t->st->ns->mem);
 }
 
 int mmsb_txn_setxattr(struct mmsb_txn *t, uint64_t id, const char *name, const void *value, size_t len,

@@ -70,7 +70,7 @@ static void make_valid(void)
 	}
 	for (i = 0; i < (int)sizeof(page); i++)
 		page[i] = (uint8_t)(i % 7 ? i : 0);
-	if (ns_page_reserve(ns_get(ns, 3), sizeof(page)) < 0 || ns_xattr_set(ns_get(ns, 3), "user.a", 6, "v", 1) < 0)
+	if (ns_page_reserve(ns_get(ns, 3), sizeof(page), NULL) < 0 || ns_xattr_set(ns_get(ns, 3), "user.a", 6, "v", 1) < 0)
 		abort();
 	memcpy(ns_get(ns, 3)->data->data, page, sizeof(page));
 	ns_get(ns, 3)->size = sizeof(page);

@@ -1,0 +1,290 @@
+/* test_holes.c - sparse pages: holes cost no memory, no checkpoint bytes and
+ * no time-travel memory; SEEK_DATA/SEEK_HOLE answer from the chunk map; the
+ * memory budget (max_memory) refuses writes with -ENOSPC and nothing else.
+ *
+ * Memory is measured as the change of this process's VmRSS, which counts
+ * pages really backed (a hole read through the zero page does not count). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "fx.h"
+
+#define GiB (1ull << 30)
+#define MiB (1ull << 20)
+#define CHUNK (64u << 10)
+#define BIG (16 * GiB)
+#define RSS_SLACK (48 * MiB) /* what the test may grow by: far below any page size here */
+
+static uint64_t rss(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	unsigned long long kb = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb * 1024;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void truncate_to(struct fx *fx, uint64_t id, uint64_t size)
+{
+	struct mmsb_txn *t;
+
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	assert_int_equal(mmsb_txn_truncate(t, id, size), 0);
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+}
+
+/* Offsets written in the sparse page, and what is written there. */
+static const uint64_t spots[] = {0, GiB + 12345, 8 * GiB, BIG - 5};
+static const char mark[] = "hole";
+
+static void check_spots(ssize_t (*rd)(void *, uint64_t, uint64_t, void *, size_t), void *h, uint64_t id)
+{
+	static uint8_t buf[MiB], zero[MiB];
+	size_t i;
+
+	for (i = 0; i < MMSB_ARRAY_SIZE(spots); i++) {
+		uint64_t at = spots[i] >= MiB / 2 ? spots[i] - MiB / 2 : 0;
+		size_t want = at + MiB > BIG ? (size_t)(BIG - at) : MiB;
+
+		assert_int_equal(rd(h, id, at, buf, MiB), (ssize_t)want);
+		assert_memory_equal(buf + (spots[i] - at), mark, 4);
+		memset(buf + (spots[i] - at), 0, 4);
+		assert_memory_equal(buf, zero, want); /* the rest of the MiB: a hole */
+	}
+}
+
+static ssize_t rd_head(void *h, uint64_t id, uint64_t off, void *buf, size_t len)
+{
+	return mmsb_read(h, id, off, buf, len);
+}
+
+static ssize_t rd_snap(void *h, uint64_t id, uint64_t off, void *buf, size_t len)
+{
+	return mmsb_snap_read(h, id, off, buf, len);
+}
+
+static uint64_t ckpt_bytes(struct fx *fx)
+{
+	struct mmsb_ckpt_info ci[64];
+	ssize_t n = mmsb_checkpoints(fx->st, ci, MMSB_ARRAY_SIZE(ci));
+
+	assert_true(n > 0);
+	return ci[n - 1].file_bytes;
+}
+
+/* The whole story of the report: a 16 GiB sparse page, a checkpoint, a
+ * reopen from it and reads at old epochs, all within RSS_SLACK. */
+static void sparse_page_costs_nothing(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t base = rss(), id = fx_page(fx, "f", NULL, 0), e_ck = 0, e1, v;
+	struct mmsb_attr a;
+	struct mmsb_stats s;
+	struct mmsb_snap *sn;
+	double t0;
+	size_t i;
+
+	truncate_to(fx, id, BIG);
+	for (i = 0; i < MMSB_ARRAY_SIZE(spots); i++)
+		fx_write(fx, id, spots[i], mark, 4);
+	e1 = fx_write(fx, id, 2 * GiB, "x", 1);
+	assert_true(rss() < base + RSS_SLACK);
+	assert_int_equal(mmsb_getattr(fx->st, id, &a), 0);
+	assert_int_equal(a.size, BIG);
+	assert_true(a.alloc_bytes <= 5 * CHUNK); /* st_blocks: data chunks, not the size */
+	mmsb_store_stats(fx->st, &s);
+	assert_true(s.mem_used <= 5 * CHUNK + MiB);
+
+	t0 = now();
+	assert_int_equal(mmsb_checkpoint(fx->st, &e_ck), 0);
+	assert_true(now() - t0 < 10.0);	   /* was minutes: 16 GiB scanned and compressed */
+	assert_true(ckpt_bytes(fx) < MiB); /* was ~64 MiB of compressed zeros */
+	assert_true(rss() < base + RSS_SLACK);
+	fx_write(fx, id, 2 * GiB, "y", 1); /* after the checkpoint: copy-on-write of data chunks only */
+	assert_true(rss() < base + RSS_SLACK);
+
+	fx_reopen(fx); /* loads the checkpoint: hole blocks stay unbacked */
+	assert_true(rss() < base + RSS_SLACK);
+	check_spots(rd_head, fx->st, id);
+
+	assert_int_equal(mmsb_snap_open(fx->st, e1, &sn), 0); /* checkpoint plus deltas */
+	check_spots(rd_snap, sn, id);
+	assert_int_equal(mmsb_snap_seek(sn, id, CHUNK, true, &v), 0);
+	assert_int_equal(v, GiB + 12345 - 12345 % CHUNK);
+	assert_int_equal(mmsb_snap_seek(sn, id, GiB + 12345, false, &v), 0);
+	assert_int_equal(v, GiB + CHUNK);
+	mmsb_snap_close(sn);
+	assert_int_equal(mmsb_snap_open(fx->st, e_ck + 1, &sn), 0);
+	check_spots(rd_snap, sn, id);
+	mmsb_snap_close(sn);
+	assert_true(rss() < base + RSS_SLACK);
+}
+
+static void seek_answers_from_the_map(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t id = fx_page(fx, "f", NULL, 0), v = 0;
+
+	truncate_to(fx, id, 4 * GiB);
+	assert_int_equal(mmsb_seek(fx->st, id, 0, true, &v), -ENXIO); /* all hole */
+	assert_int_equal(mmsb_seek(fx->st, id, 0, false, &v), 0);
+	assert_int_equal(v, 0);
+	fx_write(fx, id, 3 * MiB + 7, "abc", 3);
+	fx_write(fx, id, 4 * GiB - 1, "z", 1);
+	assert_int_equal(mmsb_seek(fx->st, id, 0, true, &v), 0);
+	assert_int_equal(v, 3 * MiB);
+	assert_int_equal(mmsb_seek(fx->st, id, 3 * MiB + 100, true, &v), 0);
+	assert_int_equal(v, 3 * MiB + 100); /* inside data: where we are */
+	assert_int_equal(mmsb_seek(fx->st, id, 3 * MiB, false, &v), 0);
+	assert_int_equal(v, 3 * MiB + CHUNK);
+	assert_int_equal(mmsb_seek(fx->st, id, 3 * MiB + CHUNK, true, &v), 0);
+	assert_int_equal(v, 4 * GiB - CHUNK);
+	assert_int_equal(mmsb_seek(fx->st, id, 4 * GiB - 2, false, &v), 0);
+	assert_int_equal(v, 4 * GiB); /* the implicit hole at the end */
+	assert_int_equal(mmsb_seek(fx->st, id, 4 * GiB, true, &v), -ENXIO);
+	assert_int_equal(mmsb_seek(fx->st, id, 4 * GiB, false, &v), -ENXIO);
+	/* shrinking drops data chunks: they become holes again */
+	truncate_to(fx, id, 3 * MiB + 8);
+	assert_int_equal(mmsb_seek(fx->st, id, 3 * MiB + CHUNK / 2, true, &v), -ENXIO);
+	truncate_to(fx, id, 3 * MiB);
+	assert_int_equal(mmsb_seek(fx->st, id, 0, true, &v), -ENXIO);
+	assert_int_equal(mmsb_seek(fx->st, id, 0, false, &v), 0);
+	assert_int_equal(v, 0);
+}
+
+/* Pages of odd sizes with data, zeroed data and holes round-trip through a
+ * checkpoint byte for byte (the reader checks every block). */
+static void ckpt_round_trip_with_holes(void **state)
+{
+	struct fx *fx = *state;
+	static const uint64_t sizes[] = {MiB, 3 * MiB + 100, 9 * MiB - 1, 2 * MiB};
+	uint64_t ids[MMSB_ARRAY_SIZE(sizes)], e;
+	uint8_t *want[MMSB_ARRAY_SIZE(sizes)], *got = malloc(9 * MiB);
+	static uint8_t blob[200000];
+	size_t i, j;
+
+	assert_non_null(got);
+	for (j = 0; j < sizeof(blob); j++)
+		blob[j] = (uint8_t)(j * 2654435761u >> 13);
+	for (i = 0; i < MMSB_ARRAY_SIZE(sizes); i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "p%zu", i);
+		want[i] = calloc(1, sizes[i]);
+		assert_non_null(want[i]);
+		ids[i] = fx_page(fx, name, NULL, 0);
+		truncate_to(fx, ids[i], sizes[i]);
+		for (j = 0; j < 3; j++) { /* data straddling blocks and chunks */
+			uint64_t at = (sizes[i] / 3) * j + j * 777;
+			size_t n = at + sizeof(blob) > sizes[i] ? (size_t)(sizes[i] - at) : sizeof(blob);
+
+			fx_write(fx, ids[i], at, blob, n);
+			memcpy(want[i] + at, blob, n);
+		}
+		fx_write(fx, ids[i], sizes[i] - 1, "E", 1); /* the last (partial) block */
+		want[i][sizes[i] - 1] = 'E';
+	}
+	memset(blob, 0, sizeof(blob)); /* zeros over data: a data chunk, all zero */
+	fx_write(fx, ids[1], 0, blob, sizeof(blob));
+	memset(want[1], 0, sizeof(blob));
+	assert_int_equal(mmsb_checkpoint(fx->st, &e), 0);
+	fx_reopen(fx);
+	for (i = 0; i < MMSB_ARRAY_SIZE(sizes); i++) {
+		assert_int_equal(mmsb_read(fx->st, ids[i], 0, got, sizes[i]), (ssize_t)sizes[i]);
+		assert_memory_equal(got, want[i], sizes[i]);
+		free(want[i]);
+	}
+	free(got);
+}
+
+/* max_memory: writes past it get -ENOSPC, change nothing and leave the
+ * store usable; holes and truncates are free; freeing makes room. */
+static void budget_refuses_with_enospc(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t *buf = malloc(8 * MiB), *back = malloc(8 * MiB);
+	uint64_t id, id2, e0, e1;
+	struct mmsb_txn *t;
+	struct mmsb_stats s;
+	ssize_t w;
+
+	assert_non_null(buf);
+	assert_non_null(back);
+	fx->o.max_memory = 12 * MiB;
+	fx_reopen(fx);
+	memset(buf, 0xab, 8 * MiB);
+	id = fx_page(fx, "a", buf, 8 * MiB);
+	id2 = fx_page(fx, "big", NULL, 0);
+	truncate_to(fx, id2, BIG); /* a hole: free */
+	mmsb_store_stats(fx->st, &s);
+	assert_int_equal(s.mem_limit, 12 * MiB);
+	e0 = s.head;
+
+	memset(buf, 0xcd, 8 * MiB);
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	w = mmsb_txn_write(t, id2, GiB, buf, 8 * MiB); /* 16 MiB in all: past the budget */
+	assert_int_equal(w, -ENOSPC);
+	mmsb_txn_abort(t);
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	assert_int_equal(mmsb_txn_write(t, id2, 0, buf, 4 * MiB), 4 * MiB); /* fits */
+	assert_int_equal(mmsb_txn_commit(t, &e1), 0);
+	assert_true(e1 > e0);
+	assert_int_equal(mmsb_read(fx->st, id, 0, back, 8 * MiB), 8 * MiB);
+	memset(buf, 0xab, 8 * MiB);
+	assert_memory_equal(back, buf, 8 * MiB); /* earlier data intact */
+
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	assert_int_equal(mmsb_txn_truncate(t, id, 0), 0); /* frees 8 MiB */
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	assert_int_equal(mmsb_txn_write(t, id2, 2 * GiB, buf, 8 * MiB), 8 * MiB);
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	mmsb_store_stats(fx->st, &s);
+	assert_true(s.mem_used <= 12 * MiB + MiB);
+
+	fx->o.max_memory = 2 * MiB; /* a store larger than its budget still opens */
+	fx_reopen(fx);
+	assert_int_equal(mmsb_read(fx->st, id2, 2 * GiB, back, 8 * MiB), 8 * MiB);
+	assert_memory_equal(back, buf, 8 * MiB);
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	assert_int_equal(mmsb_txn_write(t, id2, 5 * GiB, "q", 1), -ENOSPC);
+	assert_int_equal(mmsb_txn_write(t, id2, 2 * GiB, "q", 1), 1); /* in a data chunk: no new memory */
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	free(buf);
+	free(back);
+}
+
+int main(void)
+{
+	const struct CMUnitTest t[] = {
+		cmocka_unit_test_setup_teardown(sparse_page_costs_nothing, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(seek_answers_from_the_map, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(ckpt_round_trip_with_holes, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(budget_refuses_with_enospc, fx_setup, fx_teardown),
+	};
+
+	return cmocka_run_group_tests_name("holes", t, NULL, NULL);
+}

@@ -142,6 +142,7 @@ static const struct fuse_opt main_opt_spec[] = {
 	{"sync_interval=%u", offsetof(struct mmsbfs_opts, sync_interval_ms), 0},
 	{"ckpt_bytes=%s", offsetof(struct mmsbfs_opts, ckpt_bytes), 0},
 	{"cache=%s", offsetof(struct mmsbfs_opts, cache), 0},
+	{"max_memory=%s", offsetof(struct mmsbfs_opts, max_memory), 0},
 	{"threads=%u", offsetof(struct mmsbfs_opts, threads), 0},
 	{"ro", offsetof(struct mmsbfs_opts, read_only), 1},
 	{"rw", offsetof(struct mmsbfs_opts, read_only), 0},
@@ -206,6 +207,8 @@ static void main_usage(FILE *f)
 		"    -o ckpt_bytes=N[kmg]   checkpoint after N bytes of log, or as much as the\n"
 		"                           newest checkpoint when more (0 off; default 256m)\n"
 		"    -o cache=N[kmg]        time-travel page cache (default 256m)\n"
+		"    -o max_memory=N[kmgt]  page bytes in memory, at most: writes past it get\n"
+		"                           ENOSPC (holes are free; default half of RAM)\n"
 		"    -o ro                  read-only mount\n"
 		"    -o allow_other         let other users in\n"
 		"    -o show_epochs         list epochs/ in the root directory\n"
@@ -273,6 +276,11 @@ static int main_store_opts(const struct mmsbfs_opts *o, struct mmsb_store_opts *
 		if (main_parse_size(o->cache, &v) < 0 || v > SIZE_MAX)
 			return fprintf(stderr, "mmsbfs: bad -o cache=%s\n", o->cache), -EINVAL;
 		so->cache_bytes = (size_t)v;
+	}
+	if (o->max_memory != NULL) {
+		if (main_parse_size(o->max_memory, &v) < 0 || v == 0)
+			return fprintf(stderr, "mmsbfs: bad -o max_memory=%s\n", o->max_memory), -EINVAL;
+		so->max_memory = v;
 	}
 	so->allow_exec = o->allow_exec != 0;
 	if (o->exec_timeout_ms)
@@ -787,6 +795,7 @@ static void main_free_opts(struct mmsbfs_opts *o)
 	free(o->ckpt_bytes);
 	free(o->gpu);
 	free(o->cache);
+	free(o->max_memory);
 }
 
 int main(int argc, char **argv)

@@ -88,6 +88,7 @@ struct mmsbfs_opts {
 	char *sync;		   /* -o sync=none|commit|interval */
 	char *ckpt_bytes;	   /* -o ckpt_bytes=N[kmg] */
 	char *cache;		   /* -o cache=N[kmg] */
+	char *max_memory;	   /* -o max_memory=N[kmgt] */
 	unsigned sync_interval_ms; /* -o sync_interval=MS */
 	unsigned threads;	   /* -o threads=N: max worker threads */
 	int foreground;		   /* -f (or -d) */

@@ -321,6 +321,18 @@ static void ops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, o
 	ops_reply_err(req, rc);
 }
 
+/* SEEK_DATA / SEEK_HOLE (the kernel answers SEEK_SET/CUR/END itself). */
+static void ops_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	uint64_t at = 0;
+	int rc = off < 0 ? -ENXIO : mmsbfs_tree_lseek(ops_fs(req), ino, (uint64_t)off, whence, &at);
+
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_lseek(req, (off_t)at);
+}
+
 /* ---- directories ------------------------------------------------------------------ */
 
 static void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -480,4 +492,5 @@ const struct fuse_lowlevel_ops mmsbfs_ops = {
 	.create = ops_create,
 	.readdirplus = ops_readdirplus,
 	.fallocate = ops_fallocate,
+	.lseek = ops_lseek,
 };

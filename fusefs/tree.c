@@ -140,7 +140,7 @@ static void tree_fill_stat(const struct mmsb_attr *a, uint64_t ino, struct stat 
 	st->st_gid = a->gid;
 	st->st_size = (off_t)a->size;
 	st->st_blksize = MMSBFS_BLKSIZE;
-	st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
+	st->st_blocks = (blkcnt_t)((a->alloc_bytes + 511) / 512); /* holes excluded */
 	st->st_atim = tree_ts(a->atime_ns);
 	st->st_mtim = tree_ts(a->mtime_ns);
 	st->st_ctim = tree_ts(a->ctime_ns);
@@ -828,6 +828,23 @@ ssize_t mmsbfs_tree_write(struct mmsbfs *fs, fuse_ino_t ino, uint64_t off, const
 	len = rc < 0 ? rc : mmsb_txn_write(txn, ino, off, buf, size);
 	rc = mmsbfs_txn_end(txn, len < 0 ? (int)len : 0);
 	return rc < 0 ? rc : len;
+}
+
+int mmsbfs_tree_lseek(struct mmsbfs *fs, fuse_ino_t ino, uint64_t off, int whence, uint64_t *out)
+{
+	struct mmsbfs_node n;
+	int rc;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	if (!mmsbfs_ino_is_synth(ino))
+		return mmsb_seek(fs->st, ino, off, whence == SEEK_DATA, out);
+	rc = mmsbfs_tree_get(fs, ino, &n);
+	if (rc < 0)
+		return rc;
+	rc = n.kind == MMSBFS_K_SNAP ? mmsb_snap_seek(n.snap, n.id, off, whence == SEEK_DATA, out) : -EINVAL;
+	mmsbfs_tree_put(fs, &n);
+	return rc;
 }
 
 int mmsbfs_tree_fallocate(struct mmsbfs *fs, fuse_ino_t ino, int mode, uint64_t off, uint64_t len)

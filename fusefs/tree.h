@@ -90,6 +90,9 @@ ssize_t mmsbfs_tree_read(struct mmsbfs *fs, fuse_ino_t ino, uint64_t off, char *
  * flags: the file's open flags (MMSBFS_KILL_SUIDGID may be set). */
 ssize_t mmsbfs_tree_write(struct mmsbfs *fs, fuse_ino_t ino, uint64_t off, const char *buf, size_t size,
 			  int flags);
+/* lseek(2) SEEK_DATA / SEEK_HOLE on a head or epochs/N page: *out gets the
+ * offset.  -ENXIO, -EINVAL (other whence, not a page), -ENOENT. */
+int mmsbfs_tree_lseek(struct mmsbfs *fs, fuse_ino_t ino, uint64_t off, int whence, uint64_t *out);
 /* posix_fallocate(3) (mode 0): grow the page to off+len; other modes -EOPNOTSUPP. */
 int mmsbfs_tree_fallocate(struct mmsbfs *fs, fuse_ino_t ino, int mode, uint64_t off, uint64_t len);
 /* fsync/fdatasync/fsyncdir: every committed epoch becomes durable. */

@@ -41,7 +41,8 @@ static struct ckpt_ctx ctx(void)
 	return c;
 }
 
-/* A valid checkpoint of a small tree with xattrs, a symlink and two pages. */
+/* A valid checkpoint of a small tree with xattrs, a symlink, two small pages
+ * and a sparse one (hole block, data block with zero chunks, hole block). */
 static void make_valid(void)
 {
 	struct mmsb_buf scratch = {0};
@@ -55,9 +56,9 @@ static void make_valid(void)
 
 	if (ns_new(0, &ns) < 0)
 		abort();
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < 5; i++) {
 		struct mmsb_rec r = {.type = MMSB_FR_CREATE, .epoch = 1, .node = (uint64_t)i + 2};
-		static const char *const names[] = {"d", "p", "q", "l"};
+		static const char *const names[] = {"d", "p", "q", "l", "s"};
 
 		r.u.create.parent = i == 2 ? 2 : 1;
 		r.u.create.ntype = i == 0 ? MMSB_T_DIR : i == 3 ? MMSB_T_SYMLINK : MMSB_T_PAGE;
@@ -74,6 +75,9 @@ static void make_valid(void)
 		abort();
 	memcpy(ns_get(ns, 3)->data->data, page, sizeof(page));
 	ns_get(ns, 3)->size = sizeof(page);
+	if (ns_page_truncate(ns_get(ns, 6), (3u << 20) + 100, NULL) < 0 ||
+	    ns_page_write(ns_get(ns, 6), (3u << 19) + 5, page, sizeof(page), NULL) < 0)
+		abort();
 	rc = mmsb_ckpt_write(&c, ns, EPOCH, 0, &bytes);
 	if (rc < 0) {
 		fprintf(stderr, "fuzz_ckpt: cannot write the seed checkpoint: %s\n", strerror(-rc));

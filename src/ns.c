@@ -299,8 +299,9 @@ static int pbuf_host_resize(struct pbuf **pb, uint64_t keep, uint64_t cap)
 
 		if (!len)
 			return -ENOMEM;
-		if (len < old->map_len) /* shrinking: drop the chunks cut off first */
-			pbuf_map_resize(old, len - PBUF_MAP_HDR);
+		if (len < old->map_len) /* shrinking: hand back what is cut off first, so
+					  * that a failed mremap leaves it zero and unmarked */
+			pbuf_zero(old, len - PBUF_MAP_HDR, old->cap);
 		nb = mremap(old, old->map_len, len, MREMAP_MAYMOVE);
 		if (nb == MAP_FAILED)
 			return -ENOMEM;

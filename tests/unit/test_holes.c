@@ -141,6 +141,19 @@ static void sparse_page_costs_nothing(void **state)
 	check_spots(rd_snap, sn, id);
 	mmsb_snap_close(sn);
 	assert_true(rss() < base + RSS_SLACK);
+
+	/* a view of the head shares its buffers: the next write copies the
+	 * data chunks, not 16 GiB */
+	mmsb_store_stats(fx->st, &s);
+	assert_int_equal(mmsb_snap_open(fx->st, s.head, &sn), 0);
+	fx_write(fx, id, 3 * GiB, "w", 1);
+	assert_true(rss() < base + RSS_SLACK);
+	check_spots(rd_snap, sn, id);
+	assert_int_equal(mmsb_snap_read(sn, id, 3 * GiB, &v, 1), 1);
+	assert_int_equal(v & 0xff, 0); /* the view keeps the bytes of its epoch */
+	mmsb_snap_close(sn);
+	assert_int_equal(mmsb_seek(fx->st, id, 2 * GiB + CHUNK, true, &v), 0);
+	assert_int_equal(v, 3 * GiB);
 }
 
 static void seek_answers_from_the_map(void **state)

@@ -652,7 +652,7 @@ static int cmd_stats(const struct ctl_env *env, const struct ctl_args *a, struct
 				  "segments:u\tcheckpoints:u\tckpt_bytes:u\tsyncs:u\tcommit_p50_ns:u\tcommit_p99_ns:u\t"
 				  "sync_p50_ns:u\tsync_p99_ns:u\tapply_p50_ns:u\tapply_p99_ns:u\treplay_bytes:u\t"
 				  "replay_ns:u\tckpt_write_bytes:u\tckpt_write_ns:u\tcache_bytes:u\tcache_hits:u\t"
-				  "cache_misses:u");
+				  "cache_misses:u\tmem_used:u\tmem_limit:u");
 	if (rc == 0)
 		rc = ctl_buf_put(&res->out, x.names.p ? x.names.p : "", x.names.len);
 	if (rc == 0)
@@ -667,10 +667,10 @@ static int cmd_stats(const struct ctl_env *env, const struct ctl_args *a, struct
 		rc = ctl_buf_printf(&res->out,
 				    "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64
 				    "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64
-				    "\t%" PRIu64,
+				    "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64,
 				    s.commit_p50_ns, s.commit_p99_ns, s.sync_p50_ns, s.sync_p99_ns, s.apply_p50_ns,
 				    s.apply_p99_ns, s.replay_bytes, s.replay_ns, s.ckpt_write_bytes, s.ckpt_write_ns,
-				    s.cache_bytes, s.cache_hits, s.cache_misses);
+				    s.cache_bytes, s.cache_hits, s.cache_misses, s.mem_used, s.mem_limit);
 	if (rc == 0)
 		rc = ctl_buf_put(&res->out, x.values.p ? x.values.p : "", x.values.len);
 	if (rc == 0)

@@ -476,6 +476,14 @@ static int compute(struct mmsb_txn *t, const struct ns_node *c, const struct pro
 		return prop_exec(&j, &t->prop_out);
 	}
 	rc = mmsb_kern_recompute_len(sp->op, sp->elem, pa->sz, pa->n, &out_len);
+	/* the output is built in memory, then written to the child: both must
+	 * fit the memory budget (sparse parents make this reachable cheaply) */
+	if (rc == 0 && out_len && (rc = mmsb_mem_charge(&t->st->mem, 2 * (uint64_t)out_len)) == 0)
+		mmsb_mem_uncharge(&t->st->mem, 2 * (uint64_t)out_len);
+	if (rc == -ENOSPC) {
+		snprintf(err, errcap, "output of %zu bytes does not fit max_memory", out_len);
+		return rc;
+	}
 	t->prop_out.len = 0;
 	if (rc == 0)
 		rc = mmsb_buf_reserve(&t->prop_out, out_len + 1);

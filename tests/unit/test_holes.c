@@ -290,6 +290,38 @@ static void budget_refuses_with_enospc(void **state)
 	free(back);
 }
 
+/* A recompute whose output cannot fit the budget fails like any recompute
+ * (the child keeps its bytes and gets user.mmsb.error) instead of building
+ * 16 GiB of zeros in memory. */
+static void recompute_of_sparse_parent_is_bounded(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t base, f, g;
+	char err[256];
+	ssize_t n;
+
+	fx->o.max_memory = 64 * MiB;
+	fx_reopen(fx);
+	base = rss();
+	f = fx_page(fx, "f", "abc", 3);
+	g = fx_page(fx, "g", "old", 3);
+	truncate_to(fx, f, BIG);
+	assert_int_equal(fx_setx(fx, g, "user.mmsb.recompute", "copy"), 0);
+	assert_int_equal(fx_setx(fx, g, "user.mmsb.deps", "f"), 0);
+	n = mmsb_getxattr(fx->st, g, "user.mmsb.error", err, sizeof(err) - 1);
+	assert_true(n > 0);
+	err[n] = '\0';
+	assert_non_null(strstr(err, "max_memory"));
+	assert_int_equal(mmsb_read(fx->st, g, 0, err, 3), 3);
+	assert_memory_equal(err, "old", 3);
+	assert_true(rss() < base + RSS_SLACK);
+	truncate_to(fx, f, MiB); /* fits again: the next change recomputes */
+	n = mmsb_getxattr(fx->st, g, "user.mmsb.error", err, sizeof(err));
+	assert_int_equal(n, -ENODATA);
+	assert_int_equal(mmsb_read(fx->st, g, 0, err, 3), 3);
+	assert_memory_equal(err, "abc", 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
@@ -297,6 +329,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(seek_answers_from_the_map, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(ckpt_round_trip_with_holes, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(budget_refuses_with_enospc, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(recompute_of_sparse_parent_is_bounded, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests_name("holes", t, NULL, NULL);

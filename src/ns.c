@@ -431,6 +431,11 @@ const uint8_t *pbuf_view(const struct pbuf *pb, uint64_t off, size_t n, struct m
 	return *rc == 0 ? tmp->p : NULL;
 }
 
+bool pbuf_chunk_data(const struct pbuf *pb, uint64_t c)
+{
+	return pb && (!pb->dmap || (c < pb->n_chunks && pbuf_bit(pb, c)));
+}
+
 uint64_t pbuf_bytes(const struct pbuf *pb)
 {
 	return !pb ? 0 : pb->k ? pb->cap : pb->charged;

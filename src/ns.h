@@ -158,6 +158,9 @@ int pbuf_write(struct pbuf *pb, uint64_t off, const void *src, size_t n);
  * buffers, else a copy in tmp (valid until tmp changes).  NULL on error,
  * with *rc set. */
 const uint8_t *pbuf_view(const struct pbuf *pb, uint64_t off, size_t n, struct mmsb_buf *tmp, int *rc);
+/* Can chunk c (PBUF_CHUNK bytes from c * PBUF_CHUNK) of pb hold a nonzero
+ * byte?  Buffers without a chunk map: always; NULL: never. */
+bool pbuf_chunk_data(const struct pbuf *pb, uint64_t c);
 /* Memory pb holds data in: host buffers their charge, device buffers their
  * capacity, NULL 0. */
 uint64_t pbuf_bytes(const struct pbuf *pb);

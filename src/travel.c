@@ -80,6 +80,7 @@ struct diff_ctx {
 	size_t n, cap;
 	int rc;
 	struct mmsb_buf xa, xb; /* GPU pages copied out */
+	uint64_t base;		/* offset of the bytes being compared (add_range_at) */
 };
 
 static int add_range(void *arg, uint64_t off, uint64_t len)
@@ -99,6 +100,20 @@ static int add_range(void *arg, uint64_t off, uint64_t len)
 	d->r[d->n].len = len;
 	d->n++;
 	return 0;
+}
+
+/* A differing range of a piece compared at d->base: ranges that touch
+ * merge, so comparing piece by piece gives the same maximal ranges. */
+static int add_range_at(void *arg, uint64_t off, uint64_t len)
+{
+	struct diff_ctx *d = arg;
+
+	off += d->base;
+	if (d->n && d->r[d->n - 1].off + d->r[d->n - 1].len == off) {
+		d->r[d->n - 1].len += len;
+		return 0;
+	}
+	return add_range(d, off, len);
 }
 
 static bool xattrs_equal(const struct ns_node *x, const struct ns_node *y)
@@ -209,7 +224,26 @@ static int diff_page(struct diff_ctx *d, struct ns_node *x, struct ns_node *y)
 	if (rc < 0)
 		return d->rc = rc;
 	d->n = 0;
-	mmsb_delta_compare(a, x->size, b, y->size, add_range, d);
+	d->base = 0;
+	if (x->size && y->size && x->data->dmap && y->data->dmap) {
+		/* both sparse-capable: compare only chunks that hold data on
+		 * either side (two holes are equal without looking) */
+		uint64_t m = x->size < y->size ? x->size : y->size, top = x->size + y->size - m, off;
+
+		for (off = 0; off < m && !d->rc; off += PBUF_CHUNK) {
+			uint64_t c = off / PBUF_CHUNK, len = m - off < PBUF_CHUNK ? m - off : PBUF_CHUNK;
+
+			if (!pbuf_chunk_data(x->data, c) && !pbuf_chunk_data(y->data, c))
+				continue;
+			d->base = off;
+			mmsb_delta_compare(a + off, len, b + off, len, add_range_at, d);
+		}
+		d->base = 0;
+		if (top > m && !d->rc) /* past the shorter end every byte differs */
+			add_range_at(d, m, top - m);
+	} else {
+		mmsb_delta_compare(a, x->size, b, y->size, add_range_at, d);
+	}
 	if (d->rc)
 		return d->rc;
 	if (d->n)
@@ -393,6 +427,42 @@ static int restore_children(struct restore_ctx *c, struct ns_node *s, struct ns_
 	return rc;
 }
 
+#define RESTORE_SPAN (64ull << 20) /* bytes per write */
+
+/* Make head page h hold the bytes of view page s (the size is set after):
+ * write s's bytes where s or h may hold data, in spans of at most
+ * RESTORE_SPAN; where both are holes they are equal already, so a sparse
+ * page is restored at the cost of its data. */
+static int restore_bytes(struct mmsb_txn *t, const struct ns_node *s, struct ns_node *h)
+{
+	struct mmsb_buf tmp = {0};
+	const uint8_t *bytes;
+	uint64_t off = 0, end;
+	ssize_t w;
+	int rc = 0;
+
+	if (!s->size)
+		return 0;
+	bytes = pbuf_view(s->data, 0, s->size, &tmp, &rc);
+	while (rc == 0 && off < s->size) {
+		for (end = off; end < s->size && end - off < RESTORE_SPAN; end += PBUF_CHUNK)
+			if (!pbuf_chunk_data(s->data, end / PBUF_CHUNK) &&
+			    !(end < h->size && pbuf_chunk_data(h->data, end / PBUF_CHUNK)))
+				break;
+		if (end > s->size)
+			end = s->size;
+		if (end > off) {
+			w = mmsb_txn_write(t, h->id, off, bytes + off, (size_t)(end - off));
+			rc = w < 0 ? (int)w : 0;
+			off = end;
+		} else {
+			off += PBUF_CHUNK; /* a hole in both */
+		}
+	}
+	mmsb_buf_free(&tmp);
+	return rc;
+}
+
 static int restore_node(struct restore_ctx *c, struct ns_node *s, struct ns_node *h, uint64_t parent,
 			const char *name)
 {
@@ -418,15 +488,9 @@ static int restore_node(struct restore_ctx *c, struct ns_node *s, struct ns_node
 		h = rc == 0 ? ns_get(c->t->st->ns, a.id) : NULL;
 	}
 	if (rc == 0 && s->type == MMSB_T_PAGE) {
-		struct mmsb_buf tmp = {0};
-		const uint8_t *bytes = NULL;
-
 		rc = snap_load_page(c->s, s, true);
-		if (rc == 0 && s->size)
-			bytes = pbuf_view(s->data, 0, s->size, &tmp, &rc);
-		if (rc == 0 && s->size)
-			rc = mmsb_txn_write(c->t, h->id, 0, bytes, s->size) < 0 ? -EIO : 0;
-		mmsb_buf_free(&tmp);
+		if (rc == 0)
+			rc = restore_bytes(c->t, s, h);
 		if (rc == 0 && h->size != s->size)
 			rc = mmsb_txn_truncate(c->t, h->id, s->size);
 	}

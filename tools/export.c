@@ -8,6 +8,8 @@
  * read-only ones (user.mmsb.id, .epoch, .version, .head, ...), which
  * describe the store rather than the data.  Ownership is not copied.
  * Directories get their mode and times after their contents are written.
+ * Pages are copied sparse: only the ranges that SEEK_DATA finds are read
+ * and written, and the copy is then extended to the page's size.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -119,26 +121,86 @@ static int exp_write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* Reads n bytes at off into buf: bytes read (0 at the end) or -errno. */
+typedef ssize_t (*exp_read_fn)(void *a, uint64_t id, uint64_t off, void *buf, size_t n);
+/* SEEK_DATA (data) / SEEK_HOLE from off: 0 with *out, -ENXIO, -errno. */
+typedef int (*exp_seek_fn)(void *a, uint64_t id, uint64_t off, bool data, uint64_t *out);
+
+/* Copy a page of size bytes into dst (at the same offsets), data ranges
+ * only; a source that cannot seek (-EINVAL, -ENOTSUP...) is all data. */
+static int exp_copy_sparse(void *a, uint64_t id, uint64_t size, exp_read_fn rd, exp_seek_fn sk, int dst)
+{
+	char *buf = malloc(EXP_CHUNK);
+	uint64_t off = 0, data, hole;
+	int rc = buf ? 0 : -ENOMEM;
+
+	while (rc == 0 && off < size) {
+		rc = sk(a, id, off, true, &data);
+		if (rc == -ENXIO) { /* holes to the end */
+			rc = 0;
+			break;
+		}
+		if (rc < 0 || sk(a, id, data, false, &hole) < 0) {
+			data = off; /* no seeking: copy everything */
+			hole = size;
+			rc = 0;
+		}
+		for (off = data; rc == 0 && off < hole;) {
+			ssize_t n = rd(a, id, off, buf, hole - off < EXP_CHUNK ? (size_t)(hole - off) : EXP_CHUNK);
+
+			if (n <= 0) {
+				rc = n < 0 ? (int)n : -EIO; /* shorter than its size */
+				break;
+			}
+			if (lseek(dst, (off_t)off, SEEK_SET) < 0)
+				rc = -errno;
+			if (rc == 0)
+				rc = exp_write_all(dst, buf, (size_t)n);
+			off += (uint64_t)n;
+		}
+	}
+	if (rc == 0 && ftruncate(dst, (off_t)size) < 0)
+		rc = -errno;
+	free(buf);
+	return rc;
+}
+
+static ssize_t fs_pread(void *a, uint64_t fd, uint64_t off, void *buf, size_t n)
+{
+	ssize_t r;
+
+	(void)a;
+	do
+		r = pread((int)fd, buf, n, (off_t)off);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : r;
+}
+
+static int fs_seek(void *a, uint64_t fd, uint64_t off, bool data, uint64_t *out)
+{
+	off_t r = lseek((int)fd, (off_t)off, data ? SEEK_DATA : SEEK_HOLE);
+
+	(void)a;
+	if (r < 0)
+		return -errno;
+	*out = (uint64_t)r;
+	return 0;
+}
+
 static int fs_copy(void *a, const char *path, int dst)
 {
-	char full[PATH_MAX], *buf = malloc(EXP_CHUNK);
-	int fd = -1, rc = buf ? exp_full(a, path, full, sizeof(full)) : -ENOMEM;
-	ssize_t n = 1;
+	char full[PATH_MAX];
+	int fd = -1, rc = exp_full(a, path, full, sizeof(full));
+	struct stat st;
 
 	if (rc == 0 && (fd = open(full, O_RDONLY | O_CLOEXEC)) < 0)
 		rc = -errno;
-	while (rc == 0 && n > 0) {
-		n = read(fd, buf, EXP_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			rc = -errno;
-		else
-			rc = exp_write_all(dst, buf, (size_t)n);
-	}
+	if (rc == 0 && fstat(fd, &st) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = exp_copy_sparse(NULL, (uint64_t)fd, (uint64_t)st.st_size, fs_pread, fs_seek, dst);
 	if (fd >= 0)
 		close(fd);
-	free(buf);
 	return rc;
 }
 
@@ -198,24 +260,22 @@ static int snap_list(void *a, const char *path, struct ctl_buf *names)
 	return rc < 0 ? rc : mmsb_snap_readdir(a, at.id, 0, snap_list_one, names);
 }
 
+static ssize_t snap_pread(void *a, uint64_t id, uint64_t off, void *buf, size_t n)
+{
+	return mmsb_snap_read(a, id, off, buf, n);
+}
+
+static int snap_seek(void *a, uint64_t id, uint64_t off, bool data, uint64_t *out)
+{
+	return mmsb_snap_seek(a, id, off, data, out);
+}
+
 static int snap_copy(void *a, const char *path, int dst)
 {
-	char *buf = malloc(EXP_CHUNK);
 	struct mmsb_attr at;
-	uint64_t off = 0;
-	ssize_t n = 1;
-	int rc = buf ? mmsb_snap_resolve(a, path, &at) : -ENOMEM;
+	int rc = mmsb_snap_resolve(a, path, &at);
 
-	while (rc == 0 && n > 0) {
-		n = mmsb_snap_read(a, at.id, off, buf, EXP_CHUNK);
-		if (n < 0)
-			rc = (int)n;
-		else
-			rc = exp_write_all(dst, buf, (size_t)n);
-		off += n > 0 ? (uint64_t)n : 0;
-	}
-	free(buf);
-	return rc;
+	return rc < 0 ? rc : exp_copy_sparse(a, at.id, at.size, snap_pread, snap_seek, dst);
 }
 
 static ssize_t snap_readlink(void *a, const char *path, char *buf, size_t cap)

@@ -48,7 +48,7 @@ EOF
 }
 
 t_sparse_16g() {
-	local f=$MNT/f r0 r1 e t0 t1 blocks out
+	local f=$MNT/f r0 r1 e e2 t0 t1 blocks out
 	r0=$(rss_kb)
 	truncate -s 16G "$f"
 	poke "$f" $((G + 5)) AAAA
@@ -71,6 +71,22 @@ t_sparse_16g() {
 	out=$(check_reads "$f") || fail "head f: $out"
 	"$PY" -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); assert os.pread(fd, 4, 2 << 30) == bytes(4)' \
 		"$MNT/epochs/$e/f" || fail "epochs/$e/f shows a write made after epoch $e"
+	# diff, export and restore of the sparse page cost its data, not its size
+	e2=$(head_epoch)
+	t0=$(date +%s)
+	out=$("$MMSBCTL" --mount "$MNT" diff "$e" "$e2") || fail "mmsbctl diff failed"
+	[[ $out == *"2147483648+4"* ]] || fail "mmsbctl diff $e $e2: expected the range 2147483648+4, got: $out"
+	"$MMSBCTL" --mount "$MNT" export "$e2" "$TEST_TMP/exp" >/dev/null || fail "mmsbctl export failed"
+	expect_eq "exported size" $((16 * G)) "$(stat -c %s "$TEST_TMP/exp/f")"
+	out=$(du -k "$TEST_TMP/exp/f" | cut -f1)
+	((out < 4096)) || fail "the exported sparse page takes $out KiB on disk"
+	"$PY" -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); assert os.pread(fd, 4, 2 << 30) == b"CCCC"; assert os.pread(fd, 4, 12 << 30) == b"BBBB"' \
+		"$TEST_TMP/exp/f" || fail "the exported page has the wrong bytes"
+	"$MMSBCTL" --mount "$MNT" restore "$e" f >/dev/null || fail "mmsbctl restore failed"
+	"$PY" -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); assert os.pread(fd, 4, 2 << 30) == bytes(4); assert os.pread(fd, 4, 12 << 30) == b"BBBB"' \
+		"$f" || fail "f after restore $e has the wrong bytes"
+	t1=$(date +%s)
+	((t1 - t0 < 20)) || fail "diff, export and restore of a 16 GiB sparse page took $((t1 - t0)) s"
 	r1=$(rss_kb)
 	log "daemon VmRSS: $r0 KiB before, $r1 KiB after"
 	((r1 < r0 + RSS_SLACK_KB)) || fail "daemon VmRSS grew from $r0 to $r1 KiB"

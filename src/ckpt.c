@@ -517,20 +517,19 @@ static int read_block(const struct ckpt_ctx *c, int fd, uint64_t *off, uint64_t 
 	return rc;
 }
 
-/* A page's bytes go from its blocks into a buffer of its size: straight
- * into a small buffer; into a mapped one through rawb and pbuf_write, which
- * leaves hole blocks and zero chunks of data blocks untouched (sparse). */
+/* A page's bytes go from its blocks straight into a buffer of its size;
+ * hole blocks are skipped, and pbuf_landed() marks the data chunks of the
+ * others and hands their zero chunks back, so the page is as sparse as its
+ * bytes. */
 int mmsb_ckpt_read_page(const struct ckpt_ctx *c, int fd, const struct ns_node *n, struct pbuf **out)
 {
-	struct mmsb_buf tmp = {0}, rawb = {0};
+	struct mmsb_buf tmp = {0};
 	uint64_t off = n->ck_data_off, pos = 0;
 	uint8_t h[MMSB_BK_HDR_SIZE];
 	uint32_t i, raw = 0, slen = 0;
 	struct pbuf *pb = pbuf_new(n->ck_size);
 	int rc = pb ? 0 : -ENOMEM;
 
-	if (rc == 0 && pb->dmap)
-		rc = mmsb_buf_reserve(&rawb, MMSB_BK_RAW_MAX);
 	for (i = 0; i < n->ck_n_blocks && rc == 0; i++) {
 		bool hole;
 
@@ -541,13 +540,11 @@ int mmsb_ckpt_read_page(const struct ckpt_ctx *c, int fd, const struct ns_node *
 		if (rc < 0)
 			break;
 		hole = h[MMSB_BK_OFF_FLAGS] == MMSB_BK_HOLE;
-		rc = block_body(c, fd, &off, h, hole ? 0 : raw, slen, hole ? NULL : pb->dmap ? rawb.p : pb->data + pos,
-				&tmp);
-		if (rc == 0 && !hole && pb->dmap)
-			rc = pbuf_write(pb, pos, rawb.p, raw);
+		rc = block_body(c, fd, &off, h, hole ? 0 : raw, slen, hole ? NULL : pb->data + pos, &tmp);
+		if (rc == 0 && !hole)
+			rc = pbuf_landed(pb, pos, raw);
 		pos += raw;
 	}
-	mmsb_buf_free(&rawb);
 	if (rc == 0 && pos != n->ck_size)
 		rc = MMSB_CORRUPT(c->diag, "ckpt: page %" PRIu64 ": %" PRIu64 " bytes in blocks, %" PRIu64 " expected",
 				  n->id, pos, n->ck_size);

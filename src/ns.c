@@ -263,6 +263,26 @@ int pbuf_write(struct pbuf *pb, uint64_t off, const void *src, size_t n)
 	return rc;
 }
 
+int pbuf_landed(struct pbuf *pb, uint64_t off, uint64_t n)
+{
+	int rc = 0;
+
+	assert(!pb->k && off + n <= pb->cap);
+	while (pb->dmap && n && rc == 0) {
+		uint64_t c = off / PBUF_CHUNK, piece = (c + 1) * PBUF_CHUNK - off;
+
+		if (piece > n)
+			piece = n;
+		if (!bytes_zero(pb->data + off, (size_t)piece))
+			rc = pbuf_mark(pb, off, piece);
+		else if (!pbuf_bit(pb, c) && off % PBUF_CHUNK == 0 && (piece == PBUF_CHUNK || off + piece == pb->cap))
+			madvise(pb->data + off, (size_t)piece, MADV_DONTNEED); /* zeros: back to a hole */
+		off += piece;
+		n -= piece;
+	}
+	return rc;
+}
+
 /* Make a private mapped buffer's bytes [from, to) zero, handing whole chunks
  * back to the kernel (used when a page shrinks). */
 static void pbuf_zero(struct pbuf *pb, uint64_t from, uint64_t to)
@@ -455,6 +475,11 @@ int pbuf_seek(const struct pbuf *pb, uint64_t size, uint64_t off, bool data, uin
 	}
 	for (c = off / PBUF_CHUNK; c * PBUF_CHUNK < size; c++) {
 		bool set = c < pb->n_chunks && pbuf_bit(pb, c);
+
+		if (c % 64 == 0 && c + 64 <= pb->n_chunks && pb->dmap[c / 64] == (data ? 0 : UINT64_MAX)) {
+			c += 63; /* 64 chunks without what we look for: 4 MiB at a time */
+			continue;
+		}
 
 		if (set == data) {
 			uint64_t at = c * PBUF_CHUNK > off ? c * PBUF_CHUNK : off;

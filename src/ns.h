@@ -8,7 +8,10 @@
  * Page bytes live in refcounted buffers (struct pbuf) shared copy-on-write
  * between clones: cloning the head for a checkpoint costs O(nodes), and the
  * first later write to a shared page copies it.  Invariant: the bytes of a
- * buffer past the page size are zero.
+ * buffer past the page size are zero.  Buffers of 1 MiB and more are
+ * sparse: a chunk map says which 64 KiB chunks may hold data, and holes
+ * cost no memory anywhere (reads, clones, checkpoints, views; see "page
+ * buffers" in ns.c).  The head's buffers charge a memory budget.
  *
  * Locking is the caller's: a namespace is not thread-safe by itself.
  */
@@ -154,6 +157,11 @@ int pbuf_read(const struct pbuf *pb, uint64_t off, void *dst, size_t n);
  * chunks of zeros that fall in holes are skipped, so they stay holes.
  * 0 or -ENOSPC (budget; the bytes before the failing chunk are written). */
 int pbuf_write(struct pbuf *pb, uint64_t off, const void *src, size_t n);
+/* Bytes [off, off + n) of the host buffer pb were just written in place
+ * (a checkpoint block decompressed into it): mark the chunks that hold a
+ * nonzero byte and give whole zero chunks that were holes back to the
+ * kernel.  0 or -ENOSPC. */
+int pbuf_landed(struct pbuf *pb, uint64_t off, uint64_t n);
 /* Host pointer to bytes [off, off + n) of pb: pb's own memory for host
  * buffers, else a copy in tmp (valid until tmp changes).  NULL on error,
  * with *rc set. */

@@ -8,6 +8,11 @@
  * C from the checkpoint, then exactly its own WRITE/TRUNCATE records up to N,
  * found through the per-node index.  Materialized bytes count against the
  * store's cache bound; past it, a view drops its other pages first.
+ * Holes stay holes all the way: the checkpoint's hole blocks and zero
+ * chunks are not backed, the records only mark the chunks they touch, and
+ * what counts against the cache is the memory holding data (pbuf_bytes),
+ * so a view of a 16 GiB page with a few bytes written costs kilobytes.
+ * Views charge no memory budget (they are bounded by the cache).
  * A view of the head is a clone of the head (pages shared copy-on-write).
  *
  * Views are refcounted and shared: the store keeps a list of open views and

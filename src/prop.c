@@ -144,7 +144,8 @@ int prop_check_xattr(struct mmsb_txn *t, struct ns_node *n, const char *name, co
 		if (sp.exec && !t->st->o.allow_exec)
 			return -EPERM;
 		nd = n->n_deps;
-		memcpy(ids, n->deps, (size_t)nd * sizeof(*ids));
+		if (nd) /* n->deps is NULL without edges */
+			memcpy(ids, n->deps, (size_t)nd * sizeof(*ids));
 	}
 	for (i = 0; i < (size_t)nd; i++) {
 		struct ns_node *p = ns_get(ns, ids[i]);

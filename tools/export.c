@@ -131,7 +131,7 @@ typedef int (*exp_seek_fn)(void *a, uint64_t id, uint64_t off, bool data, uint64
 static int exp_copy_sparse(void *a, uint64_t id, uint64_t size, exp_read_fn rd, exp_seek_fn sk, int dst)
 {
 	char *buf = malloc(EXP_CHUNK);
-	uint64_t off = 0, data, hole;
+	uint64_t off = 0, data = 0, hole = 0;
 	int rc = buf ? 0 : -ENOMEM;
 
 	while (rc == 0 && off < size) {

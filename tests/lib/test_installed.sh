@@ -61,4 +61,13 @@ if run "$tmp/store" d/data.bin 3 2>"$tmp/err"; then fail "data.bin exists at epo
 grep -q "No such file" "$tmp/err" || fail "epoch 3 message: $(cat "$tmp/err")"
 if run "$tmp/store" hello.txt 99 2>"$tmp/err"; then fail "epoch 99 accepted"; fi
 grep -q "retained: 0..5" "$tmp/err" || fail "epoch 99 message: $(cat "$tmp/err")"
+
+# The installed Python module over the installed library.
+pymod=$(find "$tmp/root" -name mmsb.py | head -n 1)
+if [ -n "$pymod" ] && command -v python3 >/dev/null; then
+	got=$(PYTHONPATH=$(dirname "$pymod") MMSB_LIBRARY=$libdir/libmmsb.so.0 python3 -c \
+		'import mmsb, sys; s = mmsb.Store(sys.argv[1]); print(s.read("hello.txt", 1).decode().strip(), s.head)' \
+		"$tmp/store")
+	[ "$got" = "one 5" ] || fail "installed mmsb.py: '$got'"
+fi
 echo "ok: installed libmmsb ($soname), mmsb.pc, mmsb.h alone, mmsb-cat against the installed copy"

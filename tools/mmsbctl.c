@@ -207,13 +207,27 @@ static int mctl_add_mount(struct mctl_run *r, struct ctl_buf *out)
 /* Show a result (rows even on failure: verify reports, then fails). */
 static int mctl_show(struct mctl_run *r, const char *out, int rc, bool usage)
 {
-	bool stat = false;
+	bool stat = false, prom = false;
 	int k;
 
 	if (out != NULL && *out && strchr(out, '\n') != NULL && (rc == 0 || strchr(strchr(out, '\n') + 1, '\n'))) {
-		mctl_render(stdout, out, r->o->json, (r->cmd->flags & CTL_F_RECORD) != 0);
-		for (k = 1; k < r->o->argc; k++)
+		for (k = 1; k < r->o->argc; k++) {
 			stat = stat || strcmp(r->o->argv[k], "--stat") == 0;
+			prom = prom || strcmp(r->o->argv[k], "--prometheus") == 0;
+		}
+		if (prom && rc == 0 && strcmp(r->cmd->name, "stats") == 0) {
+			struct ctl_buf p = {0};
+
+			rc = ctl_prometheus(out, &p);
+			if (rc == 0)
+				fputs(p.p ? p.p : "", stdout);
+			else
+				snprintf(r->msg, sizeof(r->msg), "cannot format the statistics: %s", strerror(-rc));
+			ctl_buf_free(&p);
+			fflush(stdout);
+			return rc == 0 ? 0 : mctl_error(r->msg, 1);
+		}
+		mctl_render(stdout, out, r->o->json, (r->cmd->flags & CTL_F_RECORD) != 0);
 		if (stat && !r->o->json && strcmp(r->cmd->name, "diff") == 0)
 			mctl_render_diffstat(stdout, out);
 	}

@@ -64,6 +64,8 @@ int mctl_render(FILE *f, const char *text, bool json, bool record);
 int mctl_render_stream(FILE *f, const char *header, const char *line, bool json);
 /* The diff --stat summary line ("3 added, ..."). */
 void mctl_render_diffstat(FILE *f, const char *text);
+/* v bytes for people: exact below 1024, else "1.50 KiB", "16.0 MiB"... */
+void mctl_human_bytes(uint64_t v, char *buf, size_t cap);
 
 /* export: write the tree at epoch into dir (new or empty).  From the mount
  * (mount != NULL: MOUNT/epochs/EPOCH) or from an open store (st). */

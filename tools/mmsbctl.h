@@ -39,10 +39,28 @@ int mctl_connect(const char *store, int *fd, char *msg, size_t cap);
 int mctl_send(int fd, int argc, char *const *argv);
 
 /* Buffered line reader over a socket. */
+/* A progress line on stderr (progress.c): shown only on a terminal. */
+struct mctl_progress {
+	bool on;	 /* draw (stderr is a terminal, or MMSB_PROGRESS=1) */
+	bool shown;	 /* a line is on the screen */
+	const char *what; /* "export", "verify"... */
+	uint64_t items;	 /* files done (0: show the time only) */
+	uint64_t bytes;	 /* bytes done */
+	int64_t t0_ms;	 /* start (monotonic ms) */
+	int64_t last_ms; /* last redraw */
+	int64_t delay_ms; /* nothing shown before this much time */
+};
+void mctl_progress_begin(struct mctl_progress *p, const char *what);
+/* Count items and bytes done (both may be 0: a tick) and redraw if due. */
+void mctl_progress_add(struct mctl_progress *p, uint64_t items, uint64_t bytes);
+/* Erase the line. */
+void mctl_progress_end(struct mctl_progress *p);
+
 struct mctl_reader {
-	int fd;		    /* the socket */
-	struct ctl_buf buf; /* bytes read, not yet returned */
-	size_t off;	    /* start of the unread part of buf */
+	int fd;			    /* the socket */
+	struct ctl_buf buf;	    /* bytes read, not yet returned */
+	size_t off;		    /* start of the unread part of buf */
+	struct mctl_progress *prog; /* ticked while waiting, or NULL */
 };
 /* Next line (LF stripped) into *line, valid until the next call.
  * 0, -ECONNRESET at EOF, or -errno. */

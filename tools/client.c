@@ -342,10 +342,9 @@ int mctl_read_line(struct mctl_reader *r, char **line)
 		if (r->prog != NULL && r->prog->on) {
 			struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
 
-			if (poll(&pfd, 1, 100) == 0) {
-				mctl_progress_add(r->prog, 0, 0);
+			mctl_progress_add(r->prog, 0, 0); /* redraws when due */
+			if (poll(&pfd, 1, 100) == 0)
 				continue;
-			}
 		}
 		n = recv(r->fd, tmp, sizeof(tmp), 0);
 		if (n < 0 && errno == EINTR)

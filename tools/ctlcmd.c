@@ -496,13 +496,6 @@ static int cmd_checkpoints(const struct ctl_env *env, const struct ctl_args *a, 
 	if (rc == 0)
 		rc = ctl_out(res, "epoch:u\ttime:t\tbytes:b\ttags:l\n");
 	for (i = 0; rc == 0 && i < nc; i++) {
-		struct mmsb_epoch_info ei;
-
-		/* the core knows the time of the checkpoint it loaded and of
-		 * those it wrote since; a checkpoint holds its epoch, whose
-		 * commit time the history has for the others */
-		if (c[i].time_ns == 0 && mmsb_epoch_info(env->st, c[i].epoch, &ei) == 0)
-			c[i].time_ns = ei.time_ns;
 		rc = ctl_buf_printf(&res->out, "%" PRIu64 "\t%" PRId64 "\t%" PRIu64 "\t", c[i].epoch, c[i].time_ns,
 				    c[i].file_bytes);
 		if (rc == 0)

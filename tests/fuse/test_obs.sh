@@ -7,7 +7,9 @@
 source "$(dirname "$0")/lib.sh"
 lib_init "$1"
 MMSBCTL=$(realpath "${2:?usage: test_obs.sh MMSBFS MMSBCTL}")
-COMPLETION=$(realpath "${3:?usage: test_obs.sh MMSBFS MMSBCTL COMPLETION}")
+COMPLETION=$(realpath "${3:?usage: test_obs.sh MMSBFS MMSBCTL COMPLETION LIBMMSB PYDIR}")
+LIBMMSB=$(realpath "${4:?usage: test_obs.sh MMSBFS MMSBCTL COMPLETION LIBMMSB PYDIR}")
+PYDIR=$(realpath "${5:?usage: test_obs.sh MMSBFS MMSBCTL COMPLETION LIBMMSB PYDIR}")
 ctl() { "$MMSBCTL" --mount "$MNT" "$@"; }
 free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 json() { "$PY" -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
@@ -188,7 +190,39 @@ completion() {
 	' _ "$COMPLETION" "$MNT" || fail "completion"
 }
 
+port_taken() { # a metrics port that cannot be bound stops the mount
+	local port pid
+	port=$(free_port)
+	"$PY" -c 'import socket, sys, time; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(30)' \
+		"$port" &
+	pid=$!
+	sleep 0.3
+	if "$MMSBFS" -o "metrics=127.0.0.1:$port" "$STORE" "$MNT" 2>"$TEST_TMP/taken.err"; then
+		kill "$pid"
+		fusermount3 -u "$MNT"
+		fail "mounted with metrics port $port taken"
+	fi
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	grep -q "metrics=127.0.0.1:$port: cannot listen" "$TEST_TMP/taken.err" || fail "message: $(cat "$TEST_TMP/taken.err")"
+	! mountpoint -q "$MNT" || fail "still mounted"
+}
+
+live_read() { # the Python module reads the store while the mount serves it
+	echo live-bytes >"$MNT/live"
+	local e
+	e=$(ctl --json status | json 'd["head"]')
+	PYTHONPATH=$PYDIR MMSB_LIBRARY=$LIBMMSB "$PY" - "$STORE" "$e" <<'PY' || fail "read-only open of a live store"
+import sys, mmsb
+st = mmsb.Store(sys.argv[1])
+assert st.head >= int(sys.argv[2]), (st.head, sys.argv[2])
+assert st.read("live") == b"live-bytes\n"
+assert any(c.path == "live" for c in st.feed(since=int(sys.argv[2]) - 1))
+PY
+}
+
 section bad_options
+section port_taken
 PORT=$(free_port)
 mnt_mount -o "keep=3e,metrics=127.0.0.1:$PORT"
 section df_numbers
@@ -201,5 +235,6 @@ mnt_mount -o "keep=3e,metrics=127.0.0.1:$PORT"
 section ckpt_times
 section progress
 section completion
+section live_read
 mnt_umount
 lib_finish

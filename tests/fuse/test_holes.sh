@@ -112,9 +112,9 @@ t_budget_enospc() {
 	((rc != 0)) || fail "dd of 100 MiB under -o max_memory=64M succeeded"
 	[[ $out == *"No space left on device"* ]] || fail "dd: expected ENOSPC, got: $out"
 	mount_alive || fail "the daemon died"
-	out=$("$MMSBCTL" --mount "$MNT" stats) || fail "mmsbctl stats failed"
-	awk '$1 == "mem_limit" && $2 == 67108864 { l = 1 } $1 == "mem_used" && $2 <= 67108864 && $2 >= 8388608 { u = 1 }
-		END { exit !(l && u) }' <<<"$out" || fail "mmsbctl stats: expected mem_limit 64 MiB and mem_used within it: $out"
+	out=$("$MMSBCTL" --mount "$MNT" --json stats) || fail "mmsbctl stats failed"
+	"$PY" -c 'import json, sys; s = json.loads(sys.argv[1]); assert s["mem_limit"] == 64 << 20 and 8 << 20 <= s["mem_used"] <= 64 << 20' \
+		"$out" || fail "mmsbctl stats: expected mem_limit 64 MiB and mem_used within it: $out"
 	same_file "keep after ENOSPC" "$TEST_TMP/keep" "$MNT/keep"
 	out=$(check_reads "$MNT/f") || fail "f after ENOSPC: $out"
 	rm "$MNT/big"

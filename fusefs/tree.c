@@ -843,7 +843,20 @@ int mmsbfs_tree_lseek(struct mmsbfs *fs, fuse_ino_t ino, uint64_t off, int whenc
 	rc = mmsbfs_tree_get(fs, ino, &n);
 	if (rc < 0)
 		return rc;
-	rc = n.kind == MMSBFS_K_SNAP ? mmsb_snap_seek(n.snap, n.id, off, whence == SEEK_DATA, out) : -EINVAL;
+	if (n.kind == MMSBFS_K_SNAP) {
+		rc = mmsb_snap_seek(n.snap, n.id, off, whence == SEEK_DATA, out);
+	} else { /* the other synthetic files (the change feed): all data */
+		struct stat st;
+		double timeout;
+
+		rc = mmsbfs_tree_getattr(fs, ino, &st, &timeout);
+		if (rc == 0 && S_ISDIR(st.st_mode))
+			rc = -EISDIR;
+		else if (rc == 0 && off >= (uint64_t)st.st_size)
+			rc = -ENXIO;
+		else if (rc == 0)
+			*out = whence == SEEK_DATA ? off : (uint64_t)st.st_size;
+	}
 	mmsbfs_tree_put(fs, &n);
 	return rc;
 }

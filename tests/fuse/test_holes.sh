@@ -87,6 +87,15 @@ t_sparse_16g() {
 		"$f" || fail "f after restore $e has the wrong bytes"
 	t1=$(date +%s)
 	((t1 - t0 < 20)) || fail "diff, export and restore of a 16 GiB sparse page took $((t1 - t0)) s"
+	# small pages and the change feed are all data
+	printf 'small' >"$MNT/small"
+	"$PY" - "$MNT/small" "$MNT/epochs/.changes" <<'EOF' || fail "lseek on a small page or the change feed"
+import os, sys
+for p in sys.argv[1:]:
+    fd = os.open(p, os.O_RDONLY)
+    size = os.fstat(fd).st_size
+    assert size > 0 and os.lseek(fd, 0, os.SEEK_DATA) == 0 and os.lseek(fd, 1, os.SEEK_HOLE) == size, p
+EOF
 	r1=$(rss_kb)
 	log "daemon VmRSS: $r0 KiB before, $r1 KiB after"
 	((r1 < r0 + RSS_SLACK_KB)) || fail "daemon VmRSS grew from $r0 to $r1 KiB"

@@ -322,6 +322,107 @@ static void recompute_of_sparse_parent_is_bounded(void **state)
 	assert_memory_equal(err, "abc", 3);
 }
 
+/* Random writes (some of zeros, some past the end), truncates across the
+ * 1 MiB line either way, checkpoints, reopens and old-epoch reads of one page
+ * against a plain buffer; after each step every nonzero byte lies in data that
+ * SEEK_DATA/SEEK_HOLE report, and every epoch reads back as it was. */
+#define MODEL_MAX (6 * MiB)
+#define MODEL_STEPS 120
+
+static uint64_t rnd(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static void check_model(struct fx *fx, uint64_t id, const uint8_t *want, uint64_t size, uint8_t *got)
+{
+	uint64_t off = 0, data, hole, i;
+
+	assert_int_equal(mmsb_read(fx->st, id, 0, got, MODEL_MAX), (ssize_t)size);
+	assert_memory_equal(got, want, size);
+	while (off < size) { /* the ranges outside data must be zero */
+		int rc = mmsb_seek(fx->st, id, off, true, &data);
+
+		if (rc == -ENXIO)
+			data = size;
+		else
+			assert_int_equal(rc, 0);
+		for (i = off; i < data; i++)
+			assert_int_equal(want[i], 0);
+		if (data >= size)
+			break;
+		assert_int_equal(mmsb_seek(fx->st, id, data, false, &hole), 0);
+		assert_true(hole > data && hole <= size);
+		off = hole;
+	}
+}
+
+static void sparse_model(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t *want = calloc(1, MODEL_MAX), *got = malloc(MODEL_MAX), *buf = malloc(MiB);
+	uint8_t *at[MODEL_STEPS + 1];
+	uint64_t sizes[MODEL_STEPS + 1], epochs[MODEL_STEPS + 1], x = 0x9e3779b97f4a7c15ull, size = 0, id, ck;
+	struct mmsb_stats st;
+	int i, k;
+
+	assert_non_null(want);
+	assert_non_null(got);
+	assert_non_null(buf);
+	id = fx_page(fx, "m", NULL, 0);
+	for (i = 0; i < MODEL_STEPS; i++) {
+		uint64_t r = rnd(&x) % 100, off, len;
+		struct mmsb_txn *t;
+
+		if (r < 55) { /* a write, sometimes of zeros, sometimes past the end */
+			len = 1 + rnd(&x) % (rnd(&x) % 4 ? 4096 : MiB);
+			off = rnd(&x) % (MODEL_MAX - len);
+			for (k = 0; k < (int)len; k++)
+				buf[k] = r < 10 ? 0 : (uint8_t)rnd(&x);
+			assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+			assert_int_equal(mmsb_txn_write(t, id, off, buf, len), (ssize_t)len);
+			assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+			memcpy(want + off, buf, len);
+			if (off + len > size)
+				size = off + len;
+		} else if (r < 85) { /* a truncate, across PBUF_MAP_MIN either way */
+			uint64_t ns = rnd(&x) % 3 == 0 ? rnd(&x) % 4096 : rnd(&x) % MODEL_MAX;
+
+			truncate_to(fx, id, ns);
+			if (ns < size)
+				memset(want + ns, 0, size - ns);
+			size = ns;
+		} else if (r < 93) {
+			assert_int_equal(mmsb_checkpoint(fx->st, &ck), 0);
+		} else {
+			fx_reopen(fx);
+		}
+		check_model(fx, id, want, size, got);
+		mmsb_store_stats(fx->st, &st);
+		epochs[i] = st.head;
+		sizes[i] = size;
+		at[i] = malloc(size ? size : 1);
+		assert_non_null(at[i]);
+		memcpy(at[i], want, size);
+	}
+	for (i = 0; i < MODEL_STEPS; i += 7) { /* time travel: every 7th state */
+		struct mmsb_snap *sn;
+
+		assert_int_equal(mmsb_snap_open(fx->st, epochs[i], &sn), 0);
+		assert_int_equal(mmsb_snap_read(sn, id, 0, got, MODEL_MAX), (ssize_t)sizes[i]);
+		assert_memory_equal(got, at[i], sizes[i]);
+		mmsb_snap_close(sn);
+	}
+	for (i = 0; i < MODEL_STEPS; i++)
+		free(at[i]);
+	free(want);
+	free(got);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
@@ -330,6 +431,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(ckpt_round_trip_with_holes, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(budget_refuses_with_enospc, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(recompute_of_sparse_parent_is_bounded, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(sparse_model, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests_name("holes", t, NULL, NULL);

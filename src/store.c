@@ -62,7 +62,8 @@ const char *mmsb_source_name(enum mmsb_source s)
 const char *mmsb_change_name(enum mmsb_change c)
 {
 	static const char *const names[] = {"?",      "create", "write",   "truncate", "unlink",
-					    "rmdir",  "rename", "setattr", "setxattr", "rmxattr"};
+					    "rmdir",  "rename", "setattr", "setxattr", "rmxattr",
+					    "link",   "mknod"};
 
 	return (unsigned)c < MMSB_ARRAY_SIZE(names) ? names[c] : "unknown";
 }

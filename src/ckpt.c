@@ -160,6 +160,7 @@ struct walk_ctx {
 	struct ckpt_writer *w;
 	struct mmsb_buf meta;
 	uint64_t n_nodes;
+	uint32_t incompat; /* MMSB_FEAT_INCOMPAT_NODES once a link entry or special file is written */
 };
 
 static int write_node(void *arg, const struct ns_node *n)
@@ -185,6 +186,8 @@ static int write_node(void *arg, const struct ns_node *n)
 	}
 	if (rc == 0)
 		rc = encode_node(&k->meta, n, off, nb);
+	if (n->type > MMSB_T_SYMLINK)
+		k->incompat |= MMSB_FEAT_INCOMPAT_NODES;
 	k->n_nodes++;
 	return rc;
 }
@@ -204,6 +207,7 @@ static int write_link(void *arg, const struct ns_node *l)
 	e[MMSB_CK_NODE_OFF_TYPE] = MMSB_CK_T_LINK;
 	mmsb_put_le16(e + 0x12, l->name_len);
 	k->n_nodes++;
+	k->incompat |= MMSB_FEAT_INCOMPAT_NODES;
 	return mmsb_buf_put(&k->meta, l->name, l->name_len);
 }
 
@@ -215,12 +219,13 @@ static void ckpt_name(char *buf, size_t cap, uint64_t epoch)
 /*   00 magic | 08 major | 0a minor | 0c incompat | 10 epoch | 18 time
  *   20 next_id | 28 n_nodes | 30 seed | 38 sum */
 static void encode_header(uint8_t *h, uint64_t epoch, int64_t time, uint64_t next_id, uint64_t n_nodes,
-			  uint64_t seed)
+			  uint32_t incompat, uint64_t seed)
 {
 	memset(h, 0, MMSB_CK_HDR_SIZE);
 	memcpy(h, MMSB_CK_MAGIC, 8);
 	mmsb_put_le16(h + MMSB_CK_OFF_MAJOR, MMSB_FMT_MAJOR);
 	mmsb_put_le16(h + MMSB_CK_OFF_MINOR, MMSB_FMT_MINOR);
+	mmsb_put_le32(h + MMSB_CK_OFF_INCOMPAT, incompat);
 	mmsb_put_le64(h + MMSB_CK_OFF_EPOCH, epoch);
 	mmsb_put_le64(h + MMSB_CK_OFF_TIME, (uint64_t)time);
 	mmsb_put_le64(h + MMSB_CK_OFF_NEXT_ID, next_id);
@@ -260,7 +265,7 @@ static int write_body(struct ckpt_writer *w, const struct ns *ns, uint64_t epoch
 	if (rc == 0)
 		rc = wr_flush(w);
 	if (rc == 0) {
-		encode_header(h, epoch, time, ns->next_id, k.n_nodes, w->c->seed);
+		encode_header(h, epoch, time, ns->next_id, k.n_nodes, k.incompat, w->c->seed);
 		rc = mmsb_io_pwrite_all(w->c->io, w->fd, h, sizeof(h), 0);
 	}
 	mmsb_buf_free(&k.meta);

@@ -58,7 +58,10 @@ static inline uint64_t mmsb_align8(uint64_t n)
  * ro_compat bit forces a read-only open; unknown compat bits are ignored. */
 #define MMSB_FMT_MAJOR 1
 #define MMSB_FMT_MINOR 1 /* 1: LINK and MKNOD frames, link entries and special files in checkpoints */
-#define MMSB_FEAT_INCOMPAT_KNOWN 0u
+/* incompat: the store (or checkpoint) may hold LINK and MKNOD frames, link
+ * entries and special files (minor 1); set before the first is written */
+#define MMSB_FEAT_INCOMPAT_NODES 0x1u
+#define MMSB_FEAT_INCOMPAT_KNOWN MMSB_FEAT_INCOMPAT_NODES
 #define MMSB_FEAT_RO_COMPAT_KNOWN 0u
 
 /* ---- store directory -------------------------------------------------------

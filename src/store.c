@@ -77,7 +77,8 @@ struct ckpt_ctx store_ckpt_ctx(struct mmsb_store *st)
 
 /* ---- superblock -------------------------------------------------------------
  * mmsb.super holds two identical 128-byte copies (offsets 0 and 128); a
- * reader takes the first valid one.  It is written once, at creation. */
+ * reader takes the first valid one.  It is written at creation, and again
+ * (replaced atomically) when an incompat feature is first used. */
 
 static void encode_sb(uint8_t *sb, uint64_t seed, int64_t ctime)
 {
@@ -102,8 +103,31 @@ static int create_sb(struct mmsb_store *st)
 	st->ctime = mmsb_wall_ns();
 	encode_sb(sb, seed, st->ctime);
 	memcpy(sb + MMSB_SB_SIZE, sb, MMSB_SB_SIZE);
+	memcpy(st->sb, sb, MMSB_SB_SIZE);
 	st->seed = seed;
 	return mmsb_io_replace(st->io, st->dirfd, MMSB_SUPER_NAME, sb, sizeof(sb));
+}
+
+int store_feature_set(struct mmsb_store *st, uint32_t incompat)
+{
+	uint8_t sb[2 * MMSB_SB_SIZE];
+	int rc;
+
+	if ((st->incompat & incompat) == incompat)
+		return 0;
+	memcpy(sb, st->sb, MMSB_SB_SIZE);
+	mmsb_put_le32(sb + MMSB_SB_OFF_INCOMPAT, st->incompat | incompat);
+	mmsb_put_le64(sb + MMSB_SB_OFF_SUM, mmsb_sum(sb, MMSB_SB_OFF_SUM, 0));
+	memcpy(sb + MMSB_SB_SIZE, sb, MMSB_SB_SIZE);
+	rc = mmsb_io_replace(st->io, st->dirfd, MMSB_SUPER_NAME, sb, sizeof(sb)); /* durable before use */
+	if (rc < 0) {
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: cannot record incompat feature 0x%x in %s: %s", incompat,
+			  MMSB_SUPER_NAME, strerror(-rc));
+		return rc;
+	}
+	memcpy(st->sb, sb, MMSB_SB_SIZE);
+	st->incompat |= incompat;
+	return 0;
 }
 
 static int read_sb(struct mmsb_store *st, int fd)
@@ -138,6 +162,8 @@ static int read_sb(struct mmsb_store *st, int fd)
 	}
 	st->seed = mmsb_get_le64(p + MMSB_SB_OFF_SEED);
 	st->ctime = (int64_t)mmsb_get_le64(p + MMSB_SB_OFF_CTIME);
+	st->incompat = mmsb_get_le32(p + MMSB_SB_OFF_INCOMPAT);
+	memcpy(st->sb, p, MMSB_SB_SIZE);
 	return 0;
 }
 

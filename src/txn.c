@@ -145,6 +145,9 @@ int mmsb_txn_mknod(struct mmsb_txn *t, uint64_t parent, const char *name, enum m
 		return rc;
 	if (type < MMSB_T_FIFO || type > MMSB_T_BLK)
 		return -EINVAL;
+	rc = store_feature_set(t->st, MMSB_FEAT_INCOMPAT_NODES);
+	if (rc < 0)
+		return rc;
 	r.node = t->st->ns->next_id;
 	r.u.create.parent = parent;
 	r.u.create.mode = mode & 07777u;
@@ -179,6 +182,9 @@ int mmsb_txn_link(struct mmsb_txn *t, uint64_t id, uint64_t newparent, const cha
 		return -EEXIST;
 	if (n->nlink >= MMSB_LINK_MAX)
 		return -EMLINK;
+	rc = store_feature_set(t->st, MMSB_FEAT_INCOMPAT_NODES);
+	if (rc < 0)
+		return rc;
 	r.u.unlink.parent = newparent;
 	r.u.unlink.name = newname;
 	r.u.unlink.name_len = (uint16_t)nlen;

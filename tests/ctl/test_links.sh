@@ -50,9 +50,16 @@ shape() {
 		while read -r p; do stat -c "%n %t:%T" "$p"; done)
 }
 
+# superblock incompat features (le32 at 0x14 of both copies)
+incompat() {
+	python3 -c 'import sys, struct; b = open(sys.argv[1], "rb").read()
+print("%x %x" % (struct.unpack_from("<I", b, 0x14)[0], struct.unpack_from("<I", b, 0x94)[0]))' "$STORE/mmsb.super"
+}
+
 "$MMSBFS" "$STORE" "$MNT" || { echo "test_links: FAIL: cannot mount"; exit 1; }
 cd "$MNT" || exit 1
 mkdir d e
+check "no link or special file yet: no incompat feature" "0 0" "$(incompat)"
 printf 'shared bytes' >d/a
 ln d/a d/b
 ln d/a e/c
@@ -62,6 +69,7 @@ python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind("d/s")'
 mknod d/null c 1 3
 mknod e/loop b 7 200
 printf 'alone' >e/x
+check "links and special files: incompat feature NODES (1) in both superblock copies" "1 1" "$(incompat)"
 E1=$(head_of)
 S1=$(shape "$MNT")
 

@@ -125,6 +125,8 @@ for _ in $(seq 50); do [[ -e $STORE/ctl.sock ]] || break; sleep 0.1; done
 "$MMSBCTL" --store "$STORE" export "$E1" "$TMP/exp2" >/dev/null 2>&1
 check "offline export exit" 0 "$?"
 check "offline export: the shape of E1" "$S1" "$(shape "$TMP/exp2")"
+"$MMSBCTL" --store "$STORE" verify >"$TMP/verify" 2>&1
+check "verify: LINK and MKNOD frames and link entries are clean" "0" "$?"
 
 # after a remount (the checkpoint at unmount holds the links)
 "$MMSBFS" "$STORE" "$MNT" || { echo "test_links: FAIL: cannot mount again"; exit 1; }

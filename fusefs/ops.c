@@ -386,10 +386,50 @@ static void ops_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- extended attributes ------------------------------------------------------------ */
 
+/* The caller's credentials for the core's permission checks: fsuid, fsgid
+ * and the supplementary groups of the calling thread as the kernel holds
+ * them now (fuse_req_getgroups reads /proc/PID/task/TID/status), so
+ * setgroups(2), newgrp and --clear-groups count as they do for open(2),
+ * which the user database (getgrouplist) would not reflect.  When they
+ * cannot be read (the caller already exited, another pid namespace), no
+ * supplementary group is counted: that can only deny.  *groups is malloc'd
+ * past OPS_GROUPS entries; free it when it is not stack. */
+#define OPS_GROUPS 64u
+static void ops_cred(fuse_req_t req, struct mmsb_cred *c, uint32_t *stack, uint32_t **groups)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	gid_t g[OPS_GROUPS], *gp = g;
+	int n = fuse_req_getgroups(req, OPS_GROUPS, g), i;
+
+	*groups = stack;
+	if (n > (int)OPS_GROUPS) {
+		gp = malloc((size_t)n * sizeof(*gp));
+		*groups = malloc((size_t)n * sizeof(**groups));
+		if (!gp || !*groups || fuse_req_getgroups(req, n, gp) != n) {
+			free(*groups);
+			*groups = stack;
+			n = 0;
+		}
+	}
+	for (i = 0; i < n; i++)
+		(*groups)[i] = (uint32_t)gp[i];
+	if (gp != g)
+		free(gp);
+	*c = (struct mmsb_cred){ctx->uid, ctx->gid, n > 0 ? (size_t)n : 0, *groups};
+}
+
 static void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
 			 int flags)
 {
-	ops_reply_err(req, mmsbfs_xattr_set(ops_fs(req), ino, name, value, size, flags));
+	uint32_t stack[OPS_GROUPS], *groups;
+	struct mmsb_cred who;
+	int rc;
+
+	ops_cred(req, &who, stack, &groups);
+	rc = mmsbfs_xattr_set(ops_fs(req), ino, name, value, size, flags, &who);
+	if (groups != stack)
+		free(groups);
+	ops_reply_err(req, rc);
 }
 
 /* Reply to getxattr/listxattr: a size query (size 0) or the bytes. */

@@ -277,9 +277,6 @@ int mmsb_txn_set_cred(struct mmsb_txn *txn, const struct mmsb_cred *cred);
  * naming the rule and the path ("" when none).  Valid until the next call on
  * txn; copy it before mmsb_txn_abort(). */
 const char *mmsb_txn_why(const struct mmsb_txn *txn);
-/* Set the read-only user.mmsb.error of page id to msg (a frontend records
- * why a dependency operation was refused, in a transaction of its own). */
-int mmsb_txn_set_error(struct mmsb_txn *txn, uint64_t id, const char *msg);
 /* Reads inside a transaction (they see its changes).  The head readers
  * above must not be called by the thread that holds a transaction. */
 int mmsb_txn_getattr(struct mmsb_txn *txn, uint64_t id, struct mmsb_attr *out);

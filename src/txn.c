@@ -376,12 +376,24 @@ int mmsb_txn_setxattr(struct mmsb_txn *t, uint64_t id, const char *name, const v
 
 	if (!n)
 		return -ENOENT;
+	t->why[0] = '\0';
 	rc = prop_check_xattr(t, n, name, value, len);
 	if (rc == 0)
 		rc = location_check(t, n, name, value, len);
 	if (rc == 0)
 		rc = note_rewired(t, id, name);
-	return rc < 0 ? rc : txn_setxattr_raw(t, id, name, value, len, flags);
+	if (rc == 0)
+		rc = txn_setxattr_raw(t, id, name, value, len, flags);
+	n = txn_node(t, id);
+	if (rc == 0 && n && (strcmp(name, MMSB_XATTR_DEPS) == 0 || strcmp(name, MMSB_XATTR_RECOMPUTE) == 0) &&
+	    ns_xattr_find(n, MMSB_XATTR_ERROR, strlen(MMSB_XATTR_ERROR))) {
+		/* a dependency set anew: an old refusal no longer applies (the
+		 * recompute at commit records a new failure, if any) */
+		t->rec_flags = MMSB_FRF_PROPAGATED;
+		rc = mmsb_txn_removexattr(t, id, MMSB_XATTR_ERROR);
+		t->rec_flags = 0;
+	}
+	return rc;
 }
 
 int mmsb_txn_set_cred(struct mmsb_txn *t, const struct mmsb_cred *cred)
@@ -405,19 +417,6 @@ int mmsb_txn_set_cred(struct mmsb_txn *t, const struct mmsb_cred *cred)
 const char *mmsb_txn_why(const struct mmsb_txn *t)
 {
 	return t->why;
-}
-
-int mmsb_txn_set_error(struct mmsb_txn *t, uint64_t id, const char *msg)
-{
-	size_t len = strnlen(msg, MMSB_XATTR_SIZE_MAX + 1);
-	int rc;
-
-	if (!txn_node(t, id))
-		return -ENOENT;
-	t->rec_flags = MMSB_FRF_PROPAGATED; /* past the per-node caps, like a recompute's */
-	rc = txn_setxattr_raw(t, id, MMSB_XATTR_ERROR, msg, len, 0);
-	t->rec_flags = 0;
-	return rc;
 }
 
 /* Would setting name to len bytes on n pass the per-node caps?  The

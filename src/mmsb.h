@@ -206,6 +206,12 @@ ssize_t mmsb_path(struct mmsb_store *st, uint64_t id, char *buf, size_t cap);
 ssize_t mmsb_read(struct mmsb_store *st, uint64_t id, uint64_t off, void *buf, size_t len);
 ssize_t mmsb_readlink(struct mmsb_store *st, uint64_t id, char *buf, size_t cap);
 
+/* Could c find path (relative to the root) by itself: search on every
+ * directory from the root down to the one holding it, and read on that one
+ * (its name is listed there)?  The root is visible to all; uid 0 sees
+ * everything.  0, -EACCES, -ENOENT (path names nothing now). */
+int mmsb_path_visible(struct mmsb_store *st, const char *path, const struct mmsb_cred *c);
+
 /* Directory listing: calls fn for each entry after cookie `from` (0 = start),
  * in a stable order; each entry carries the cookie to resume after it.
  * Entries not renamed or removed during a listing are returned exactly once.

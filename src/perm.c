@@ -8,6 +8,7 @@
 
 #include "ns.h"
 #include "perm.h"
+#include "store_int.h"
 
 static bool perm_in_group(const struct mmsb_cred *c, uint32_t gid)
 {
@@ -93,5 +94,25 @@ int perm_groups_default(void *arg, uint32_t uid, uint32_t gid, uint32_t *out, si
 	}
 	free(g);
 	free(buf);
+	return rc;
+}
+
+int mmsb_path_visible(struct mmsb_store *st, const char *path, const struct mmsb_cred *c)
+{
+	const struct ns_node *d;
+	struct ns_node *n;
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&st->lock);
+	rc = ns_resolve(st->ns, path, &n);
+	if (rc == 0 && c->uid != 0 && n->id != MMSB_ROOT_ID) {
+		d = ns_get(st->ns, n->parent);
+		if (!d || !perm_allows(d, c, PERM_R))
+			rc = -EACCES; /* its name is not listed to c */
+		for (; rc == 0 && d; d = d->id == MMSB_ROOT_ID ? NULL : ns_get(st->ns, d->parent))
+			if (!perm_allows(d, c, PERM_X))
+				rc = -EACCES;
+	}
+	pthread_rwlock_unlock(&st->lock);
 	return rc;
 }

@@ -107,6 +107,28 @@ t_revoked() {
 	expect_eq "error cleared" "" "$(error_of pub/y)"
 }
 
+t_feed() {
+	local feed=$MNT/epochs/.changes mine all e_priv line
+	printf 'hidden-write' >"$MNT/priv/inner"
+	e_priv=$(getfattr -n user.mmsb.epoch --only-values "$MNT/priv/inner")
+	mkdir -m 0711 "$MNT/pass" # search, no listing
+	printf 'x' >"$MNT/pass/unlisted"
+	as_user sh -c 'printf abc >pub/z'
+	all=$(cat "$feed")
+	mine=$(as_user cat epochs/.changes)
+	[[ $all == *priv/inner* && $all == *pass/unlisted* ]] || fail "root's feed lacks the paths: $all"
+	[[ $mine != *priv/inner* ]] || fail "the user's feed names priv/inner"
+	[[ $mine != *pass/unlisted* ]] || fail "the user's feed names a page of an unlistable directory"
+	[[ $mine == *pub/z* ]] || fail "the user's feed lacks its own pub/z: $mine"
+	# the epoch's line stays, anonymised: no path, no bytes, same length
+	line=$(grep "^$e_priv " <<<"$mine")
+	[[ $(awk '{ print $4, NF }' <<<"$line") == "0 4" ]] || fail "anonymised line: '$line'"
+	expect_eq "root's line for that epoch" "12 priv/inner" "$(grep "^$e_priv " <<<"$all" | awk '{ print $4, $5 }')"
+	expect_eq "same size for every reader" "$(printf '%s' "$all" | wc -c)" "$(printf '%s' "$mine" | wc -c)"
+	# a reader following by offset (tail -c reads from the end)
+	expect_eq "tail of the user's feed" "pub/z" "$(as_user tail -n 1 epochs/.changes | awk '{ print $5 }')"
+}
+
 t_watch() {
 	[[ -n $MMSBCTL ]] || skip_section "no mmsbctl given"
 	local out rc=0
@@ -117,6 +139,7 @@ t_watch() {
 
 section t_attack
 section t_revoked
+section t_feed
 section t_watch
 mnt_umount
 lib_finish

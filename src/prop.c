@@ -347,8 +347,9 @@ int prop_check_xattr(struct mmsb_txn *t, struct ns_node *n, const char *name, co
 		if (rc < 0)
 			return rc;
 		if (rc > 0) {
-			bad.len = 0;
-			ns_deps_resolve(ns, value, len, ids, via + 1, &bad, NULL); /* locate path via */
+			/* locate path number via: resolving with room for via ids
+			 * stops there, with bad saying where it lies */
+			ns_deps_resolve(ns, value, len, ids, via, &bad, NULL);
 			return refuse(t, n, "deps", -ELOOP, "parent '%.*s' depends on this page (a cycle)",
 				      bad.len > 200 ? 200 : (int)bad.len, (const char *)value + bad.off);
 		}

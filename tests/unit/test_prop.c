@@ -569,6 +569,8 @@ static void perm_set_time(void **state)
 	assert_string_equal(why, "recompute: pub/x: add:f33: unknown element type");
 	assert_int_equal(setx_as(fx, &user, x, "user.mmsb.deps", "pub", why, sizeof(why)), -EISDIR);
 	assert_string_equal(why, "deps: pub/x: parent 'pub' is a directory, not a page");
+	assert_int_equal(setx_as(fx, &root, x, "user.mmsb.deps", "open, pub/x", why, sizeof(why)), -ELOOP);
+	assert_string_equal(why, "deps: pub/x: parent 'pub/x' depends on this page (a cycle)");
 }
 
 /* A parent that later denies the derived page's owner stops propagating:

@@ -832,6 +832,7 @@ int prop_run(struct mmsb_txn *t)
 	struct idset all = {0}, redo = {0};
 	uint32_t *indeg = NULL;
 	uint64_t *queue = NULL;
+	size_t *seen = NULL;
 	size_t i, head = 0, tail = 0;
 	int rc = collect(t, &all, &redo);
 
@@ -839,21 +840,26 @@ int prop_run(struct mmsb_txn *t)
 		goto out;
 	indeg = calloc(all.n, sizeof(*indeg));
 	queue = malloc(all.n * sizeof(*queue));
-	if (!indeg || !queue) {
+	seen = calloc(all.n, sizeof(*seen));
+	if (!indeg || !queue || !seen) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	/* Kahn's algorithm over the affected subgraph: indeg counts the
-	 * distinct parents in it (a kids list holds each child once) */
+	 * distinct parents in it (a kids list holds each child once); seen[x]
+	 * = i + 1 marks parent x as counted for node i, so a page naming the
+	 * same parent many times costs one pass, not a quadratic one */
 	for (i = 0; i < all.n; i++) {
 		struct ns_node *n = ns_get(ns, all.v[i]);
-		uint16_t j, k;
+		uint16_t j;
 
 		for (j = 0; n && j < n->n_deps; j++) {
-			for (k = 0; k < j && n->deps[k] != n->deps[j]; k++)
-				;
-			if (k == j && idset_has(&all, n->deps[j]))
+			ssize_t x = idset_find(&all, n->deps[j]);
+
+			if (x >= 0 && seen[x] != i + 1) {
+				seen[x] = i + 1;
 				indeg[i]++;
+			}
 		}
 		if (!indeg[i])
 			queue[tail++] = all.v[i];
@@ -876,6 +882,7 @@ int prop_run(struct mmsb_txn *t)
 out:
 	free(indeg);
 	free(queue);
+	free(seen);
 	idset_free(&all);
 	idset_free(&redo);
 	return rc;

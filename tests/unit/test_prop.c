@@ -458,6 +458,49 @@ static void deep_chain(void **state)
 	free(id);
 }
 
+
+/* Pages with 4096 distinct parents: ordering them is one pass over their
+ * edges (the old count of distinct parents compared every edge with every
+ * earlier one: 4096^2 / 2 steps per page at each write). */
+static void many_parents(void **state)
+{
+	struct fx *fx = *state;
+	enum { K = 64, N = 4096 };
+	static char deps[N * 8];
+	static uint64_t p[N];
+	uint64_t c[K];
+	struct mmsb_attr at;
+	struct mmsb_txn *t;
+	uint8_t buf[N];
+	size_t len = 0;
+	int i;
+
+	make_pages(fx, "p", N, p);
+	for (i = 0; i < N; i++)
+		len += (size_t)sprintf(deps + len, "%sp%d", i ? "," : "", i);
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	for (i = 0; i < N; i++)
+		assert_int_equal(mmsb_txn_write(t, p[i], 0, i % 2 ? "b" : "a", 1), 1);
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	make_pages(fx, "r", K, c);
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	for (i = 0; i < K; i++) {
+		assert_int_equal(mmsb_txn_setxattr(t, c[i], "user.mmsb.deps", deps, len, 0), 0);
+		assert_int_equal(mmsb_txn_setxattr(t, c[i], "user.mmsb.recompute", "concat", 6, 0), 0);
+	}
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	fx_write(fx, p[0], 0, "x", 1);
+	fx_write(fx, p[N - 1], 0, "y", 1);
+	for (i = 0; i < K; i++) {
+		assert_int_equal(mmsb_read(fx->st, c[i], 0, buf, sizeof(buf)), N);
+		assert_int_equal(buf[0], 'x');
+		assert_int_equal(buf[1], 'b');
+		assert_int_equal(buf[N - 1], 'y');
+		assert_int_equal(mmsb_getattr(fx->st, c[i], &at), 0);
+		assert_int_equal(at.version, 3); /* set, then once per parent write */
+	}
+}
+
 /* ---- the permission rule of dependencies ---------------------------------- */
 
 static uint64_t make(struct fx *fx, uint64_t dir, const char *name, enum mmsb_type type, uint32_t mode,
@@ -706,6 +749,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(exec_operations, setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(ladder_is_linear, setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(deep_chain, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(many_parents, setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(perm_set_time, setup_perm, fx_teardown),
 		cmocka_unit_test_setup_teardown(perm_revoked_later, setup_perm, fx_teardown),
 		cmocka_unit_test_setup_teardown(perm_follows_rename, setup_perm, fx_teardown),

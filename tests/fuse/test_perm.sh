@@ -129,6 +129,43 @@ t_feed() {
 	expect_eq "tail of the user's feed" "pub/z" "$(as_user tail -n 1 epochs/.changes | awk '{ print $5 }')"
 }
 
+t_reasons() {
+	touch "$MNT/derived"
+	setfattr -n user.mmsb.deps -v missing "$MNT/derived" 2>/dev/null && fail "deps=missing accepted"
+	expect_eq "reason for a missing parent" "deps: derived: parent 'missing' not found" "$(error_of derived)"
+	setfattr -n user.mmsb.recompute -v add:f33 "$MNT/derived" 2>/dev/null && fail "add:f33 accepted"
+	expect_eq "reason for a bad operation" "recompute: derived: add:f33: unknown element type" "$(error_of derived)"
+	grep -q "recompute: derived: add:f33: unknown element type" "$DAEMON_LOG" || fail "daemon log lacks the reason"
+	printf 'z' >"$MNT/derived" # the node changed: the refusal is no longer current
+	expect_eq "reason gone after a change" "" "$(error_of derived)"
+}
+
+# 20,000 attributes on one file: the per-node cap refuses the set past it
+# (ENOSPC) and listxattr keeps working (it failed with E2BIG before).
+t_xattr_caps() {
+	touch "$MNT/many"
+	local out
+	out=$("$PY" - "$MNT/many" <<'PY'
+import errno, os, sys
+f = sys.argv[1]
+n = 0
+for i in range(20000):
+    try:
+        os.setxattr(f, "user.attr%05d" % i, b"v")
+        n += 1
+    except OSError as e:
+        print(n, errno.errorcode[e.errno])
+        break
+else:
+    print(n, "none")
+print(len(os.listxattr(f)) >= n)
+PY
+)
+	expect_eq "set until the cap" "1024 ENOSPC
+True" "$out"
+	getfattr -d "$MNT/many" >/dev/null || fail "getfattr -d failed on a full node"
+}
+
 t_watch() {
 	[[ -n $MMSBCTL ]] || skip_section "no mmsbctl given"
 	local out rc=0
@@ -140,6 +177,8 @@ t_watch() {
 section t_attack
 section t_revoked
 section t_feed
+section t_reasons
+section t_xattr_caps
 section t_watch
 mnt_umount
 lib_finish

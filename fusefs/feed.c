@@ -345,51 +345,83 @@ static ssize_t feed_line_at(const struct mmsbfs_feed *f, uint64_t off)
 	return (ssize_t)((f->l0 + lo - 1) % f->capl);
 }
 
+/* Under f->mu: where the kept line after rank-th one starts, or f->total. */
+static uint64_t feed_next_start(const struct mmsbfs_feed *f, size_t rank)
+{
+	return rank < f->nl ? f->lines[(f->l0 + rank) % f->capl].start : f->total;
+}
+
+/* Under f->mu: a private copy of kept line k (layout and text) into li and
+ * *text.  0 or -ENOMEM. */
+static int feed_take_line(const struct mmsbfs_feed *f, size_t k, struct feed_line *li, char **text)
+{
+	*li = f->lines[k];
+	li->p = NULL;
+	*text = malloc(li->len);
+	if (li->n && li->n != UINT32_MAX)
+		li->p = malloc(li->n * sizeof(*li->p));
+	if (!*text || (li->n && li->n != UINT32_MAX && !li->p)) {
+		free(*text);
+		free(li->p);
+		return -ENOMEM;
+	}
+	if (li->p)
+		memcpy(li->p, f->lines[k].p, li->n * sizeof(*li->p));
+	feed_copy(f, li->start, *text, li->len);
+	return 0;
+}
+
 ssize_t mmsbfs_feed_read_as(struct mmsbfs_feed *f, struct mmsbfs_feed_reader *r, uint64_t off, char *buf,
 			    size_t size)
 {
+	uint64_t at = off;
 	size_t got = 0;
 
 	if (r->who.uid == 0)
 		return feed_read_raw(f, off, buf, size); /* sees every name anyway */
 	while (got < size) {
-		struct feed_line li = {0};
-		uint64_t at = off + got;
+		struct feed_line li;
 		char *text = NULL;
-		size_t skip, n;
+		size_t n, rank;
 		ssize_t k;
+		int rc;
 
 		pthread_mutex_lock(&f->mu);
 		if (at < f->oldest)
-			at = f->oldest;
-		k = at < f->total ? feed_line_at(f, at) : -1;
-		if (k >= 0) {
-			li = f->lines[k];
-			li.p = li.n && li.n != UINT32_MAX ? malloc(li.n * sizeof(*li.p)) : NULL;
-			text = malloc(li.len);
-			if (text && (li.p || !li.n || li.n == UINT32_MAX)) {
-				if (li.p)
-					memcpy(li.p, f->lines[k].p, li.n * sizeof(*li.p));
-				feed_copy(f, li.start, text, li.len);
-			} else {
-				free(text);
-				text = NULL;
-			}
+			at = f->oldest; /* from the oldest line kept */
+		if (at >= f->total) {
+			pthread_mutex_unlock(&f->mu);
+			break;
 		}
+		k = feed_line_at(f, at);
+		rank = k < 0 ? 0 : (size_t)(((size_t)k + f->capl - f->l0) % f->capl) + 1;
+		if (k < 0 || at >= f->lines[k].start + f->lines[k].len) {
+			/* a line whose layout could not be kept (out of
+			 * memory): blanks, up to the next kept line */
+			uint64_t end = feed_next_start(f, rank);
+
+			pthread_mutex_unlock(&f->mu);
+			n = end - at < size - got ? (size_t)(end - at) : size - got;
+			memset(buf + got, ' ', n);
+			if (at + n == end)
+				buf[got + n - 1] = '\n';
+			got += n;
+			at += n;
+			continue;
+		}
+		rc = feed_take_line(f, (size_t)k, &li, &text);
 		pthread_mutex_unlock(&f->mu);
-		if (k < 0 || !text) { /* the end, or out of memory */
-			free(li.p);
-			if (k >= 0 && got == 0)
-				return -ENOMEM;
+		if (rc < 0) {
+			if (got == 0)
+				return rc;
 			break;
 		}
 		feed_filter_line(r, &li, text); /* outside f->mu: it takes the store's lock */
-		skip = (size_t)(at - li.start);
-		n = li.len - skip < size - got ? li.len - skip : size - got;
-		if (got == 0 && at != off)
-			off = at; /* started at the oldest kept line */
-		memcpy(buf + got, text + skip, n);
+		n = li.len - (size_t)(at - li.start);
+		n = n < size - got ? n : size - got;
+		memcpy(buf + got, text + (at - li.start), n);
 		got += n;
+		at += n;
 		free(text);
 		free(li.p);
 	}

@@ -1581,6 +1581,7 @@ static int deps_walk(const struct ns *ns, const char *path, const struct mmsb_cr
 			n = ns_lookup(ns, n->id, path, len);
 		if (!n)
 			return -ENOENT;
+		n = ns_inode(n); /* a hard link's name: its node's mode and owner */
 		path += len;
 	}
 	if (slash && n->type != MMSB_T_DIR)

@@ -402,7 +402,8 @@ static int su_rm_one(const char *path, const struct stat *s, int flag, struct FT
 
 void mmsbfs_startup_finish(const struct mmsbfs_opts *o, struct mmsbfs_startup *su)
 {
-	if (!su->committed && (su->created_dir || su->was_empty)) {
+	/* only with the lock held: then no other daemon can have written there */
+	if (!su->committed && su->lock_fd >= 0 && (su->created_dir || su->was_empty)) {
 		nftw(o->store_abs, su_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 		if (su->created_dir)
 			rmdir(o->store_abs);

@@ -46,8 +46,8 @@ int mmsbfs_startup_check(const struct mmsbfs_opts *o, struct mmsbfs_startup *su,
 int mmsbfs_startup_lock(const struct mmsbfs_opts *o, struct mmsbfs_startup *su, char *err, size_t cap);
 
 /* After a failed start-up: remove the store this process created (all of
- * STORE when it made the directory, its contents when STORE was empty),
- * then release the lock.  After a successful one (su->committed), release
+ * STORE when it made the directory, its contents when STORE was empty;
+ * only while holding the lock), then release the lock.  After a successful one (su->committed), release
  * the lock only.  Call after the store is closed. */
 void mmsbfs_startup_finish(const struct mmsbfs_opts *o, struct mmsbfs_startup *su);
 

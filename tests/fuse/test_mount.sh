@@ -71,6 +71,7 @@ t_generic_options() {
 t_fstab() {
 	command -v unshare >/dev/null || skip_section "unshare (util-linux) missing"
 	[[ -x /sbin/mount.fuse3 || -x /usr/sbin/mount.fuse3 ]] || skip_section "mount.fuse3 (fuse3) missing"
+	[[ -d /usr/local/sbin ]] || skip_section "/usr/local/sbin missing (the namespace binds mmsbfs there)"
 	local bin=$TEST_TMP/sbin fstab=$TEST_TMP/fstab flog=$TEST_TMP/fstab.log out
 	mkdir -p "$bin"
 	ln -sf "$MMSBFS" "$bin/mmsbfs"

@@ -598,7 +598,7 @@ static void main_extra_stats(void *arg, ctl_emit_fn emit, void *ectx)
 	emit(ectx, "fuse.snapshot_inodes", fs->itab != NULL ? mmsbfs_itab_count(fs->itab) : 0);
 }
 
-/* Open the store into fs->st; on failure, *err gets the message. */
+/* mmsbfs.h: undo mountinfo's octal escapes in place. */
 void mmsbfs_unescape(char *s)
 {
 	char *d = s;
@@ -636,6 +636,7 @@ static bool main_store_mounted(const char *store_abs)
 	return found;
 }
 
+/* Open the store into fs->st; on failure, *err gets the message. */
 static int main_open_store(struct mmsbfs *fs, const struct mmsbfs_opts *o, char *err, size_t cap)
 {
 	struct mmsb_store_opts so;

@@ -76,6 +76,23 @@ enum mmsb_diag_level {
 /* Diagnostic sink: one line, no trailing newline.  Must be thread-safe. */
 typedef void (*mmsb_diag_fn)(void *arg, int level, const char *msg);
 
+/* Retention: history dropped automatically after each checkpoint (the
+ * same compaction as mmsb_compact(), at a checkpoint boundary).  Each field
+ * is a limit; history that breaks any of them is dropped, but never an
+ * epoch a tag names, never more than the limits require, and time travel
+ * keeps working back to the new oldest epoch.  All zero: keep everything. */
+struct mmsb_keep {
+	int64_t age_ns;	 /* drop epochs committed longer ago than this; 0 = no limit */
+	uint64_t epochs; /* keep at most the newest this many epochs; 0 = no limit */
+	uint64_t bytes;	 /* keep log + checkpoints on disk within this; 0 = no limit */
+};
+
+/* Parse a retention spec into *out: rules separated by ':', each a number
+ * with a unit: "7d" (age: s, min, h, d, w), "100000e" (epochs), "10G"
+ * (bytes: B, K/k, M, G/g, T/t, powers of 1024), e.g. "7d:10G".  A rule may
+ * appear once.  Returns 0 or -EINVAL (bad number or unit, zero, repeat). */
+int mmsb_keep_parse(const char *spec, struct mmsb_keep *out);
+
 struct mmsb_commit_info;
 /* Called once for every committed epoch, outside the store's locks, on the
  * committing thread.  May read the store; must not begin a transaction.
@@ -104,6 +121,7 @@ struct mmsb_store_opts {
 	mmsb_commit_fn commit_fn;     /* NULL: none */
 	void *commit_arg;
 	const struct mmsb_io_ops *io; /* NULL: the POSIX table (tests inject faults here) */
+	struct mmsb_keep keep;	      /* retention, applied after each checkpoint (read-write) */
 };
 
 /* Fill *o with the defaults: create, read-write, MMSB_SYNC_NONE, checkpoint

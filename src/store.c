@@ -35,6 +35,7 @@
 #include "delta.h"
 #include "err.h"
 #include "format.h"
+#include "retain.h"
 #include "store_int.h"
 #include "sum.h"
 
@@ -456,6 +457,8 @@ static void *ckpt_main(void *arg)
 			break;
 		pthread_mutex_unlock(&st->ck_mu);
 		rc = ckpt_once(st, &e);
+		if (rc == 0)
+			retain_apply(st); /* before waiters wake: they see its result */
 		pthread_mutex_lock(&st->ck_mu);
 		st->ck_err = rc;
 		if (rc < 0 && st->ck_want > st->ck_done)

@@ -14,6 +14,8 @@
  *   notify.c  notifier thread: kernel cache invalidations after commits
  *   wire.c    /dev/fuse I/O hook: INIT capabilities libfuse 3.14 lacks
  *   ctl.c     the control socket mmsbctl talks to (STORE/ctl.sock)
+ *   startup.c mount(8)'s generic options, start-up checks, the one-daemon-
+ *             per-store lock, undo of a failed mount, sd_notify
  *
  * Conventions (STYLE.md): functions return >= 0 on success and -errno on
  * failure; the sign flips once, in ops.c, at fuse_reply_err().  There is no

@@ -162,6 +162,8 @@ static char *su_canonical(const char *abs)
 	copy = strdup(abs);
 	if (copy == NULL)
 		return NULL;
+	for (size_t len = strlen(copy); len > 1 && copy[len - 1] == '/'; len--)
+		copy[len - 1] = '\0'; /* "store/" names "store" */
 	slash = strrchr(copy, '/');
 	if (slash == NULL || slash[1] == '\0') {
 		free(copy);

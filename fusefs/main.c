@@ -56,6 +56,7 @@
 
 #include "ctl.h"
 #include "feed.h"
+#include "xattr.h"
 #include "inode.h"
 #include "metrics.h"
 #include "notify.h"
@@ -847,6 +848,7 @@ static void main_teardown(struct mmsbfs *fs, struct mmsbfs_notify *nt, struct mm
 	fs->st = NULL;
 	mmsbfs_feed_free(fs->feed); /* after the last commit hook */
 	fs->feed = NULL;
+	mmsbfs_xattr_refusals_free(atomic_exchange(&fs->refusals, NULL));
 	atomic_store(&fs->ctl, NULL);
 	mmsbfs_ctl_free(ctl);
 	mmsbfs_notify_free(nt);

@@ -145,6 +145,7 @@ struct mmsbfs {
 	int diag_level;			     /* drop messages above this syslog level */
 	atomic_bool diag_syslog;	     /* daemonized: diagnostics go to syslog */
 	atomic_uint_fast64_t n_capability;   /* GETXATTR security.capability answered */
+	_Atomic(struct mmsbfs_refusals *) refusals; /* why dependency attributes were refused (xattr.c) */
 };
 
 /* ---- diagnostics (main.c) ------------------------------------------------ */

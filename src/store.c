@@ -717,6 +717,8 @@ void mmsb_store_close(struct mmsb_store *st)
 	mmsb_buf_free(&st->txn.scratch);
 	free(st->txn.changes);
 	free(st->txn.rewired);
+	free(st->txn.cred_groups);
+	free(st->txn.owner_groups);
 	mmsb_buf_free(&st->txn.prop_out);
 	mmsb_buf_free(&st->txn.window);
 	free(st->txn.recs);

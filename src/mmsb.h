@@ -167,7 +167,8 @@ void mmsb_store_opts_init(struct mmsb_store_opts *o);
  * diagnostic naming segment, offset and check; a read-only open serves every
  * epoch before the damage.
  * Returns 0, or -ENOENT (no store and !create), -EINVAL (not an MMSB store),
- * -ENOTSUP (unknown incompat feature / major version), -EBUSY (locked by
+ * -ENOTEMPTY (no store, create, and dir holds other files: a store is only
+ * created in an empty or absent directory), -ENOTSUP (unknown incompat feature / major version), -EBUSY (locked by
  * another process), -EUCLEAN, -EBADMSG, -EIO, -ENOMEM. */
 int mmsb_store_open(const char *dir, const struct mmsb_store_opts *o, struct mmsb_store **out);
 

@@ -21,6 +21,7 @@
  * holds exactly the committed state.  That path is rare and keeps every
  * operation free of undo logic.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -561,6 +562,42 @@ ssize_t mmsb_checkpoints(struct mmsb_store *st, struct mmsb_ckpt_info *out, size
 
 /* ---- open and close -------------------------------------------------------------------- */
 
+/* A store is created only in an empty directory: a directory holding other
+ * files is not a store, and creating one there would mix the store's files
+ * with the user's.  0 when dirfd holds a superblock, is empty, or holds only
+ * what a store (or an interrupted creation) leaves: LOCK, log/, ckpt/ (then
+ * open_sb() tells what is missing); else -ENOTEMPTY. */
+static int check_fresh_dir(struct mmsb_store *st)
+{
+	struct dirent *e;
+	struct stat s;
+	DIR *d;
+	int fd, rc = 0;
+
+	if (fstatat(st->dirfd, MMSB_SUPER_NAME, &s, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+		return 0;
+	fd = openat(st->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL) {
+		rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+		    strcmp(e->d_name, MMSB_LOCK_NAME) != 0 && strcmp(e->d_name, MMSB_LOG_DIR) != 0 &&
+		    strcmp(e->d_name, MMSB_CKPT_DIR) != 0) {
+			mmsb_diag(&st->diag, MMSB_DIAG_ERR,
+				  "store: %s: not a store and not empty (holds '%s'): a new store needs an empty directory",
+				  st->dir, e->d_name);
+			rc = -ENOTEMPTY;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
 static int open_dirs(struct mmsb_store *st)
 {
 	const struct mmsb_io_ops *io = st->io;
@@ -571,6 +608,11 @@ static int open_dirs(struct mmsb_store *st)
 	st->dirfd = io->openat(io->ctx, AT_FDCWD, st->dir, O_RDONLY | O_DIRECTORY, 0);
 	if (st->dirfd < 0)
 		return st->dirfd;
+	if (st->o.create && !st->read_only) {
+		rc = check_fresh_dir(st);
+		if (rc < 0)
+			return rc;
+	}
 	if (!st->read_only) {
 		st->lockfd = io->openat(io->ctx, st->dirfd, MMSB_LOCK_NAME, O_RDWR | O_CREAT, 0600);
 		if (st->lockfd < 0)

@@ -48,6 +48,15 @@ struct mmsb_txn {
 	size_t n_rewired, cap_rewired;
 	struct mmsb_buf prop_out;      /* scratch: a recompute's result */
 	struct mmsb_buf window;	       /* scratch: bytes of a GPU page copied out */
+	bool has_cred;		       /* cred applies (mmsb_txn_set_cred) */
+	struct mmsb_cred cred;	       /* the caller; groups point at cred_groups */
+	uint32_t *cred_groups;	       /* copy of the caller's supplementary groups */
+	size_t cap_cred_groups;	       /* entries allocated in cred_groups */
+	struct mmsb_cred owner;	       /* cache: the last derived page owner's credentials */
+	bool owner_ok;		       /* owner holds a looked-up user */
+	uint32_t *owner_groups;	       /* owner's supplementary groups */
+	size_t cap_owner_groups;       /* entries allocated in owner_groups */
+	char why[400];		       /* why the last dependency operation was refused */
 };
 
 struct mmsb_snap {
@@ -74,6 +83,8 @@ struct mmsb_store {
 	bool gpu_ok;			  /* location gpu accepted (a GPU, or MMSB_GPU_CPU) */
 	uint64_t seed;			/* checksum seed */
 	int64_t ctime;			/* store creation time */
+	uint8_t sb[MMSB_SB_SIZE];	/* the superblock as read or written (protected by lock) */
+	uint32_t incompat;		/* its incompat features (protected by lock) */
 	bool read_only;			/* opened read-only, or forced by ro_compat bits */
 	bool damaged;			/* read-only open stopped at damage */
 
@@ -148,6 +159,10 @@ static inline struct hist_rec store_hist_rec(const struct mmsb_rec *r, uint32_t 
 
 /* store.c */
 int store_reload(struct mmsb_store *st);
+/* Record incompat feature bits in the superblock (replaced atomically and
+ * durably) unless already there; called under st->lock before the first
+ * record that needs them.  0, or the I/O error. */
+int store_feature_set(struct mmsb_store *st, uint32_t incompat);
 /* Set st->oldest from the log's first segment and the checkpoints (what
  * recovery computes).  ck_mu held or no other thread running. */
 int store_find_oldest(struct mmsb_store *st);

@@ -59,6 +59,19 @@ int hist_add_epoch(struct mmsb_hist *h, uint64_t epoch, int64_t time, uint8_t so
 	return 0;
 }
 
+int hist_skip_to(struct mmsb_hist *h, uint64_t epoch)
+{
+	int rc = 0;
+
+	if (h->en == 0 && epoch > h->ebase) { /* nothing indexed yet: just start later */
+		h->ebase = epoch;
+		return 0;
+	}
+	while (rc == 0 && h->ebase + h->en < epoch)
+		rc = hist_add_epoch(h, h->ebase + h->en, 0, HIST_LOST, 0);
+	return rc;
+}
+
 static uint64_t id_hash(uint64_t id)
 {
 	return id * 0x9E3779B97F4A7C15ull;

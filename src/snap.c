@@ -196,10 +196,20 @@ int snap_build(struct mmsb_store *st, uint64_t e, struct mmsb_snap **out)
 			s->ns = NULL;
 			from = s->base;
 		}
-		if (!s->ns && s->base)
-			rc = mmsb_ckpt_load(&c, s->base, true, &s->ns, NULL, &s->ck_fd);
-		else if (!s->ns)
-			rc = ns_new(st->ctime, &s->ns);
+		for (;;) { /* never an older state: exact, or -EUCLEAN */
+			rc = store_epoch_readable(st, s->base, e);
+			if (rc == 0 && !s->ns && s->base)
+				rc = mmsb_ckpt_load(&c, s->base, true, &s->ns, NULL, &s->ck_fd);
+			else if (rc == 0 && !s->ns)
+				rc = ns_new(st->ctime, &s->ns);
+			if (rc != -MMSB_ECORRUPT && rc != -MMSB_EBADCRC)
+				break;
+			if (s->ns || !s->base || store_epoch_readable(st, s->base, e) < 0)
+				break;
+			/* that checkpoint is damaged: an older one and the log may still do */
+			store_ckpt_drop(st, s->base, rc);
+			from = s->base = store_base_ckpt(st, e);
+		}
 		if (rc == 0)
 			rc = snap_replay_meta(st, s, from);
 	}

@@ -76,6 +76,11 @@ struct mmsb_store {
 	int64_t ctime;			/* store creation time */
 	bool read_only;			/* opened read-only, or forced by ro_compat bits */
 	bool damaged;			/* read-only open stopped at damage */
+	struct mmsb_epoch_range *lost;	/* epochs whose log records are lost, sorted (protected by lock) */
+	size_t n_lost;
+	uint32_t n_log_damage;		/* damaged places the recovery scan skipped */
+	unsigned sb_bad;		/* superblock copies found damaged at open (bit k: copy k) */
+	uint32_t n_bad_ckpts;		/* checkpoints found damaged (dropped from ckpts) */
 
 	pthread_rwlock_t lock;		/* readers / the one writer: ns, hist, ckpts */
 	struct ns *ns;			/* head state (protected by lock) */
@@ -155,6 +160,13 @@ int store_write_compacted(struct mmsb_store *st, uint64_t epoch);
 /* The checkpoint to build a view of epoch e from: 0 means the empty store. */
 uint64_t store_base_ckpt(struct mmsb_store *st, uint64_t e);
 struct ckpt_ctx store_ckpt_ctx(struct mmsb_store *st);
+/* 0 if epoch e can be rebuilt exactly from checkpoint base (0: the empty
+ * store) and the retained log, else -EUCLEAN: a record in (base, e] is lost
+ * or base is not usable.  st->lock held. */
+int store_epoch_readable(struct mmsb_store *st, uint64_t base, uint64_t e);
+/* Forget checkpoint epoch (found damaged after open): views fall back to an
+ * older one.  st->ck_mu not held. */
+void store_ckpt_drop(struct mmsb_store *st, uint64_t epoch, int why);
 
 /* tags.c */
 int tags_load(struct mmsb_store *st);

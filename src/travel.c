@@ -597,6 +597,7 @@ struct verify_ctx {
 	struct mmsb_store *st;
 	struct ns *ns;	 /* replayed from base; NULL: nothing to apply records to */
 	uint64_t base;
+	uint64_t oldest; /* the oldest retained epoch */
 	uint64_t next;	 /* the epoch expected next */
 	const struct ckpt_info *ck; /* checkpoints that load, oldest first */
 	size_t n_ck;
@@ -626,7 +627,14 @@ static int verify_txn(void *arg, const struct tlog_txn *t)
 	struct verify_ctx *v = arg;
 	uint32_t i;
 
-	if (t->epoch > v->next && t->epoch - 1 > v->base) {
+	if (t->epoch > v->next && t->epoch - 1 <= v->oldest) {
+		mmsb_diag(&v->st->diag, MMSB_DIAG_ERR,
+			  "verify: the log records of epochs %" PRIu64 "-%" PRIu64 " are damaged, before the oldest "
+			  "retained epoch %" PRIu64 ": no retained epoch is affected",
+			  v->next, t->epoch - 1, v->oldest);
+		if (v->rc == 0)
+			v->rc = -MMSB_ECORRUPT;
+	} else if (t->epoch > v->next && t->epoch - 1 > v->base) {
 		mmsb_diag(&v->st->diag, MMSB_DIAG_ERR, "verify: the log records of epochs %" PRIu64 "-%" PRIu64 " are lost",
 			  v->next, t->epoch - 1);
 		if (v->rc == 0)
@@ -699,6 +707,7 @@ int mmsb_store_verify(struct mmsb_store *st)
 	v.ck = ck;
 	v.n_ck = k;
 	v.next = oldest + 1;
+	v.oldest = oldest;
 	if (rc == 0 && !v.ns && oldest == 0)
 		rc = ns_new(st->ctime, &v.ns);
 	if (rc == 0)

@@ -58,6 +58,7 @@ int main(int argc, char **argv)
 	mmsb_store_opts_init(&o);
 	o.ckpt_log_bytes = 0;
 	o.ckpt_at_close = true;
+	o.diag_level = getenv("BENCH_DIAG") ? MMSB_DIAG_DEBUG : MMSB_DIAG_NOTICE;
 	rc = mmsb_store_open(dir, &o, &st);
 	if (rc < 0)
 		die("create", rc);

@@ -67,6 +67,11 @@ const struct hist_rec *hist_rec(const struct mmsb_hist *h, uint64_t seq);
 uint32_t hist_node_index_after(const struct hist_node *hn, const struct mmsb_hist *h, uint64_t e);
 uint64_t hist_global_seq_after(const struct mmsb_hist *h, uint64_t e);
 const struct hist_node *hist_node(const struct mmsb_hist *h, uint64_t id);
+/* Put the index p of the epochs right before h's first one in front of h
+ * (p is consumed, even on error).  h->base must leave room: p->n <= h->base
+ * (start h with HIST_PREFIX_ROOM).  -ENOMEM, -EINVAL. */
+int hist_prepend(struct mmsb_hist *h, struct mmsb_hist *p);
+#define HIST_PREFIX_ROOM (1ull << 48) /* sequence numbers left free for a prefix */
 /* Forget epochs <= e (compaction). */
 void hist_drop_upto(struct mmsb_hist *h, uint64_t e);
 

@@ -167,8 +167,11 @@ int snap_build(struct mmsb_store *st, uint64_t e, struct mmsb_snap **out)
 	uint64_t from;
 	int rc = 0;
 
-	if (!s)
-		return -ENOMEM;
+	rc = store_hist_need(st, e);
+	if (rc < 0 || !s) {
+		free(s);
+		return rc < 0 ? rc : -ENOMEM;
+	}
 	s->st = st;
 	s->epoch = e;
 	s->refs = 1;

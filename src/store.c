@@ -243,7 +243,10 @@ ssize_t mmsb_lost_epochs(struct mmsb_store *st, struct mmsb_epoch_range *out, si
 {
 	uint64_t head = atomic_load(&st->head);
 	size_t i, n = 0;
+	int rc = store_hist_need(st, 0);
 
+	if (rc < 0)
+		return rc;
 	pthread_rwlock_rdlock(&st->lock);
 	pthread_mutex_lock(&st->ck_mu);
 	for (i = 0; i < st->n_lost; i++) {
@@ -285,8 +288,8 @@ static int load_txn(void *arg, const struct tlog_txn *t)
 	uint32_t i;
 	int rc;
 
-	if (t->epoch <= st->oldest || lc->stop)
-		return 0;
+	if (t->epoch < st->hist_from || lc->stop)
+		return 0; /* older epochs: indexed on first need (store_hist_need) */
 	if (t->epoch > lc->next) { /* the recovery scan skipped damage */
 		rc = lost_add(st, lc->next, t->epoch - 1);
 		if (rc == 0)
@@ -423,11 +426,11 @@ static int load_base(struct mmsb_store *st, uint64_t *base)
 }
 
 /* Say what the damage the recovery scan skipped costs. */
-static void report_lost(struct mmsb_store *st)
+static void report_lost(struct mmsb_store *st, size_t from, size_t to)
 {
 	size_t i;
 
-	for (i = 0; i < st->n_lost; i++) {
+	for (i = from; i < to; i++) {
 		uint64_t c = ckpt_at_or_after(st, st->lost[i].last);
 		uint64_t head = atomic_load(&st->head);
 
@@ -450,7 +453,7 @@ static int store_load(struct mmsb_store *st)
 	struct ckpt_ctx c = store_ckpt_ctx(st);
 	struct load_ctx lc = {.st = st};
 	struct tlog_recovery res;
-	uint64_t last, t0 = mmsb_now_ns();
+	uint64_t last, from, t0 = mmsb_now_ns();
 	const char *why = NULL;
 	int rc;
 
@@ -470,10 +473,19 @@ static int store_load(struct mmsb_store *st)
 		rc = place_gpu_pages(st);
 	if (rc < 0)
 		return rc;
-	hist_init(&st->hist, st->oldest + 1);
+	/* the log from the segment that holds the base checkpoint's epoch, and
+	 * only the epochs from it on are indexed: the rest is indexed on the
+	 * first time-travel read that needs it (store_hist_need), so open time
+	 * and memory follow the log since the checkpoint (plus at most one
+	 * segment read), not all retained history */
+	from = lc.base ? mmsb_tlog_scan_start(st->log, lc.base) : 0;
+	st->hist_from = lc.base > st->oldest + 1 ? lc.base : st->oldest + 1;
+	hist_init(&st->hist, st->hist_from);
+	if (st->hist_from > st->oldest + 1)
+		st->hist.base = HIST_PREFIX_ROOM;
 	st->replay_bytes = 0;
-	lc.next = st->oldest + 1;
-	rc = mmsb_tlog_recover(st->log, load_txn, &lc, &res);
+	lc.next = st->hist_from;
+	rc = mmsb_tlog_recover(st->log, from, load_txn, &lc, &res);
 	mmsb_buf_free(&lc.scratch);
 	if (rc < 0)
 		return rc;
@@ -498,7 +510,7 @@ static int store_load(struct mmsb_store *st)
 			return rc;
 	}
 	atomic_store(&st->head, last > lc.base ? last : lc.base);
-	report_lost(st);
+	report_lost(st, 0, st->n_lost);
 	if (why && !st->read_only)
 		return MMSB_CORRUPT(&st->diag,
 				    "store: %s: the log has %s; refusing to open read-write (a read-only open "
@@ -513,6 +525,101 @@ static int store_load(struct mmsb_store *st)
 	st->log_since_ckpt = st->replay_bytes; /* the log the next open would replay */
 	st->replay_ns = mmsb_now_ns() - t0;
 	return 0;
+}
+
+struct prefix_ctx {
+	struct mmsb_store *st;
+	struct mmsb_hist h; /* the index of the epochs before st->hist_from */
+	uint64_t next;	    /* the epoch expected next */
+	uint64_t before;    /* st->hist_from */
+};
+
+static int prefix_txn(void *arg, const struct tlog_txn *t)
+{
+	struct prefix_ctx *p = arg;
+	uint32_t i;
+	int rc = 0;
+
+	if (t->epoch <= p->st->oldest || t->epoch >= p->before)
+		return 0;
+	if (t->epoch > p->next) {
+		rc = lost_add(p->st, p->next, t->epoch - 1);
+		if (rc == 0)
+			rc = hist_skip_to(&p->h, t->epoch);
+	}
+	p->next = t->epoch + 1;
+	if (rc == 0)
+		rc = hist_add_epoch(&p->h, t->epoch, t->time, t->source, t->changed);
+	for (i = 0; i < t->n && rc == 0; i++) {
+		struct hist_rec hr = store_hist_rec(&t->recs[i], t->seg, t->offs[i], t->lens[i]);
+
+		rc = hist_add_rec(&p->h, &hr);
+	}
+	return rc;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct mmsb_epoch_range *x = a, *y = b;
+
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Index the segments recovery skipped (st->lock held for writing). */
+static int store_load_prefix(struct mmsb_store *st)
+{
+	struct prefix_ctx p = {.st = st, .next = st->oldest + 1, .before = st->hist_from};
+	size_t n0 = st->n_lost, i;
+	struct tlog_recovery res;
+	uint64_t t0 = mmsb_now_ns();
+	int rc;
+
+	hist_init(&p.h, st->oldest + 1);
+	rc = mmsb_tlog_scan_before(st->log, p.before, prefix_txn, &p, &res);
+	if (rc == 0 && p.next < p.before) /* the skipped segments end early: damage */
+		rc = lost_add(st, p.next, p.before - 1);
+	if (rc == 0)
+		rc = hist_skip_to(&p.h, p.before);
+	if (rc < 0) {
+		hist_free(&p.h);
+		st->n_lost = n0;
+		return rc;
+	}
+	rc = hist_prepend(&st->hist, &p.h);
+	if (rc < 0) {
+		st->n_lost = n0;
+		return rc;
+	}
+	st->hist_from = st->oldest + 1;
+	st->n_log_damage += res.n_damage + res.n_header;
+	pthread_mutex_lock(&st->ck_mu);
+	report_lost(st, n0, st->n_lost);
+	pthread_mutex_unlock(&st->ck_mu);
+	for (i = n0; i < st->n_lost; i++) /* the known history now starts earlier */
+		if (st->lost[i].last >= p.before)
+			st->lost[i].last = p.before - 1;
+	if (st->n_lost > 1)
+		qsort(st->lost, st->n_lost, sizeof(*st->lost), cmp_range);
+	mmsb_diag(&st->diag, MMSB_DIAG_INFO, "store: indexed the history before epoch %" PRIu64 " in %.3f s", p.before,
+		  (double)(mmsb_now_ns() - t0) / 1e9);
+	return 0;
+}
+
+int store_hist_need(struct mmsb_store *st, uint64_t e)
+{
+	bool need;
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&st->lock);
+	need = e < st->hist_from && st->hist_from > st->oldest + 1;
+	pthread_rwlock_unlock(&st->lock);
+	if (!need)
+		return 0;
+	pthread_rwlock_wrlock(&st->lock);
+	if (e < st->hist_from && st->hist_from > st->oldest + 1)
+		rc = store_load_prefix(st);
+	pthread_rwlock_unlock(&st->lock);
+	return rc;
 }
 
 int store_reload(struct mmsb_store *st)
@@ -1051,6 +1158,7 @@ void mmsb_store_stats(struct mmsb_store *st, struct mmsb_stats *s)
 	s->n_symlinks = st->ns->n_symlinks;
 	s->page_bytes = st->ns->page_bytes;
 	s->oldest = st->oldest;
+	s->indexed_epochs = st->hist.en;
 	pthread_rwlock_unlock(&st->lock);
 	s->head = atomic_load(&st->head);
 	pthread_mutex_lock(&st->ck_mu);

@@ -85,6 +85,7 @@ struct mmsb_store {
 	pthread_rwlock_t lock;		/* readers / the one writer: ns, hist, ckpts */
 	struct ns *ns;			/* head state (protected by lock) */
 	struct mmsb_hist hist;		/* log index (protected by lock) */
+	uint64_t hist_from;		/* epochs in (oldest, hist_from) not indexed yet (lock) */
 	struct mmsb_tlog *log;		/* the log (own locking) */
 	_Atomic uint64_t head;		/* newest committed epoch */
 	uint64_t oldest;		/* oldest retained epoch (protected by lock) */
@@ -164,6 +165,10 @@ struct ckpt_ctx store_ckpt_ctx(struct mmsb_store *st);
  * store) and the retained log, else -EUCLEAN: a record in (base, e] is lost
  * or base is not usable.  st->lock held. */
 int store_epoch_readable(struct mmsb_store *st, uint64_t base, uint64_t e);
+/* Make sure the log index covers epoch e (and history lost before it is
+ * known): indexes the segments recovery skipped on first need.  st->lock
+ * not held.  -ENOMEM, -EIO. */
+int store_hist_need(struct mmsb_store *st, uint64_t e);
 /* Forget checkpoint epoch (found damaged after open): views fall back to an
  * older one.  st->ck_mu not held. */
 void store_ckpt_drop(struct mmsb_store *st, uint64_t epoch, int why);

@@ -548,7 +548,9 @@ static int seg_header_repair(struct mmsb_tlog *log, uint32_t i, const char *why)
 	return rc;
 }
 
-int mmsb_tlog_recover(struct mmsb_tlog *log, tlog_txn_fn fn, void *arg, struct tlog_recovery *res)
+/* Scan segments [from, to) (indexes): see mmsb_tlog_recover. */
+static int tlog_scan(struct mmsb_tlog *log, uint32_t from, uint32_t to, tlog_txn_fn fn, void *arg,
+		     struct tlog_recovery *res)
 {
 	struct scan s = {0};
 	struct seg_scan ss = {.in_sync = true, .res = res};
@@ -556,7 +558,7 @@ int mmsb_tlog_recover(struct mmsb_tlog *log, tlog_txn_fn fn, void *arg, struct t
 	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
-	for (i = 0; i < log->n_segs && rc == 0; i++) {
+	for (i = from; i < to && rc == 0; i++) {
 		struct tlog_seg *sg = &log->segs[i];
 		uint8_t *buf = NULL;
 		bool mapped = false;
@@ -565,7 +567,7 @@ int mmsb_tlog_recover(struct mmsb_tlog *log, tlog_txn_fn fn, void *arg, struct t
 		char name[32];
 
 		seg_name(name, sizeof(name), sg->first);
-		if (i == 0) {
+		if (i == from) {
 			ss.next_epoch = sg->first;
 		} else if (sg->first < ss.next_epoch) {
 			rc = MMSB_CORRUPT(log->o.diag, "tlog: log/%s: overlaps the segment before (which reached epoch %" PRIu64 ")",
@@ -614,6 +616,33 @@ int mmsb_tlog_recover(struct mmsb_tlog *log, tlog_txn_fn fn, void *arg, struct t
 	free(s.recs);
 	free(s.offs);
 	free(s.lens);
+	return rc;
+}
+
+uint64_t mmsb_tlog_scan_start(struct mmsb_tlog *log, uint64_t skip_to)
+{
+	uint32_t i;
+
+	for (i = log->n_segs; i-- > 1;)
+		if (log->segs[i].first <= skip_to)
+			return log->segs[i].first;
+	return log->n_segs ? log->segs[0].first : 1;
+}
+
+int mmsb_tlog_recover(struct mmsb_tlog *log, uint64_t from, tlog_txn_fn fn, void *arg, struct tlog_recovery *res)
+{
+	uint32_t k = 0, i;
+	int rc;
+
+	while (k + 1 < log->n_segs && log->segs[k + 1].first <= from)
+		k++;
+	for (i = 0; i < k; i++) { /* not scanned now: mmsb_tlog_scan_before */
+		struct stat stt;
+
+		log->segs[i].size = fstat(log->segs[i].fd, &stt) == 0 ? (uint64_t)stt.st_size : 0;
+		log->segs[i].last = log->segs[i + 1].first - 1;
+	}
+	rc = tlog_scan(log, k, log->n_segs, fn, arg, res);
 	if (rc < 0)
 		return rc;
 	if (!log->o.read_only && log->n_segs == 0)
@@ -624,6 +653,19 @@ int mmsb_tlog_recover(struct mmsb_tlog *log, tlog_txn_fn fn, void *arg, struct t
 		pthread_mutex_unlock(&log->mu);
 	}
 	return rc;
+}
+
+int mmsb_tlog_scan_before(struct mmsb_tlog *log, uint64_t before, tlog_txn_fn fn, void *arg, struct tlog_recovery *res)
+{
+	uint32_t k = 0;
+
+	while (k < log->n_segs && log->segs[k].first < before)
+		k++;
+	if (k == 0) {
+		memset(res, 0, sizeof(*res));
+		return 0;
+	}
+	return tlog_scan(log, 0, k, fn, arg, res);
 }
 
 /* ---- append and sync ------------------------------------------------------------ */

@@ -49,7 +49,7 @@ struct tlog_recovery {
 	bool end_damaged;   /* the log ends in damage, not a torn tail: what followed `last` is lost */
 };
 
-/* Scan every segment in order and call fn for each committed transaction,
+/* Scan every segment from the one holding epoch `from` (0: all) in order and call fn for each committed transaction,
  * in increasing epoch order.  A torn transaction at the tail is discarded
  * (and cut off the file unless read-only) with a NOTICE.  Damage (see the
  * rule in tlog.c) is reported at ERR and skipped: the scan resumes at the
@@ -57,7 +57,14 @@ struct tlog_recovery {
  * the caller decides what the loss means.  Then prepares for appending after
  * the last transaction (a new segment if needed).  -EUCLEAN only for
  * overlapping segment names, -ENOTSUP, -EIO, -ENOMEM, or fn's error. */
-int mmsb_tlog_recover(struct mmsb_tlog *log, tlog_txn_fn fn, void *arg, struct tlog_recovery *res);
+int mmsb_tlog_recover(struct mmsb_tlog *log, uint64_t from, tlog_txn_fn fn, void *arg, struct tlog_recovery *res);
+/* The first epoch of the segment recovery starts at to reach epoch skip_to:
+ * recovery with from = skip_to skips the segments before it (they hold only
+ * older epochs), which bounds open time by the log after a checkpoint. */
+uint64_t mmsb_tlog_scan_start(struct mmsb_tlog *log, uint64_t skip_to);
+/* Scan the segments that start before epoch `before` (those recovery
+ * skipped), the same way: damage reported and skipped.  Never truncates. */
+int mmsb_tlog_scan_before(struct mmsb_tlog *log, uint64_t before, tlog_txn_fn fn, void *arg, struct tlog_recovery *res);
 
 /* Append the frames of one transaction of epoch `epoch` (buf, len) at the
  * end of the log, rolling to a new segment first if the current one is

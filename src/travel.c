@@ -42,8 +42,10 @@ int mmsb_history(struct mmsb_store *st, uint64_t id, uint64_t since, uint64_t un
 {
 	const struct hist_rec *hr;
 	uint64_t seq;
-	int rc;
+	int rc = store_hist_need(st, since);
 
+	if (rc < 0)
+		return rc;
 	pthread_rwlock_rdlock(&st->lock);
 	if (id) {
 		const struct hist_node *hn = hist_node(&st->hist, id);
@@ -67,8 +69,10 @@ int mmsb_history(struct mmsb_store *st, uint64_t id, uint64_t since, uint64_t un
 int mmsb_epoch_info(struct mmsb_store *st, uint64_t epoch, struct mmsb_epoch_info *out)
 {
 	const struct hist_epoch *he;
-	int rc = 0;
+	int rc = store_hist_need(st, epoch);
 
+	if (rc < 0)
+		return rc;
 	pthread_rwlock_rdlock(&st->lock);
 	he = hist_epoch(&st->hist, epoch);
 	if (history_lost(st, epoch, epoch) < 0) {
@@ -713,7 +717,7 @@ int mmsb_store_verify(struct mmsb_store *st)
 	if (rc == 0)
 		rc = mmsb_tlog_open(st->dirfd, &to, &log);
 	if (rc == 0)
-		rc = mmsb_tlog_recover(log, verify_txn, &v, &res);
+		rc = mmsb_tlog_recover(log, 0, verify_txn, &v, &res);
 	if (rc == 0 && (res.n_damage || res.n_header || res.end_damaged))
 		rc = -MMSB_ECORRUPT;
 	if (rc == 0 && res.last < newest) {

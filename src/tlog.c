@@ -13,21 +13,47 @@
  * VALIDITY
  *
  * A transaction is committed if and only if all its frames and its COMMIT
- * frame are valid (rec_decode), its epoch is the previous epoch plus one,
- * and the COMMIT's n_frames equals the frames seen.  Checksums are XXH3-64
- * seeded with the store's seed over the first 32 header bytes and the
- * payload.
+ * frame are valid (rec_decode), they all carry its epoch, and the COMMIT's
+ * n_frames equals the frames seen.  Checksums are XXH3-64 seeded with the
+ * store's seed over the first 32 header bytes and the payload.  A segment
+ * header that fails validation hides nothing: the name gives the first
+ * epoch and the frames are self-describing, so they are scanned anyway
+ * (and the header rewritten when read-write).
  *
  * RECOVERY SCAN
  *
- * Segments are scanned in order.  The first frame that is not valid (or a
- * clean end with frames but no COMMIT) ends the scan at offset X.  If any
- * valid frame follows X in that segment (looked for at every 8-byte offset)
- * or any later segment holds data, the damage is in the middle of the log:
- * that is corruption, reported with segment, offset and reason, and a
- * read-write open is refused.  Otherwise it is a torn tail: the partial
- * transaction that starts before X is discarded (the file is cut back to the
- * end of the last committed transaction) and a NOTICE says so.
+ * Segments are scanned in order (from the one holding a given epoch, the
+ * base checkpoint's: older ones are scanned on demand by
+ * mmsb_tlog_scan_before).  In sequence, each transaction must carry the
+ * epoch after the last committed one.  The scan meets damage at offset X at
+ * the first frame that is not valid, an out-of-sequence epoch, a COMMIT
+ * whose n_frames does not match, or frames without a COMMIT at the end of a
+ * segment that is not the last.
+ *
+ * TORN TAIL OR DAMAGE.  Damage at X is a torn tail if and only if
+ *   (1) it is in the last segment, and
+ *   (2) no valid frame starts at any 8-aligned offset after X, and
+ *   (3) the frame at X is incomplete: the file ends before its extent
+ *       (64 bytes for a COMMIT with an intact magic, whose payload size is
+ *       fixed whatever its length field says; 40 + align8(fr_len) for
+ *       another frame with an intact magic; else its 40-byte header), or
+ *       the last min(64, size - X) bytes of the file are all zero (blocks
+ *       allocated but never written).
+ * Frames with no COMMIT at the end of the last segment are a torn tail too.
+ * This is RocksDB's kTolerateCorruptedTailRecords, narrowed by (3): an
+ * interrupted append leaves a short file or unwritten blocks, never a
+ * frame whose bytes are all there, so such a frame failing its checksum
+ * was written whole -- perhaps fsynced and acknowledged -- and is damage
+ * (SQLite's WAL and kPointInTimeRecovery treat every invalid frame as the
+ * end of the log, which would silently drop it).  A torn tail is cut off
+ * (read-write) with a NOTICE.
+ *
+ * Damage is reported (ERR: segment, offset, check) and skipped, never
+ * repaired: the scan resumes at the next valid frame or segment, out of
+ * sequence, and takes the next transaction whose frames and COMMIT are all
+ * valid and whose epoch is greater than the last committed one; the
+ * callback sees the epoch jump.  What the lost epochs cost (a checkpoint
+ * covers them, or the head ends before them) is the store's decision.
  *
  * DURABILITY ORDER
  *

@@ -253,7 +253,9 @@ ssize_t mmsb_lost_epochs(struct mmsb_store *st, struct mmsb_epoch_range *out, si
 		uint64_t c = ckpt_at_or_after(st, st->lost[i].last);
 		struct mmsb_epoch_range r = {st->lost[i].first, c ? c - 1 : head};
 
-		if (c == st->lost[i].first || r.first > head)
+		if (r.first <= st->oldest)
+			r.first = st->oldest + 1; /* compacted since */
+		if (c == st->lost[i].first || r.first > head || r.first > r.last)
 			continue; /* a checkpoint holds it */
 		if (n && out && n <= cap && out[n - 1].last + 1 >= r.first) {
 			out[n - 1].last = r.last > out[n - 1].last ? r.last : out[n - 1].last;

@@ -630,7 +630,9 @@ static int tlog_scan(struct mmsb_tlog *log, uint32_t from, uint32_t to, tlog_txn
 			rc = seg_header_repair(log, i, bad_hdr);
 		}
 		if (rc == 0) {
+			pthread_mutex_lock(&log->mu); /* tlog_stats may be reading */
 			sg->size = ss.good;
+			pthread_mutex_unlock(&log->mu);
 			/* cut a torn tail off the last segment (never damage) */
 			if (i + 1 == log->n_segs && ss.good < size && ss.in_sync && !log->o.read_only)
 				rc = log->o.io->ftruncate(log->o.io->ctx, sg->fd, (off_t)ss.good);

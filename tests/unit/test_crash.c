@@ -720,6 +720,13 @@ static void expect_epochs(struct fx *fx, struct mmsb_store *st, const char *what
 	}
 }
 
+static int no_diff(void *arg, char kind, const char *path, const struct mmsb_range *r, size_t n)
+{
+	(void)arg, (void)kind, (void)path, (void)r, (void)n;
+	fail_msg("a difference reported from a lost epoch");
+	return 1;
+}
+
 struct commit_at {
 	unsigned file;
 	uint64_t off, epoch;
@@ -792,6 +799,13 @@ static void matrix_commit_frames(void **state)
 				nh = 0;
 				assert_int_equal(mmsb_history(st, 0, ck + 1, N_TXNS, count_hist, &nh), 0);
 				assert_true(nh > 0);
+				if (b == 0 && e < ck) { /* diff and restore refuse a lost epoch too */
+					uint64_t ne = 0;
+
+					assert_int_equal(mmsb_diff(st, e, N_TXNS, NULL, 0, no_diff, NULL), -EUCLEAN);
+					assert_int_equal(mmsb_restore(st, e, NULL, 0, &ne), -EUCLEAN);
+					assert_int_equal(mmsb_store_head(st), N_TXNS);
+				}
 				if (b % 4 == 0) /* (verify and ro on a quarter of the bytes: runtime) */
 					assert_true(mmsb_store_verify(st) < 0);
 				mmsb_store_close(st);

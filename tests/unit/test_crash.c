@@ -914,6 +914,29 @@ static void matrix_newest_checkpoint(void **state)
 	print_message("%u checkpoint cases\n", cases);
 }
 
+/* The older checkpoint, used lazily by views of epochs 10-19: damage in its
+ * header, node table or a page's data block makes those views fall back to
+ * the empty store and the log, never an error or older content. */
+static void matrix_older_checkpoint(void **state)
+{
+	struct fx *fx = *state;
+	unsigned ck = img_find(&fx->im, "ckpt/000000000000000a.ckpt"), cases = 0;
+	size_t len = fx->im.f[ck].len;
+
+	for (size_t b = 0; b < len; b += b < MMSB_CK_HDR_SIZE + 64 || b >= len - MMSB_TR_SIZE ? 1 : 97) {
+		struct mmsb_store *st;
+		char what[64];
+
+		snprintf(what, sizeof(what), "checkpoint 10 byte %zu", b);
+		img_write(&fx->im, fx->work, ck, len, b);
+		assert_int_equal(open_store(fx->work, true, &st), 0);
+		expect_epochs(fx, st, what, N_TXNS, 1, 0);
+		mmsb_store_close(st);
+		cases++;
+	}
+	print_message("%u older-checkpoint cases\n", cases);
+}
+
 /* The last segment deleted after a checkpoint of the head: the log ends
  * before the checkpoint, so rw is refused, ro serves the checkpoint and the
  * epochs whose records were in that segment fail; verify reports it. */
@@ -987,6 +1010,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(matrix_segment_headers, setup_ckpts, teardown),
 		cmocka_unit_test_setup_teardown(matrix_superblock, setup_ckpts, teardown),
 		cmocka_unit_test_setup_teardown(matrix_newest_checkpoint, setup_ckpts, teardown),
+		cmocka_unit_test_setup_teardown(matrix_older_checkpoint, setup_ckpts, teardown),
 		cmocka_unit_test_setup_teardown(deleted_last_segment, setup_ckpts, teardown),
 		cmocka_unit_test_setup_teardown(open_indexes_after_checkpoint, setup_ckpts, teardown),
 	};

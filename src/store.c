@@ -294,14 +294,14 @@ static int load_txn(void *arg, const struct tlog_txn *t)
 		return 0; /* older epochs: indexed on first need (store_hist_need) */
 	if (t->epoch > lc->next) { /* the recovery scan skipped damage */
 		rc = lost_add(st, lc->next, t->epoch - 1);
+		if (rc == 0 && t->epoch - 1 > lc->base) { /* no checkpoint covers it: the head ends before */
+			lc->stop = lc->next > lc->base ? lc->next : lc->base + 1;
+			return 0;
+		}
 		if (rc == 0)
 			rc = hist_skip_to(&st->hist, t->epoch);
 		if (rc < 0)
 			return rc;
-		if (t->epoch - 1 > lc->base) { /* no checkpoint covers it: the head ends before */
-			lc->stop = lc->next > lc->base ? lc->next : lc->base + 1;
-			return 0;
-		}
 	}
 	lc->next = t->epoch + 1;
 	rc = index_txn(st, t);
@@ -504,7 +504,7 @@ static int store_load(struct mmsb_store *st)
 			  ": the records of epochs %" PRIu64 "-%" PRIu64 " and of any epoch after %" PRIu64 " are lost",
 			  last, lc.base, last + 1, lc.base, lc.base);
 	}
-	if (last < lc.base) { /* records of (last, base] lost; the checkpoint holds base */
+	if (last < lc.base && !lc.stop) { /* records of (last, base] lost; the checkpoint holds base */
 		rc = lost_add(st, last + 1, lc.base);
 		if (rc == 0)
 			rc = hist_skip_to(&st->hist, lc.base + 1);

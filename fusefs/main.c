@@ -46,7 +46,9 @@
 
 #include "ctl.h"
 #include "feed.h"
+#include "xattr.h"
 #include "inode.h"
+#include "metrics.h"
 #include "notify.h"
 #include "wire.h"
 
@@ -139,10 +141,12 @@ static void main_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap
 
 static const struct fuse_opt main_opt_spec[] = {
 	{"sync=%s", offsetof(struct mmsbfs_opts, sync), 0},
-	{"sync_interval=%u", offsetof(struct mmsbfs_opts, sync_interval_ms), 0},
+	{"sync_interval=%s", offsetof(struct mmsbfs_opts, sync_interval_arg), 0},
 	{"ckpt_bytes=%s", offsetof(struct mmsbfs_opts, ckpt_bytes), 0},
 	{"cache=%s", offsetof(struct mmsbfs_opts, cache), 0},
-	{"threads=%u", offsetof(struct mmsbfs_opts, threads), 0},
+	{"threads=%s", offsetof(struct mmsbfs_opts, threads_arg), 0},
+	{"keep=%s", offsetof(struct mmsbfs_opts, keep), 0},
+	{"metrics=%s", offsetof(struct mmsbfs_opts, metrics), 0},
 	{"ro", offsetof(struct mmsbfs_opts, read_only), 1},
 	{"rw", offsetof(struct mmsbfs_opts, read_only), 0},
 	{"allow_other", offsetof(struct mmsbfs_opts, allow_other), 1},
@@ -151,7 +155,7 @@ static const struct fuse_opt main_opt_spec[] = {
 	{"cached_writes", offsetof(struct mmsbfs_opts, cached_writes), 1},
 	{"clone_fd", offsetof(struct mmsbfs_opts, clone_fd), 1},
 	{"allow_exec", offsetof(struct mmsbfs_opts, allow_exec), 1},
-	{"exec_timeout=%u", offsetof(struct mmsbfs_opts, exec_timeout_ms), 0},
+	{"exec_timeout=%s", offsetof(struct mmsbfs_opts, exec_timeout_arg), 0},
 	{"gpu=%s", offsetof(struct mmsbfs_opts, gpu), 0},
 	{"nosuid", offsetof(struct mmsbfs_opts, nosuid), 1},
 	{"nodev", offsetof(struct mmsbfs_opts, nodev), 1},
@@ -218,7 +222,11 @@ static void main_usage(FILE *f)
 		"    -o allow_exec          run exec: recompute operations (as this daemon's user)\n"
 		"    -o exec_timeout=MS     kill an exec: recompute after MS (default 10000)\n"
 		"    -o gpu=auto|cpu        GPU pages in GPU memory (auto), or served from\n"
-		"                           host memory by the CPU kernels (cpu)\n");
+		"                           host memory by the CPU kernels (cpu)\n"
+		"    -o keep=RULE[:RULE...] retention after each checkpoint: an age (7d, 12h),\n"
+		"                           epochs (100000e) and/or disk use (10G); never\n"
+		"                           drops a tagged epoch\n"
+		"    -o metrics=HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics\n");
 }
 
 /* N with an optional k/m/g/t suffix (powers of 1024), into *out. */
@@ -245,6 +253,23 @@ static int main_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* A whole decimal number in [min, max] for option name into *out; else a
+ * message and -EINVAL ("threads=0", "threads=4x", "threads=-1"). */
+static int main_parse_count(const char *name, const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || s[0] == '+' || v < min || v > max) {
+		fprintf(stderr, "mmsbfs: bad -o %s=%s: a whole number from %u to %u\n", name, s, min, max);
+		return -EINVAL;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
 /* Apply the command line to the core's options; 0 or -EINVAL (reported). */
 static int main_store_opts(const struct mmsbfs_opts *o, struct mmsb_store_opts *so)
 {
@@ -253,7 +278,24 @@ static int main_store_opts(const struct mmsbfs_opts *o, struct mmsb_store_opts *
 	so->create = !o->read_only;
 	so->read_only = o->read_only;
 	so->ckpt_at_close = !o->read_only;
-	so->sync_interval_ms = o->sync_interval_ms ? o->sync_interval_ms : MAIN_SYNC_INTERVAL_DEFAULT;
+	so->sync_interval_ms = MAIN_SYNC_INTERVAL_DEFAULT;
+	if (o->sync_interval_arg != NULL &&
+	    main_parse_count("sync_interval", o->sync_interval_arg, 1, 86400000u, &so->sync_interval_ms) < 0)
+		return -EINVAL;
+	if (o->exec_timeout_arg != NULL &&
+	    main_parse_count("exec_timeout", o->exec_timeout_arg, 1, 86400000u, &so->exec_timeout_ms) < 0)
+		return -EINVAL;
+	if (o->keep != NULL && mmsb_keep_parse(o->keep, &so->keep) < 0)
+		return fprintf(stderr,
+			       "mmsbfs: bad -o keep=%s: rules like 7d (s, min, h, d, w), 100000e (epochs) or 10G "
+			       "(B, K, M, G, T) separated by ':', each kind once\n",
+			       o->keep),
+		       -EINVAL;
+	if (o->keep != NULL && o->read_only)
+		return fprintf(stderr, "mmsbfs: -o keep= needs a read-write mount\n"), -EINVAL;
+	if (o->metrics != NULL && mmsbfs_metrics_check(o->metrics) < 0)
+		return fprintf(stderr, "mmsbfs: bad -o metrics=%s: HOST:PORT (e.g. 127.0.0.1:9464)\n", o->metrics),
+		       -EINVAL;
 	if (o->sync != NULL) {
 		if (strcmp(o->sync, "none") == 0)
 			so->sync = MMSB_SYNC_NONE;
@@ -275,8 +317,6 @@ static int main_store_opts(const struct mmsbfs_opts *o, struct mmsb_store_opts *
 		so->cache_bytes = (size_t)v;
 	}
 	so->allow_exec = o->allow_exec != 0;
-	if (o->exec_timeout_ms)
-		so->exec_timeout_ms = o->exec_timeout_ms;
 	if (o->gpu != NULL) {
 		if (strcmp(o->gpu, "auto") == 0)
 			so->gpu = MMSB_GPU_AUTO;
@@ -321,12 +361,9 @@ static int main_parse(int argc, char **argv, struct mmsbfs_opts *o)
 	}
 	if (o->debug)
 		o->foreground = 1;
-	if (o->threads == 0)
-		o->threads = MAIN_THREADS_DEFAULT;
-	if (o->threads > MAIN_THREADS_MAX) {
-		fprintf(stderr, "mmsbfs: -o threads=%u: at most %u\n", o->threads, MAIN_THREADS_MAX);
+	o->threads = MAIN_THREADS_DEFAULT;
+	if (o->threads_arg != NULL && main_parse_count("threads", o->threads_arg, 1, MAIN_THREADS_MAX, &o->threads) < 0)
 		return -EINVAL;
-	}
 	o->store_abs = main_absolute(o->store);
 	o->mnt_abs = main_absolute(o->mountpoint);
 	if (o->store_abs == NULL || o->mnt_abs == NULL)
@@ -697,6 +734,8 @@ static void main_teardown(struct mmsbfs *fs, struct mmsbfs_notify *nt, struct mm
 {
 	atomic_store(&fs->notify, NULL);
 	mmsbfs_notify_stop(nt);
+	mmsbfs_metrics_stop(fs->metrics); /* before the store closes */
+	fs->metrics = NULL;
 	mmsbfs_ctl_stop(ctl); /* before the store closes: commands finish first */
 	if (fs->se != NULL) {
 		if (signals)
@@ -711,6 +750,7 @@ static void main_teardown(struct mmsbfs *fs, struct mmsbfs_notify *nt, struct mm
 	fs->st = NULL;
 	mmsbfs_feed_free(fs->feed); /* after the last commit hook */
 	fs->feed = NULL;
+	mmsbfs_xattr_refusals_free(atomic_exchange(&fs->refusals, NULL));
 	atomic_store(&fs->ctl, NULL);
 	mmsbfs_ctl_free(ctl);
 	mmsbfs_notify_free(nt);
@@ -757,6 +797,9 @@ static int main_serve(struct mmsbfs *fs, const struct mmsbfs_opts *o, int report
 		atomic_store_explicit(&fs->notify, nt, memory_order_release);
 		main_start_ctl(fs, &ctl); /* commands may commit from here on */
 	}
+	if (rc == 0 && o->metrics != NULL &&
+	    (rc = mmsbfs_metrics_start(fs->st, o->metrics, main_extra_stats, fs, &fs->metrics)) < 0)
+		snprintf(err, sizeof(err), "-o metrics=%s: cannot listen: %s", o->metrics, strerror(-rc));
 	if (rc == 0 && !(signals = fuse_set_signal_handlers(fs->se) == 0))
 		rc = -EIO, snprintf(err, sizeof(err), "cannot install signal handlers");
 	main_report(report_fd, err);
@@ -790,6 +833,11 @@ static void main_free_opts(struct mmsbfs_opts *o)
 	free(o->ckpt_bytes);
 	free(o->gpu);
 	free(o->cache);
+	free(o->threads_arg);
+	free(o->sync_interval_arg);
+	free(o->exec_timeout_arg);
+	free(o->keep);
+	free(o->metrics);
 }
 
 int main(int argc, char **argv)

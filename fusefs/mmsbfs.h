@@ -88,8 +88,11 @@ struct mmsbfs_opts {
 	char *sync;		   /* -o sync=none|commit|interval */
 	char *ckpt_bytes;	   /* -o ckpt_bytes=N[kmg] */
 	char *cache;		   /* -o cache=N[kmg] */
-	unsigned sync_interval_ms; /* -o sync_interval=MS */
-	unsigned threads;	   /* -o threads=N: max worker threads */
+	char *sync_interval_arg;   /* -o sync_interval=MS (checked: 1..86400000) */
+	char *threads_arg;	   /* -o threads=N (checked: 1..MAIN_THREADS_MAX) */
+	unsigned threads;	   /* max worker threads: threads_arg or the default */
+	char *keep;		   /* -o keep=RULES: retention (mmsb_keep_parse) */
+	char *metrics;		   /* -o metrics=HOST:PORT: Prometheus endpoint */
 	int foreground;		   /* -f (or -d) */
 	int debug;		   /* -d: libfuse debug output, debug diagnostics */
 	int single;		   /* -s: single-threaded loop */
@@ -103,7 +106,7 @@ struct mmsbfs_opts {
 	int nosuid, nodev, noexec; /* -o nosuid/nodev/noexec, passed to the kernel */
 	int clone_fd;		   /* -o clone_fd: one /dev/fuse fd per worker */
 	int allow_exec;		   /* -o allow_exec: exec: recompute operations run */
-	unsigned exec_timeout_ms;  /* -o exec_timeout=MS */
+	char *exec_timeout_arg;	   /* -o exec_timeout=MS (checked: 1..86400000) */
 	char *gpu;		   /* -o gpu=auto|cpu: where GPU pages live */
 };
 
@@ -112,6 +115,7 @@ struct mmsbfs_notify;
 struct mmsbfs_wire;
 struct mmsbfs_ctl;
 struct mmsbfs_feed;
+struct mmsbfs_metrics;
 
 /* The daemon.  Reached through fuse_req_userdata(); one per process. */
 struct mmsbfs {
@@ -120,6 +124,7 @@ struct mmsbfs {
 	struct mmsbfs_itab *itab;	     /* synthetic inodes under epochs/ */
 	_Atomic(struct mmsbfs_notify *) notify; /* notifier; NULL when not running */
 	_Atomic(struct mmsbfs_ctl *) ctl;    /* control socket server (ctl.c); NULL when not running */
+	struct mmsbfs_metrics *metrics;	     /* -o metrics= server (metrics.c); NULL when off */
 	struct mmsbfs_feed *feed;	     /* epochs/.changes (feed.c); set before the store opens */
 	pthread_mutex_t hook_mu;	     /* the commit hook's epoch order (main.c) */
 	pthread_cond_t hook_cond;	     /* hook_next moved */
@@ -131,6 +136,7 @@ struct mmsbfs {
 	int diag_level;			     /* drop messages above this syslog level */
 	atomic_bool diag_syslog;	     /* daemonized: diagnostics go to syslog */
 	atomic_uint_fast64_t n_capability;   /* GETXATTR security.capability answered */
+	_Atomic(struct mmsbfs_refusals *) refusals; /* why dependency attributes were refused (xattr.c) */
 };
 
 /* ---- diagnostics (main.c) ------------------------------------------------ */

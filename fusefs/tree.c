@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/sysinfo.h>
 #include <time.h>
 
@@ -1144,11 +1145,21 @@ static uint64_t tree_mem_available(void)
 	return (uint64_t)kb * 1024;
 }
 
+/* df(1) shows MMSB's own use and the real headroom (mmsbfs(8), LIMITATIONS):
+ *   used   = the pages at head (their bytes live in memory)
+ *          + the store's files (log and checkpoints on the store's disk);
+ *   avail  = what a write can still consume: it needs memory for the page
+ *            and disk for its log record, so the smaller of MemAvailable
+ *            and the store file system's free space;
+ *   blocks = used + avail.
+ * Neither the machine's memory nor the disk's capacity alone would say how
+ * full the store is: other programs use both. */
 int mmsbfs_tree_statfs(struct mmsbfs *fs, struct statvfs *out)
 {
-	const uint64_t files = UINT64_C(1) << 40;
-	uint64_t avail, nodes;
+	const uint64_t files = UINT64_C(1) << 40, bs = 4096;
+	uint64_t avail, used, nodes;
 	struct mmsb_stats s;
+	struct statvfs disk;
 	struct sysinfo si;
 
 	if (sysinfo(&si) < 0)
@@ -1156,13 +1167,16 @@ int mmsbfs_tree_statfs(struct mmsbfs *fs, struct statvfs *out)
 	avail = tree_mem_available();
 	if (avail == 0)
 		avail = ((uint64_t)si.freeram + si.bufferram) * si.mem_unit;
+	if (statvfs(mmsb_store_dir(fs->st), &disk) == 0 && (uint64_t)disk.f_bavail * disk.f_frsize < avail)
+		avail = (uint64_t)disk.f_bavail * disk.f_frsize;
 	mmsb_store_stats(fs->st, &s);
+	used = s.page_bytes + s.log_bytes + s.ckpt_bytes;
 	nodes = s.n_pages + s.n_dirs + s.n_symlinks;
 	memset(out, 0, sizeof(*out));
-	out->f_bsize = 4096;
-	out->f_frsize = 4096;
-	out->f_blocks = (fsblkcnt_t)((uint64_t)si.totalram * si.mem_unit / 4096);
-	out->f_bfree = (fsblkcnt_t)(avail / 4096);
+	out->f_bsize = bs;
+	out->f_frsize = bs;
+	out->f_blocks = (fsblkcnt_t)((used + bs - 1) / bs + avail / bs);
+	out->f_bfree = (fsblkcnt_t)(avail / bs);
 	out->f_bavail = out->f_bfree;
 	out->f_files = (fsfilcnt_t)files;
 	out->f_ffree = (fsfilcnt_t)(nodes < files ? files - nodes : 0);

@@ -303,6 +303,23 @@ static int parse_ckpt_name(const char *s, uint64_t *epoch)
 	return end == s + 16 ? 0 : -EINVAL;
 }
 
+/* The epoch time a checkpoint's header records, for listings; 0 when the
+ * header is unreadable or not a checkpoint's (loading it reports why). */
+static int64_t ckpt_header_time(const struct ckpt_ctx *c, const char *name)
+{
+	uint8_t h[MMSB_CK_HDR_SIZE];
+	int fd = c->io->openat(c->io->ctx, c->dirfd, name, O_RDONLY, 0);
+	ssize_t n;
+
+	if (fd < 0)
+		return 0;
+	n = mmsb_io_pread_all(c->io, fd, h, sizeof(h), 0);
+	c->io->close(c->io->ctx, fd);
+	if (n != (ssize_t)sizeof(h) || memcmp(h, MMSB_CK_MAGIC, 8) != 0)
+		return 0;
+	return (int64_t)mmsb_get_le64(h + MMSB_CK_OFF_TIME);
+}
+
 int mmsb_ckpt_list(const struct ckpt_ctx *c, struct ckpt_info **out, size_t *n)
 {
 	struct ckpt_info *v = NULL;
@@ -334,7 +351,7 @@ int mmsb_ckpt_list(const struct ckpt_ctx *c, struct ckpt_info **out, size_t *n)
 			v = nv;
 		}
 		v[cnt].epoch = e;
-		v[cnt].time = 0;
+		v[cnt].time = ckpt_header_time(c, de->d_name);
 		v[cnt].file_bytes = fstatat(c->dirfd, de->d_name, &stt, 0) == 0 ? (uint64_t)stt.st_size : 0;
 		cnt++;
 	}

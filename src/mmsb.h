@@ -36,6 +36,14 @@ struct mmsb_io_ops;
 #define MMSB_NAME_MAX 255u
 #define MMSB_XATTR_NAME_MAX 255u
 #define MMSB_XATTR_SIZE_MAX 65536u
+/* Per-node caps on stored extended attributes (mmsb(5), XATTRS).  A set that
+ * would exceed one fails with -ENOSPC, as ext4 does when an inode's xattr
+ * space is full.  LIST_MAX keeps every name list (with the virtual names a
+ * frontend adds) under Linux's XATTR_LIST_MAX of 65536 bytes, so listxattr(2)
+ * never fails with E2BIG. */
+#define MMSB_XATTR_COUNT_MAX 1024u	  /* attributes per node */
+#define MMSB_XATTR_LIST_MAX 61440u	  /* sum of (name length + 1) per node */
+#define MMSB_XATTR_TOTAL_MAX (1u << 20)	  /* sum of name and value bytes per node */
 
 enum mmsb_type {
 	MMSB_T_DIR = 1,
@@ -76,6 +84,39 @@ enum mmsb_diag_level {
 /* Diagnostic sink: one line, no trailing newline.  Must be thread-safe. */
 typedef void (*mmsb_diag_fn)(void *arg, int level, const char *msg);
 
+/* Credentials of whoever asks for a checked operation (permission rule of
+ * dependencies: mmsb(5), XATTRS).  uid 0 passes every check
+ * (CAP_DAC_OVERRIDE). */
+struct mmsb_cred {
+	uint32_t uid;		/* file-system uid */
+	uint32_t gid;		/* file-system gid */
+	size_t n_groups;	/* entries in groups */
+	const uint32_t *groups; /* supplementary groups (borrowed for the call) */
+};
+
+/* The supplementary groups of user uid (primary group gid): at most cap
+ * into out.  Returns how many there are (more than cap: call again with a
+ * larger buffer), or -errno.  Used for the owner of a derived page when it
+ * is recomputed (no process of the owner is at hand then). */
+typedef int (*mmsb_groups_fn)(void *arg, uint32_t uid, uint32_t gid, uint32_t *out, size_t cap);
+
+/* Retention: history dropped automatically after each checkpoint (the
+ * same compaction as mmsb_compact(), at a checkpoint boundary).  Each field
+ * is a limit; history that breaks any of them is dropped, but never an
+ * epoch a tag names, never more than the limits require, and time travel
+ * keeps working back to the new oldest epoch.  All zero: keep everything. */
+struct mmsb_keep {
+	int64_t age_ns;	 /* drop epochs committed longer ago than this; 0 = no limit */
+	uint64_t epochs; /* keep at most the newest this many epochs; 0 = no limit */
+	uint64_t bytes;	 /* keep log + checkpoints on disk within this; 0 = no limit */
+};
+
+/* Parse a retention spec into *out: rules separated by ':', each a number
+ * with a unit: "7d" (age: s, min, h, d, w), "100000e" (epochs), "10G"
+ * (bytes: B, K/k, M, G/g, T/t, powers of 1024), e.g. "7d:10G".  A rule may
+ * appear once.  Returns 0 or -EINVAL (bad number or unit, zero, repeat). */
+int mmsb_keep_parse(const char *spec, struct mmsb_keep *out);
+
 struct mmsb_commit_info;
 /* Called once for every committed epoch, outside the store's locks, on the
  * committing thread.  May read the store; must not begin a transaction.
@@ -103,7 +144,10 @@ struct mmsb_store_opts {
 	void *diag_arg;
 	mmsb_commit_fn commit_fn;     /* NULL: none */
 	void *commit_arg;
+	mmsb_groups_fn groups_fn;     /* NULL: getgrouplist(3) of uid's passwd name */
+	void *groups_arg;	      /* for groups_fn */
 	const struct mmsb_io_ops *io; /* NULL: the POSIX table (tests inject faults here) */
+	struct mmsb_keep keep;	      /* retention, applied after each checkpoint (read-write) */
 };
 
 /* Fill *o with the defaults: create, read-write, MMSB_SYNC_NONE, checkpoint
@@ -180,6 +224,12 @@ ssize_t mmsb_path(struct mmsb_store *st, uint64_t id, char *buf, size_t cap);
 ssize_t mmsb_read(struct mmsb_store *st, uint64_t id, uint64_t off, void *buf, size_t len);
 ssize_t mmsb_readlink(struct mmsb_store *st, uint64_t id, char *buf, size_t cap);
 
+/* Could c find path (relative to the root) by itself: search on every
+ * directory from the root down to the one holding it, and read on that one
+ * (its name is listed there)?  The root is visible to all; uid 0 sees
+ * everything.  0, -EACCES, -ENOENT (path names nothing now). */
+int mmsb_path_visible(struct mmsb_store *st, const char *path, const struct mmsb_cred *c);
+
 /* Directory listing: calls fn for each entry after cookie `from` (0 = start),
  * in a stable order; each entry carries the cookie to resume after it.
  * Entries not renamed or removed during a listing are returned exactly once.
@@ -233,10 +283,24 @@ int mmsb_txn_rename(struct mmsb_txn *txn, uint64_t parent, const char *name, uin
 int mmsb_txn_setattr(struct mmsb_txn *txn, uint64_t id, const struct mmsb_setattr *sa);
 #define MMSB_XATTR_CREATE 1u
 #define MMSB_XATTR_REPLACE 2u
-/* -EEXIST / -ENODATA per flags, -ERANGE / -E2BIG for oversized names/values. */
+/* -EEXIST / -ENODATA per flags, -ERANGE / -E2BIG for oversized names/values,
+ * -ENOSPC past a per-node cap (MMSB_XATTR_*_MAX).  Dependency attributes:
+ * -ENOENT / -ENOTDIR a parent path, -EISDIR a directory as parent, -EINVAL
+ * (not a page, bad operation, sizes), -EACCES (mmsb_txn_set_cred), -ELOOP a
+ * cycle, -EPERM exec: not allowed; mmsb_txn_why() says which and why. */
 int mmsb_txn_setxattr(struct mmsb_txn *txn, uint64_t id, const char *name, const void *value, size_t len,
 		      unsigned flags);
 int mmsb_txn_removexattr(struct mmsb_txn *txn, uint64_t id, const char *name);
+/* Check this transaction's dependency operations against cred (copied):
+ * setting user.mmsb.deps or user.mmsb.recompute then requires that cred may
+ * read every parent (search on every directory of its path, read on the
+ * page), else -EACCES.  Without it (library use, replay) nothing is checked.
+ * Lasts until commit or abort.  0 or -ENOMEM. */
+int mmsb_txn_set_cred(struct mmsb_txn *txn, const struct mmsb_cred *cred);
+/* Why the last refused dependency operation of txn was refused: one line
+ * naming the rule and the path ("" when none).  Valid until the next call on
+ * txn; copy it before mmsb_txn_abort(). */
+const char *mmsb_txn_why(const struct mmsb_txn *txn);
 /* Reads inside a transaction (they see its changes).  The head readers
  * above must not be called by the thread that holds a transaction. */
 int mmsb_txn_getattr(struct mmsb_txn *txn, uint64_t id, struct mmsb_attr *out);

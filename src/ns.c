@@ -19,6 +19,7 @@
 #include "delta.h"
 #include "err.h"
 #include "ns.h"
+#include "perm.h"
 #include "sum.h"
 
 /* ---- page buffers --------------------------------------------------------
@@ -1371,7 +1372,7 @@ static int apply_xattr(struct ns *ns, const struct mmsb_rec *r)
 	ssize_t nd = 0;
 
 	if (r->type == MMSB_FR_SETXATTR && deps) {
-		nd = ns_deps_resolve(ns, (const char *)x->value, x->value_len, ids, MMSB_DEPS_MAX, NULL);
+		nd = ns_deps_resolve(ns, (const char *)x->value, x->value_len, ids, MMSB_DEPS_MAX, NULL, NULL);
 		if (nd < 0)
 			nd = 0; /* validated before logging; nothing to follow now */
 	}
@@ -1402,14 +1403,64 @@ static int apply_xattr(struct ns *ns, const struct mmsb_rec *r)
 
 /* ---- dependency edges ------------------------------------------------------------ */
 
-int ns_deps_resolve(const struct ns *ns, const char *val, size_t len, uint64_t *out, size_t cap, size_t *bad)
+/* Resolve one deps path as cred's path walk would (no cred: unchecked). */
+static int deps_walk(const struct ns *ns, const char *path, const struct mmsb_cred *cred, struct ns_node **out,
+		     uint64_t *deny)
+{
+	struct ns_node *n = ns->root;
+	bool slash = false;
+
+	while (*path) {
+		const char *e;
+		size_t len;
+
+		while (*path == '/') {
+			path++;
+			slash = true;
+		}
+		if (!*path)
+			break;
+		slash = false;
+		e = strchr(path, '/');
+		len = e ? (size_t)(e - path) : strlen(path);
+		if (n->type != MMSB_T_DIR)
+			return -ENOTDIR;
+		if (cred && !perm_allows(n, cred, PERM_X)) {
+			*deny = n->id;
+			return -EACCES; /* before the name is looked up: nothing leaks */
+		}
+		if (len == 2 && path[0] == '.' && path[1] == '.')
+			n = ns_get(ns, n->parent);
+		else if (!(len == 1 && path[0] == '.'))
+			n = ns_lookup(ns, n->id, path, len);
+		if (!n)
+			return -ENOENT;
+		path += len;
+	}
+	if (slash && n->type != MMSB_T_DIR)
+		return -ENOTDIR; /* "page/" names a directory that is not there */
+	if (n->type == MMSB_T_DIR)
+		return -EISDIR;
+	if (n->type != MMSB_T_PAGE)
+		return -EINVAL;
+	if (cred && !perm_allows(n, cred, PERM_R)) {
+		*deny = n->id;
+		return -EACCES;
+	}
+	*out = n;
+	return 0;
+}
+
+int ns_deps_resolve(const struct ns *ns, const char *val, size_t len, uint64_t *out, size_t cap,
+		    struct ns_deps_bad *bad, const struct mmsb_cred *cred)
 {
 	size_t pos = 0, k = 0;
 	char path[4097];
 
 	while (pos < len) {
 		size_t s = pos, e;
-		struct ns_node *p;
+		struct ns_node *p = NULL;
+		uint64_t deny = 0;
 		int rc;
 
 		while (pos < len && val[pos] != ',' && val[pos] != '\n')
@@ -1422,18 +1473,21 @@ int ns_deps_resolve(const struct ns *ns, const char *val, size_t len, uint64_t *
 		if (s == e)
 			continue;
 		if (bad)
-			*bad = k;
+			*bad = (struct ns_deps_bad){k, s, e - s, 0};
 		if (e - s >= sizeof(path) || k == cap || memchr(val + s, '\0', e - s))
 			return -EINVAL;
 		memcpy(path, val + s, e - s);
 		path[e - s] = '\0';
-		rc = ns_resolve(ns, path, &p);
-		if (rc < 0)
+		rc = deps_walk(ns, path, cred, &p, &deny);
+		if (rc < 0) {
+			if (bad)
+				bad->deny = deny;
 			return rc;
-		if (p->type != MMSB_T_PAGE)
-			return -EINVAL;
+		}
 		out[k++] = p->id;
 	}
+	if (bad)
+		*bad = (struct ns_deps_bad){k, len, 0, 0};
 	return k ? (int)k : -EINVAL;
 }
 

@@ -176,10 +176,20 @@ void ns_node_free(struct ns_node *n);
 #define MMSB_XATTR_ERROR "user.mmsb.error"
 #define MMSB_XATTR_LOCATION "user.mmsb.location"
 #define MMSB_DEPS_MAX 4096
-/* Resolve a deps value: ids into out (cap entries).  Returns the count, or
- * -ENOENT (a path names nothing) / -EINVAL (not a page, empty, too many),
- * with *bad (may be NULL) the offending path index. */
-int ns_deps_resolve(const struct ns *ns, const char *val, size_t len, uint64_t *out, size_t cap, size_t *bad);
+/* Where ns_deps_resolve stopped: the offending path, as bytes of the value. */
+struct ns_deps_bad {
+	size_t idx;	   /* index of the path among the value's paths */
+	size_t off, len;   /* its bytes in the value */
+	uint64_t deny;	   /* -EACCES: the node that refused (a directory or the page) */
+};
+/* Resolve a deps value: ids into out (cap entries).  With cred, resolve as
+ * cred's path walk would (search on each directory before looking in it,
+ * read on the page: -EACCES).  Returns the count, or -ENOENT (a path names
+ * nothing), -ENOTDIR (a path goes through a non-directory or ends in '/'
+ * after one), -EISDIR (a directory), -EINVAL (a symlink, empty, too many),
+ * with *bad (may be NULL) saying which path. */
+int ns_deps_resolve(const struct ns *ns, const char *val, size_t len, uint64_t *out, size_t cap,
+		    struct ns_deps_bad *bad, const struct mmsb_cred *cred);
 /* Set n's parents (and the parents' kids lists). */
 int ns_deps_set(struct ns *ns, struct ns_node *n, const uint64_t *ids, size_t count);
 /* Rebuild every kids list from the deps lists (after a checkpoint load). */

@@ -34,6 +34,7 @@
 #include "delta.h"
 #include "err.h"
 #include "format.h"
+#include "retain.h"
 #include "store_int.h"
 #include "sum.h"
 
@@ -750,6 +751,8 @@ static void *ckpt_main(void *arg)
 			break;
 		pthread_mutex_unlock(&st->ck_mu);
 		rc = ckpt_once(st, &e);
+		if (rc == 0)
+			retain_apply(st); /* before waiters wake: they see its result */
 		pthread_mutex_lock(&st->ck_mu);
 		st->ck_err = rc;
 		if (rc < 0 && st->ck_want > st->ck_done)
@@ -965,6 +968,8 @@ void mmsb_store_close(struct mmsb_store *st)
 	mmsb_buf_free(&st->txn.scratch);
 	free(st->txn.changes);
 	free(st->txn.rewired);
+	free(st->txn.cred_groups);
+	free(st->txn.owner_groups);
 	mmsb_buf_free(&st->txn.prop_out);
 	mmsb_buf_free(&st->txn.window);
 	free(st->txn.recs);

@@ -48,6 +48,15 @@ struct mmsb_txn {
 	size_t n_rewired, cap_rewired;
 	struct mmsb_buf prop_out;      /* scratch: a recompute's result */
 	struct mmsb_buf window;	       /* scratch: bytes of a GPU page copied out */
+	bool has_cred;		       /* cred applies (mmsb_txn_set_cred) */
+	struct mmsb_cred cred;	       /* the caller; groups point at cred_groups */
+	uint32_t *cred_groups;	       /* copy of the caller's supplementary groups */
+	size_t cap_cred_groups;	       /* entries allocated in cred_groups */
+	struct mmsb_cred owner;	       /* cache: the last derived page owner's credentials */
+	bool owner_ok;		       /* owner holds a looked-up user */
+	uint32_t *owner_groups;	       /* owner's supplementary groups */
+	size_t cap_owner_groups;       /* entries allocated in owner_groups */
+	char why[400];		       /* why the last dependency operation was refused */
 };
 
 struct mmsb_snap {

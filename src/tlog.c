@@ -843,6 +843,19 @@ int mmsb_tlog_drop_upto(struct mmsb_tlog *log, uint64_t epoch)
 	return n;
 }
 
+uint64_t mmsb_tlog_bytes_kept(struct mmsb_tlog *log, uint64_t epoch)
+{
+	uint64_t bytes = 0;
+	uint32_t i;
+
+	pthread_mutex_lock(&log->mu);
+	for (i = 0; i < log->n_segs; i++)	/* the rule of mmsb_tlog_drop_upto */
+		if (i + 1 == log->n_segs || log->segs[i + 1].first > epoch + 1)
+			bytes += log->segs[i].size;
+	pthread_mutex_unlock(&log->mu);
+	return bytes;
+}
+
 void mmsb_tlog_stats(struct mmsb_tlog *log, struct tlog_stats *s)
 {
 	uint32_t i;

@@ -85,6 +85,9 @@ int mmsb_tlog_read(struct mmsb_tlog *log, uint32_t seg, uint64_t off, void *buf,
  * Returns the number deleted. */
 int mmsb_tlog_drop_upto(struct mmsb_tlog *log, uint64_t epoch);
 
+/* Bytes of the segments mmsb_tlog_drop_upto(log, epoch) would keep. */
+uint64_t mmsb_tlog_bytes_kept(struct mmsb_tlog *log, uint64_t epoch);
+
 struct tlog_stats {
 	uint64_t bytes, n_segments, n_syncs;
 	uint64_t first_epoch; /* first epoch of the oldest segment */

@@ -35,6 +35,9 @@ int mmsb_txn_begin(struct mmsb_store *st, enum mmsb_source src, struct mmsb_txn 
 	t->n_changes = 0;
 	t->n_rewired = 0;
 	t->rec_flags = 0;
+	t->has_cred = false;
+	t->owner_ok = false;
+	t->why[0] = '\0';
 	*out = t;
 	return 0;
 }
@@ -373,12 +376,73 @@ int mmsb_txn_setxattr(struct mmsb_txn *t, uint64_t id, const char *name, const v
 
 	if (!n)
 		return -ENOENT;
+	t->why[0] = '\0';
 	rc = prop_check_xattr(t, n, name, value, len);
 	if (rc == 0)
 		rc = location_check(t, n, name, value, len);
 	if (rc == 0)
 		rc = note_rewired(t, id, name);
-	return rc < 0 ? rc : txn_setxattr_raw(t, id, name, value, len, flags);
+	if (rc == 0)
+		rc = txn_setxattr_raw(t, id, name, value, len, flags);
+	n = txn_node(t, id);
+	if (rc == 0 && n && (strcmp(name, MMSB_XATTR_DEPS) == 0 || strcmp(name, MMSB_XATTR_RECOMPUTE) == 0) &&
+	    ns_xattr_find(n, MMSB_XATTR_ERROR, strlen(MMSB_XATTR_ERROR))) {
+		/* a dependency set anew: an old refusal no longer applies (the
+		 * recompute at commit records a new failure, if any) */
+		t->rec_flags = MMSB_FRF_PROPAGATED;
+		rc = mmsb_txn_removexattr(t, id, MMSB_XATTR_ERROR);
+		t->rec_flags = 0;
+	}
+	return rc;
+}
+
+int mmsb_txn_set_cred(struct mmsb_txn *t, const struct mmsb_cred *cred)
+{
+	if (cred->n_groups > t->cap_cred_groups) {
+		uint32_t *g = realloc(t->cred_groups, cred->n_groups * sizeof(*g));
+
+		if (!g)
+			return -ENOMEM;
+		t->cred_groups = g;
+		t->cap_cred_groups = cred->n_groups;
+	}
+	if (cred->n_groups)
+		memcpy(t->cred_groups, cred->groups, cred->n_groups * sizeof(*t->cred_groups));
+	t->cred = *cred;
+	t->cred.groups = t->cred_groups;
+	t->has_cred = true;
+	return 0;
+}
+
+const char *mmsb_txn_why(const struct mmsb_txn *t)
+{
+	return t->why;
+}
+
+/* Would setting name to len bytes on n pass the per-node caps?  The
+ * daemon's own user.mmsb.error (propagated records) is exempt: the reason
+ * for a failure must always be recordable. */
+static int xattr_caps(const struct mmsb_txn *t, const struct ns_node *n, const struct ns_xattr *old, size_t nl,
+		      size_t len)
+{
+	uint64_t count = n->n_xattrs, list = 0, total = 0;
+	uint32_t i;
+
+	if (t->rec_flags & MMSB_FRF_PROPAGATED)
+		return 0;
+	for (i = 0; i < n->n_xattrs; i++) {
+		list += strlen(n->xattrs[i].name) + 1;
+		total += strlen(n->xattrs[i].name) + n->xattrs[i].len;
+	}
+	if (old) {
+		count--;
+		list -= nl + 1;
+		total -= nl + old->len;
+	}
+	if (count + 1 > MMSB_XATTR_COUNT_MAX || list + nl + 1 > MMSB_XATTR_LIST_MAX ||
+	    total + nl + len > MMSB_XATTR_TOTAL_MAX)
+		return -ENOSPC;
+	return 0;
 }
 
 /* setxattr without the dependency checks (recomputes set user.mmsb.error). */
@@ -403,6 +467,8 @@ int txn_setxattr_raw(struct mmsb_txn *t, uint64_t id, const char *name, const vo
 		return -ENODATA;
 	if (x && x->len == len && (len == 0 || memcmp(x->value, value, len) == 0))
 		return 0; /* no change, no record */
+	if (xattr_caps(t, n, x, nl, len) < 0)
+		return -ENOSPC;
 	r.u.xattr.name = name;
 	r.u.xattr.name_len = (uint16_t)nl;
 	r.u.xattr.value = value;

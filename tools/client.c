@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,6 +338,13 @@ int mctl_read_line(struct mctl_reader *r, char **line)
 			memmove(r->buf.p, r->buf.p + r->off, r->buf.len - r->off);
 			r->buf.len -= r->off;
 			r->off = 0;
+		}
+		if (r->prog != NULL && r->prog->on) {
+			struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
+
+			mctl_progress_add(r->prog, 0, 0); /* redraws when due */
+			if (poll(&pfd, 1, 100) == 0)
+				continue;
 		}
 		n = recv(r->fd, tmp, sizeof(tmp), 0);
 		if (n < 0 && errno == EINTR)

@@ -223,6 +223,7 @@ enum {
 	O_BEFORE = 1 << 4, /* --before E */
 	O_STAT = 1 << 5,   /* --stat */
 	O_FORCE = 1 << 6,  /* --force */
+	O_PROM = 1 << 7,   /* --prometheus (rendering: the table is the same) */
 };
 
 /* Parsed arguments of one command. */
@@ -234,6 +235,7 @@ struct ctl_args {
 	const char *n;		       /* -n */
 	const char *before;	       /* --before */
 	bool stat, force;	       /* --stat, --force */
+	bool prometheus;	       /* --prometheus (stats: mmsbctl renders) */
 };
 
 /* Option spelling -> bit, and where its value goes. */
@@ -251,6 +253,7 @@ static const struct {
 	{"--before", O_BEFORE, offsetof(struct ctl_args, before), true},
 	{"--stat", O_STAT, offsetof(struct ctl_args, stat), false},
 	{"--force", O_FORCE, offsetof(struct ctl_args, force), false},
+	{"--prometheus", O_PROM, offsetof(struct ctl_args, prometheus), false},
 };
 
 /* Match argument s against option i ("--x" or "--x=v"); *val gets v. */
@@ -491,7 +494,7 @@ static int cmd_checkpoints(const struct ctl_env *env, const struct ctl_args *a, 
 	if (rc < 0)
 		rc = fail(res, rc, "cannot list checkpoints: %s", strerror(-rc));
 	if (rc == 0)
-		rc = ctl_out(res, "epoch:u\ttime:t\tbytes:u\ttags:l\n");
+		rc = ctl_out(res, "epoch:u\ttime:t\tbytes:b\ttags:l\n");
 	for (i = 0; rc == 0 && i < nc; i++) {
 		rc = ctl_buf_printf(&res->out, "%" PRIu64 "\t%" PRId64 "\t%" PRIu64 "\t", c[i].epoch, c[i].time_ns,
 				    c[i].file_bytes);
@@ -520,7 +523,7 @@ static int cmd_tags(const struct ctl_env *env, const struct ctl_args *a, struct 
 	if (rc < 0)
 		rc = fail(res, rc, "cannot list tags: %s", strerror(-rc));
 	if (rc == 0)
-		rc = ctl_out(res, "epoch:u\tname\ttime:t\tepoch_time:t\tckpt_bytes:u\n");
+		rc = ctl_out(res, "epoch:u\tname\ttime:t\tepoch_time:t\tckpt_bytes:b\n");
 	for (i = 0; rc == 0 && i < nt; i++) {
 		if (mmsb_epoch_info(env->st, t[i].epoch, &ei) < 0)
 			ei.time_ns = 0;
@@ -598,7 +601,7 @@ static int cmd_status(const struct ctl_env *env, const struct ctl_args *a, struc
 		snprintf(last, sizeof(last), "%" PRIu64, s.last_ckpt);
 	}
 	rc = ctl_out(res, "store\tdaemon:u\taccess\tsync\thead:u\thead_time:t\toldest:u\tpages:u\tdirs:u\t"
-			  "symlinks:u\tbytes:u\tlog_bytes:u\tsegments:u\tcheckpoints:u\tckpt_bytes:u\t"
+			  "symlinks:u\tbytes:b\tlog_bytes:b\tsegments:u\tcheckpoints:u\tckpt_bytes:b\t"
 			  "last_ckpt:u\tlast_ckpt_time:t\ttags:u\n");
 	if (rc == 0)
 		rc = ctl_escape(&res->out, mmsb_store_dir(env->st));
@@ -647,11 +650,11 @@ static int cmd_stats(const struct ctl_env *env, const struct ctl_args *a, struct
 		env->extra_stats(env->extra_arg, ctl_extra_emit, &x);
 	rc = x.rc;
 	if (rc == 0)
-		rc = ctl_out(res, "head:u\toldest:u\tlast_ckpt:u\tpages:u\tdirs:u\tsymlinks:u\tpage_bytes:u\t"
-				  "commits:u\trecords:u\tdeltas:u\tdelta_bytes:u\tdelta_record_bytes:u\tlog_bytes:u\t"
-				  "segments:u\tcheckpoints:u\tckpt_bytes:u\tsyncs:u\tcommit_p50_ns:u\tcommit_p99_ns:u\t"
-				  "sync_p50_ns:u\tsync_p99_ns:u\tapply_p50_ns:u\tapply_p99_ns:u\treplay_bytes:u\t"
-				  "replay_ns:u\tckpt_write_bytes:u\tckpt_write_ns:u\tcache_bytes:u\tcache_hits:u\t"
+		rc = ctl_out(res, "head:u\toldest:u\tlast_ckpt:u\tpages:u\tdirs:u\tsymlinks:u\tpage_bytes:b\t"
+				  "commits:u\trecords:u\tdeltas:u\tdelta_bytes:b\tdelta_record_bytes:b\tlog_bytes:b\t"
+				  "segments:u\tcheckpoints:u\tckpt_bytes:b\tsyncs:u\tcommit_p50_ns:d\tcommit_p99_ns:d\t"
+				  "sync_p50_ns:d\tsync_p99_ns:d\tapply_p50_ns:d\tapply_p99_ns:d\treplay_bytes:b\t"
+				  "replay_ns:d\tckpt_write_bytes:b\tckpt_write_ns:d\tcache_bytes:b\tcache_hits:u\t"
 				  "cache_misses:u");
 	if (rc == 0)
 		rc = ctl_buf_put(&res->out, x.names.p ? x.names.p : "", x.names.len);
@@ -718,7 +721,7 @@ static int ctl_log_emit(const struct ctl_env *env, struct ctl_log *l, struct ctl
 {
 	size_t first = 0, count = l->n, i;
 	char path[CTL_PATH_CAP];
-	int rc = ctl_out(res, "epoch:u\ttime:t\tsource\tchange\tpath\tbytes:u\n");
+	int rc = ctl_out(res, "epoch:u\ttime:t\tsource\tchange\tpath\tbytes:b\n");
 
 	if (l->limit && l->n > l->limit) {
 		first = l->n % l->limit;
@@ -784,9 +787,19 @@ static int cmd_log(const struct ctl_env *env, const struct ctl_args *a, struct c
 	return rc;
 }
 
-/* diff: one record per path. */
+/* diff: one record per path.  Records are collected first: the core calls
+ * back holding the snapshots' locks, and an added or removed page's size
+ * (its bytes changed) is read from a snapshot after the walk. */
+struct ctl_diff_rec {
+	char kind;	/* '+', '-', 'M' or 'A' (mmsb_diff_fn) */
+	char *path;	/* relative path, malloc'd */
+	uint64_t bytes; /* bytes changed */
+	char *ranges;	/* "off+len" items, '\n'-separated, malloc'd (NULL: none) */
+};
+
 struct ctl_diff {
-	struct ctl_result *res; /* where records go */
+	struct ctl_diff_rec *r; /* records, in the core's order */
+	size_t n, cap;		/* records used / allocated */
 	bool stat;		/* --stat: no ranges */
 	int rc;			/* first error */
 };
@@ -799,38 +812,85 @@ static const char *ctl_diff_kind(char k)
 static int ctl_diff_one(void *arg, char kind, const char *path, const struct mmsb_range *r, size_t n)
 {
 	struct ctl_diff *d = arg;
-	struct ctl_buf *b = &d->res->out;
 	struct ctl_buf ranges = {0};
-	uint64_t bytes = 0;
+	struct ctl_diff_rec *rec;
 	size_t i;
-	int rc;
+	int rc = 0;
 
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 64;
+
+		rec = realloc(d->r, cap * sizeof(*rec));
+		if (rec == NULL)
+			return d->rc = -ENOMEM, 1;
+		d->r = rec;
+		d->cap = cap;
+	}
+	rec = &d->r[d->n];
+	*rec = (struct ctl_diff_rec){.kind = kind, .path = strdup(*path ? path : "/")};
 	for (i = 0; i < n; i++)
-		bytes += r[i].len;
-	rc = ctl_buf_printf(b, "%s\t", ctl_diff_kind(kind));
-	if (rc == 0)
-		rc = ctl_escape(b, *path ? path : "/");
-	if (rc == 0)
-		rc = ctl_buf_printf(b, "\t%" PRIu64, bytes);
+		rec->bytes += r[i].len;
 	for (i = 0; rc == 0 && !d->stat && i < n && i < CTL_RANGES_SHOWN; i++)
 		rc = ctl_buf_printf(&ranges, "%s%" PRIu64 "+%" PRIu64, i ? "\n" : "", r[i].off, r[i].len);
 	if (rc == 0 && !d->stat && n > CTL_RANGES_SHOWN)
 		rc = ctl_buf_printf(&ranges, "\n(%zu more)", n - CTL_RANGES_SHOWN);
-	if (rc == 0 && !d->stat) {
-		rc = ctl_buf_puts(b, "\t");
-		if (rc == 0)
-			rc = ctl_escape(b, ranges.p ? ranges.p : "");
-	}
-	if (rc == 0)
-		rc = ctl_buf_puts(b, "\n");
-	ctl_buf_free(&ranges);
+	rec->ranges = ranges.p;
+	d->n++;
+	if (rc == 0 && rec->path == NULL)
+		rc = -ENOMEM;
 	d->rc = rc;
 	return rc != 0;
 }
 
+/* An added page's bytes are all new, a removed page's all gone: its size at
+ * the epoch where it exists. */
+static void ctl_diff_sizes(struct mmsb_store *st, struct ctl_diff *d, uint64_t e1, uint64_t e2)
+{
+	struct mmsb_snap *s1 = NULL, *s2 = NULL;
+	struct mmsb_attr at;
+	size_t i;
+
+	for (i = 0; i < d->n; i++) {
+		struct ctl_diff_rec *r = &d->r[i];
+		struct mmsb_snap **s = r->kind == '+' ? &s2 : r->kind == '-' ? &s1 : NULL;
+
+		if (s == NULL)
+			continue;
+		if (*s == NULL && mmsb_snap_open(st, r->kind == '+' ? e2 : e1, s) < 0)
+			continue;
+		if (mmsb_snap_resolve(*s, ctl_relpath(r->path), &at) == 0 && at.type == MMSB_T_PAGE)
+			r->bytes = at.size;
+	}
+	mmsb_snap_close(s1);
+	mmsb_snap_close(s2);
+}
+
+static int ctl_diff_emit(const struct ctl_diff *d, struct ctl_result *res)
+{
+	struct ctl_buf *b = &res->out;
+	size_t i;
+	int rc = ctl_out(res, d->stat ? "change\tpath\tbytes:b\n" : "change\tpath\tbytes:b\tranges:l\n");
+
+	for (i = 0; rc == 0 && i < d->n; i++) {
+		rc = ctl_buf_printf(b, "%s\t", ctl_diff_kind(d->r[i].kind));
+		if (rc == 0)
+			rc = ctl_escape(b, d->r[i].path);
+		if (rc == 0)
+			rc = ctl_buf_printf(b, "\t%" PRIu64, d->r[i].bytes);
+		if (rc == 0 && !d->stat) {
+			rc = ctl_buf_puts(b, "\t");
+			if (rc == 0)
+				rc = ctl_escape(b, d->r[i].ranges ? d->r[i].ranges : "");
+		}
+		if (rc == 0)
+			rc = ctl_buf_puts(b, "\n");
+	}
+	return rc;
+}
+
 static int cmd_diff(const struct ctl_env *env, const struct ctl_args *a, struct ctl_result *res)
 {
-	struct ctl_diff d = {res, a->stat, 0};
+	struct ctl_diff d = {.stat = a->stat};
 	const char *paths[CTL_ARGS_MAX];
 	uint64_t e1, e2;
 	size_t i, np = a->npos - 2;
@@ -842,11 +902,18 @@ static int cmd_diff(const struct ctl_env *env, const struct ctl_args *a, struct 
 		return rc;
 	for (i = 0; i < np; i++)
 		paths[i] = ctl_relpath(a->pos[2 + i]);
-	rc = ctl_out(res, a->stat ? "change\tpath\tbytes:u\n" : "change\tpath\tbytes:u\tranges:l\n");
-	if (rc == 0)
-		rc = mmsb_diff(env->st, e1, e2, np ? paths : NULL, np, ctl_diff_one, &d);
+	rc = mmsb_diff(env->st, e1, e2, np ? paths : NULL, np, ctl_diff_one, &d);
 	if (rc == 0)
 		rc = d.rc;
+	if (rc == 0) {
+		ctl_diff_sizes(env->st, &d, e1, e2);
+		rc = ctl_diff_emit(&d, res);
+	}
+	for (i = 0; i < d.n; i++) {
+		free(d.r[i].path);
+		free(d.r[i].ranges);
+	}
+	free(d.r);
 	if (rc < 0)
 		return fail(res, rc, "cannot diff %" PRIu64 " and %" PRIu64 ": %s", e1, e2, strerror(-rc));
 	return 0;
@@ -1049,8 +1116,10 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{"status", CTL_F_RECORD, "",
 	 "Show the mount point, store, daemon, access, durability mode, head and oldest epochs, pages, bytes, "
 	 "log size and the last checkpoint."},
-	{"stats", CTL_F_RECORD, "",
-	 "Show the core's counters and latencies (p50/p99, ns) and, from a daemon, its FUSE operation counts."},
+	{"stats", CTL_F_RECORD, "[--prometheus]",
+	 "Show the core's counters and latencies (p50/p99) and, from a daemon, its FUSE operation counts. "
+	 "--prometheus prints them in the Prometheus text exposition format (what the daemon's -o metrics= "
+	 "endpoint serves)."},
 	{"log", 0, "[PATH] [--since E] [--until E] [-n N]",
 	 "Show the history, oldest first: epoch, time, source (user, propagation, restore, system), change, "
 	 "path and bytes changed (for a truncate: the new size). With PATH only that node's changes; -n keeps "
@@ -1085,7 +1154,7 @@ static const struct ctl_spec ctl_specs[] = {
 	{cmd_tag, 0, 2, 2},
 	{cmd_untag, 0, 1, 1},
 	{cmd_status, 0, 0, 0},
-	{cmd_stats, 0, 0, 0},
+	{cmd_stats, O_PROM, 0, 0},
 	{cmd_log, O_SINCE | O_UNTIL | O_N, 0, 1},
 	{cmd_diff, O_STAT, 2, CTL_ARGS_MAX},
 	{cmd_restore, 0, 1, CTL_ARGS_MAX},
@@ -1150,7 +1219,7 @@ void ctl_result_free(struct ctl_result *res)
 
 /* ---- watch lines ------------------------------------------------------------------ */
 
-const char ctl_watch_header[] = "epoch:u\ttime:t\tsource\tpages:u\tbytes:u\tpaths:l\n";
+const char ctl_watch_header[] = "epoch:u\ttime:t\tsource\tpages:u\tbytes:b\tpaths:l\n";
 
 static int ctl_cmp_u64(const void *a, const void *b)
 {
@@ -1233,4 +1302,118 @@ int ctl_watch_line(const struct mmsb_commit_info *ci, const struct ctl_buf *path
 		rc = ctl_buf_puts(out, "\n");
 	ctl_buf_free(&list);
 	return rc < 0 ? rc : 1;
+}
+
+/* ---- Prometheus text exposition ------------------------------------------------ */
+
+/* How a stats field is exposed.  Fields not listed (the daemon's own
+ * values, "fuse.*") are gauges named after the field. */
+static const struct {
+	const char *field;  /* stats column name */
+	const char *metric; /* metric name after "mmsb_" */
+	const char *type;   /* "gauge" or "counter" */
+	const char *help;   /* HELP text */
+} ctl_prom_map[] = {
+	{"head", "head_epoch", "gauge", "Newest committed epoch."},
+	{"oldest", "oldest_epoch", "gauge", "Oldest retained epoch (time travel reaches back to it)."},
+	{"last_ckpt", "last_checkpoint_epoch", "gauge", "Epoch of the newest checkpoint."},
+	{"pages", "pages", "gauge", "Pages (regular files) at head."},
+	{"dirs", "directories", "gauge", "Directories at head."},
+	{"symlinks", "symlinks", "gauge", "Symbolic links at head."},
+	{"page_bytes", "page_bytes", "gauge", "Sum of the page sizes at head."},
+	{"commits", "commits_total", "counter", "Transactions committed since the store was opened."},
+	{"records", "records_total", "counter", "Log records written since the store was opened."},
+	{"deltas", "deltas_total", "counter", "Write records since the store was opened."},
+	{"delta_bytes", "delta_bytes_total", "counter", "Bytes changed by writes since the store was opened."},
+	{"delta_record_bytes", "delta_record_bytes_total", "counter", "Encoded size of the write records."},
+	{"log_bytes", "log_bytes", "gauge", "Retained transaction log on disk."},
+	{"segments", "log_segments", "gauge", "Retained log segments."},
+	{"checkpoints", "checkpoints", "gauge", "Retained checkpoints."},
+	{"ckpt_bytes", "checkpoint_bytes", "gauge", "Retained checkpoints on disk."},
+	{"syncs", "log_syncs_total", "counter", "fsyncs of the log since the store was opened."},
+	{"commit_p50_ns", "commit_p50_seconds", "gauge", "Median commit latency (excluding sync)."},
+	{"commit_p99_ns", "commit_p99_seconds", "gauge", "99th percentile commit latency (excluding sync)."},
+	{"sync_p50_ns", "sync_p50_seconds", "gauge", "Median log fsync latency."},
+	{"sync_p99_ns", "sync_p99_seconds", "gauge", "99th percentile log fsync latency."},
+	{"apply_p50_ns", "apply_p50_seconds", "gauge", "Median time to apply one record to memory."},
+	{"apply_p99_ns", "apply_p99_seconds", "gauge", "99th percentile time to apply one record."},
+	{"replay_bytes", "replay_bytes", "gauge", "Log replayed when the store was opened."},
+	{"replay_ns", "replay_seconds", "gauge", "Time spent replaying the log at open."},
+	{"ckpt_write_bytes", "checkpoint_write_bytes", "gauge", "Size of the last checkpoint written."},
+	{"ckpt_write_ns", "checkpoint_write_seconds", "gauge", "Time to write the last checkpoint."},
+	{"cache_bytes", "cache_bytes", "gauge", "Time-travel page cache in use."},
+	{"cache_hits", "cache_hits_total", "counter", "Time-travel page cache hits."},
+	{"cache_misses", "cache_misses_total", "counter", "Time-travel page cache misses."},
+};
+
+/* A metric name of [a-zA-Z0-9_] from s (other bytes become '_'). */
+static int ctl_prom_name(struct ctl_buf *b, const char *s)
+{
+	int rc = 0;
+
+	for (; rc == 0 && *s; s++) {
+		char c = *s;
+
+		rc = ctl_buf_put(b, (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ? &c : "_",
+				 1);
+	}
+	return rc;
+}
+
+int ctl_prometheus(const char *stats, struct ctl_buf *out)
+{
+	char *copy = strdup(stats), *nl, *vals, *hdr[CTL_ARGS_MAX], *val[CTL_ARGS_MAX];
+	int nh, nv, i, rc = copy ? 0 : -ENOMEM;
+
+	nl = copy ? strchr(copy, '\n') : NULL;
+	if (rc == 0 && nl == NULL)
+		rc = -EINVAL;
+	if (rc < 0) {
+		free(copy);
+		return rc;
+	}
+	*nl = '\0';
+	if ((nl = strchr(nl + 1, '\n')) != NULL)
+		*nl = '\0';
+	vals = copy + strlen(copy) + 1;
+	nh = ctl_split(copy, hdr, CTL_ARGS_MAX);
+	nv = ctl_split(vals, val, CTL_ARGS_MAX);
+	if (nh < 0 || nv != nh)
+		rc = -EINVAL;
+	for (i = 0; rc == 0 && i < nh; i++) {
+		char *colon = strrchr(hdr[i], ':');
+		bool ns = colon && strcmp(colon, ":d") == 0;
+		size_t k;
+
+		if (colon)
+			*colon = '\0';
+		for (k = 0; k < CTL_ARRAY_SIZE(ctl_prom_map) && strcmp(ctl_prom_map[k].field, hdr[i]) != 0; k++)
+			;
+		if (k < CTL_ARRAY_SIZE(ctl_prom_map))
+			rc = ctl_buf_printf(out, "# HELP mmsb_%s %s\n# TYPE mmsb_%s %s\nmmsb_%s ", ctl_prom_map[k].metric,
+					    ctl_prom_map[k].help, ctl_prom_map[k].metric, ctl_prom_map[k].type,
+					    ctl_prom_map[k].metric);
+		else {
+			/* the daemon's own values ("fuse.snapshot_inodes") */
+			rc = ctl_buf_puts(out, "# HELP mmsb_");
+			if (rc == 0)
+				rc = ctl_prom_name(out, hdr[i]);
+			if (rc == 0)
+				rc = ctl_buf_printf(out, " Daemon value %s.\n# TYPE mmsb_", hdr[i]);
+			if (rc == 0)
+				rc = ctl_prom_name(out, hdr[i]);
+			if (rc == 0)
+				rc = ctl_buf_puts(out, " gauge\nmmsb_");
+			if (rc == 0)
+				rc = ctl_prom_name(out, hdr[i]);
+			if (rc == 0)
+				rc = ctl_buf_puts(out, " ");
+		}
+		if (rc == 0 && ns)
+			rc = ctl_buf_printf(out, "%.9f\n", (double)strtoull(val[i], NULL, 10) / 1e9);
+		else if (rc == 0)
+			rc = ctl_buf_printf(out, "%s\n", *val[i] ? val[i] : "0");
+	}
+	free(copy);
+	return rc;
 }

@@ -6,7 +6,9 @@
  * result table as text lines:
  *
  *   line 1    the header: field names separated by TAB.  A name may carry
- *             a type suffix ":u" (unsigned decimal), ":t" (time, decimal
+ *             a type suffix ":u" (unsigned decimal), ":b" (a byte count,
+ *             unsigned decimal), ":d" (a duration, decimal nanoseconds),
+ *             ":t" (time, decimal
  *             nanoseconds since 1970, 0 = none), ":l" (a list: items
  *             separated by '\n' inside the field); no suffix: a string.
  *   line 2..  one record per line, the same number of fields.
@@ -140,5 +142,11 @@ int ctl_watch_line(const struct mmsb_commit_info *ci, const struct ctl_buf *path
 
 /* True when path is filter or lies under it ("" and "/" match all). */
 bool ctl_path_under(const char *path, const char *filter);
+
+/* Append the result of "stats" (its header and one record) to out in the
+ * Prometheus text exposition format (version 0.0.4): every field becomes a
+ * metric "mmsb_<name>" with HELP and TYPE lines; counters end in _total,
+ * durations are in seconds.  0, -EINVAL (not a stats result), -ENOMEM. */
+int ctl_prometheus(const char *stats, struct ctl_buf *out);
 
 #endif

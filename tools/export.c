@@ -54,6 +54,7 @@ struct exp_run {
 	bool xattr_warned;	   /* target refused user xattrs once */
 	char *xbuf;		   /* EXP_XATTR_LIST bytes for names */
 	char *vbuf;		   /* MMSB_XATTR_SIZE_MAX bytes for a value */
+	struct mctl_progress prog; /* files and bytes written, on a terminal */
 };
 
 /* ---- source: the mount ----------------------------------------------------------- */
@@ -324,6 +325,7 @@ static int exp_finish(struct exp_run *r, const char *path, const struct exp_node
 
 static int exp_page(struct exp_run *r, const char *path, const char *dpath, const struct exp_node *n)
 {
+	struct stat sb;
 	int fd = open(dpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600), rc = 0;
 
 	if (fd < 0)
@@ -331,6 +333,8 @@ static int exp_page(struct exp_run *r, const char *path, const char *dpath, cons
 	rc = r->src->copy(r->src->arg, path, fd);
 	if (rc < 0)
 		exp_fail(r, rc, "cannot copy", path);
+	else if (r->prog.on && fstat(fd, &sb) == 0)
+		mctl_progress_add(&r->prog, 1, (uint64_t)sb.st_size);
 	if (rc == 0)
 		rc = exp_finish(r, path, n, fd);
 	close(fd);
@@ -433,7 +437,9 @@ static int exp_run(const struct exp_src *src, const char *dir, char *msg, size_t
 		return rc;
 	r.xbuf = malloc(EXP_XATTR_LIST);
 	r.vbuf = malloc(MMSB_XATTR_SIZE_MAX);
+	mctl_progress_begin(&r.prog, "export");
 	rc = r.xbuf && r.vbuf ? exp_node_at(&r, "") : -ENOMEM;
+	mctl_progress_end(&r.prog);
 	if (rc == -ENOMEM && msg[0] == '\0')
 		snprintf(msg, cap, "export: out of memory");
 	free(r.xbuf);

@@ -11,6 +11,8 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,13 +209,27 @@ static int mctl_add_mount(struct mctl_run *r, struct ctl_buf *out)
 /* Show a result (rows even on failure: verify reports, then fails). */
 static int mctl_show(struct mctl_run *r, const char *out, int rc, bool usage)
 {
-	bool stat = false;
+	bool stat = false, prom = false;
 	int k;
 
 	if (out != NULL && *out && strchr(out, '\n') != NULL && (rc == 0 || strchr(strchr(out, '\n') + 1, '\n'))) {
-		mctl_render(stdout, out, r->o->json, (r->cmd->flags & CTL_F_RECORD) != 0);
-		for (k = 1; k < r->o->argc; k++)
+		for (k = 1; k < r->o->argc; k++) {
 			stat = stat || strcmp(r->o->argv[k], "--stat") == 0;
+			prom = prom || strcmp(r->o->argv[k], "--prometheus") == 0;
+		}
+		if (prom && rc == 0 && strcmp(r->cmd->name, "stats") == 0) {
+			struct ctl_buf p = {0};
+
+			rc = ctl_prometheus(out, &p);
+			if (rc == 0)
+				fputs(p.p ? p.p : "", stdout);
+			else
+				snprintf(r->msg, sizeof(r->msg), "cannot format the statistics: %s", strerror(-rc));
+			ctl_buf_free(&p);
+			fflush(stdout);
+			return rc == 0 ? 0 : mctl_error(r->msg, 1);
+		}
+		mctl_render(stdout, out, r->o->json, (r->cmd->flags & CTL_F_RECORD) != 0);
 		if (stat && !r->o->json && strcmp(r->cmd->name, "diff") == 0)
 			mctl_render_diffstat(stdout, out);
 	}
@@ -314,8 +330,21 @@ static int mctl_export_online(struct mctl_run *r, int fd, const char *e, const c
 	return 0;
 }
 
+/* Commands that may run long enough to deserve a progress line. */
+static bool mctl_long(const struct ctl_cmd *c)
+{
+	static const char *const names[] = {"verify", "compact", "restore", "checkpoint"};
+	size_t i;
+
+	for (i = 0; i < CTL_ARRAY_SIZE(names); i++)
+		if (strcmp(c->name, names[i]) == 0)
+			return true;
+	return false;
+}
+
 static int mctl_online(struct mctl_run *r, int fd)
 {
+	struct mctl_progress prog;
 	struct mctl_reader rd = {.fd = fd};
 	struct ctl_buf out = {0};
 	int rc, ex;
@@ -335,7 +364,13 @@ static int mctl_online(struct mctl_run *r, int fd)
 		ctl_buf_free(&rd.buf);
 		return ex;
 	}
+	if (mctl_long(r->cmd)) {
+		mctl_progress_begin(&prog, r->cmd->name);
+		rd.prog = &prog;
+	}
 	rc = mctl_read_response(&rd, &out, r->msg, sizeof(r->msg));
+	if (rd.prog != NULL)
+		mctl_progress_end(rd.prog);
 	if (rc == 0)
 		mctl_add_mount(r, &out);
 	ex = mctl_show(r, out.p, rc, rc < 0 && mctl_is_usage(r->msg));
@@ -345,6 +380,43 @@ static int mctl_online(struct mctl_run *r, int fd)
 }
 
 /* ---- offline ------------------------------------------------------------------------ */
+
+/* A command run offline on its own thread, so that this one can draw a
+ * progress line while it runs. */
+struct mctl_job {
+	struct mctl_run *r;	/* the run */
+	struct mmsb_store *st;	/* the store (borrowed) */
+	struct ctl_result *res; /* its result */
+	int rc;			/* ctl_exec's return */
+	atomic_bool done;	/* set last by the job */
+};
+
+static void *mctl_job_main(void *arg)
+{
+	struct mctl_job *j = arg;
+
+	j->rc = ctl_exec(&(struct ctl_env){.st = j->st}, j->r->o->argc, j->r->o->argv, j->res);
+	atomic_store(&j->done, true);
+	return NULL;
+}
+
+static int mctl_exec_offline(struct mctl_run *r, struct mmsb_store *st, struct ctl_result *res)
+{
+	struct mctl_job j = {.r = r, .st = st, .res = res};
+	struct mctl_progress prog;
+	pthread_t t;
+
+	mctl_progress_begin(&prog, r->cmd->name);
+	if (!mctl_long(r->cmd) || !prog.on || pthread_create(&t, NULL, mctl_job_main, &j) != 0)
+		return ctl_exec(&(struct ctl_env){.st = st}, r->o->argc, r->o->argv, res);
+	while (!atomic_load(&j.done)) {
+		usleep(50000);
+		mctl_progress_add(&prog, 0, 0);
+	}
+	pthread_join(t, NULL);
+	mctl_progress_end(&prog);
+	return j.rc;
+}
 
 static int mctl_offline(struct mctl_run *r)
 {
@@ -371,7 +443,7 @@ static int mctl_offline(struct mctl_run *r)
 		printf("exported epoch %" PRIu64 " to %s\n", epoch, r->o->argv[2]);
 		return 0;
 	}
-	rc = ctl_exec(&(struct ctl_env){.st = st}, r->o->argc, r->o->argv, &res);
+	rc = mctl_exec_offline(r, st, &res);
 	snprintf(r->msg, sizeof(r->msg), "%s", res.msg);
 	if (rc == 0)
 		mctl_add_mount(r, &res.out);

@@ -39,10 +39,28 @@ int mctl_connect(const char *store, int *fd, char *msg, size_t cap);
 int mctl_send(int fd, int argc, char *const *argv);
 
 /* Buffered line reader over a socket. */
+/* A progress line on stderr (progress.c): shown only on a terminal. */
+struct mctl_progress {
+	bool on;	 /* draw (stderr is a terminal, or MMSB_PROGRESS=1) */
+	bool shown;	 /* a line is on the screen */
+	const char *what; /* "export", "verify"... */
+	uint64_t items;	 /* files done (0: show the time only) */
+	uint64_t bytes;	 /* bytes done */
+	int64_t t0_ms;	 /* start (monotonic ms) */
+	int64_t last_ms; /* last redraw */
+	int64_t delay_ms; /* nothing shown before this much time */
+};
+void mctl_progress_begin(struct mctl_progress *p, const char *what);
+/* Count items and bytes done (both may be 0: a tick) and redraw if due. */
+void mctl_progress_add(struct mctl_progress *p, uint64_t items, uint64_t bytes);
+/* Erase the line. */
+void mctl_progress_end(struct mctl_progress *p);
+
 struct mctl_reader {
-	int fd;		    /* the socket */
-	struct ctl_buf buf; /* bytes read, not yet returned */
-	size_t off;	    /* start of the unread part of buf */
+	int fd;			    /* the socket */
+	struct ctl_buf buf;	    /* bytes read, not yet returned */
+	size_t off;		    /* start of the unread part of buf */
+	struct mctl_progress *prog; /* ticked while waiting, or NULL */
 };
 /* Next line (LF stripped) into *line, valid until the next call.
  * 0, -ECONNRESET at EOF, or -errno. */
@@ -64,6 +82,8 @@ int mctl_render(FILE *f, const char *text, bool json, bool record);
 int mctl_render_stream(FILE *f, const char *header, const char *line, bool json);
 /* The diff --stat summary line ("3 added, ..."). */
 void mctl_render_diffstat(FILE *f, const char *text);
+/* v bytes for people: exact below 1024, else "1.50 KiB", "16.0 MiB"... */
+void mctl_human_bytes(uint64_t v, char *buf, size_t cap);
 
 /* export: write the tree at epoch into dir (new or empty).  From the mount
  * (mount != NULL: MOUNT/epochs/EPOCH) or from an open store (st). */

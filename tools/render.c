@@ -1,10 +1,12 @@
 /* render.c - result tables (ctlcmd.h format) as aligned text or JSON.
  *
  * Text: a table with a header row, numbers right-aligned, times as ISO 8601
- * local time with offset, lists joined by ", "; a record (status, stats,
- * checkpoint...) as "key  value" lines.  JSON: one document: an array of
- * objects (tables) or one object (records); ":u" fields are numbers (empty:
- * null), ":t" ISO 8601 strings (0: null), ":l" arrays of strings.
+ * local time with offset, sizes (":b") as "1.5 KiB" (exact below 1024),
+ * durations (":d", nanoseconds) as "850 ns", "1.2 ms"..., lists joined by
+ * ", "; a record (status, stats, checkpoint...) as "key  value" lines.
+ * JSON: one document: an array of objects (tables) or one object (records);
+ * ":u", ":b" and ":d" fields are exact numbers (empty: null), ":t" ISO 8601
+ * strings (0: null), ":l" arrays of strings.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,7 +21,7 @@
 /* One column of the header. */
 struct render_col {
 	char name[64]; /* display name (type suffix removed) */
-	char type;     /* 's', 'u', 't' or 'l' */
+	char type;     /* 's', 'u', 'b', 'd', 't' or 'l' */
 };
 
 /* Parse a header line into cols; returns the number of columns. */
@@ -56,6 +58,51 @@ static void render_time(int64_t ns, char *buf, size_t cap)
 	snprintf(buf + len, cap - len, "%.3s:%.2s", zone, zone + 3);
 }
 
+/* A byte count for people: exact below 1 KiB, else 3 significant digits
+ * with a binary unit ("1.50 KiB", "16.0 MiB", "234 GiB"). */
+void mctl_human_bytes(uint64_t v, char *buf, size_t cap)
+{
+	static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+	double x = (double)v;
+	size_t u = 0;
+
+	if (v < 1024) {
+		snprintf(buf, cap, "%" PRIu64, v);
+		return;
+	}
+	x /= 1024;
+	while (x >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+		x /= 1024;
+		u++;
+	}
+	snprintf(buf, cap, x < 10 ? "%.2f %s" : x < 100 ? "%.1f %s" : "%.0f %s", x, unit[u]);
+}
+
+/* A duration in nanoseconds for people: "850 ns", "12.5 us", "1.20 ms", "3.00 s". */
+static void render_duration(uint64_t ns, char *buf, size_t cap)
+{
+	static const char *const unit[] = {"us", "ms", "s"};
+	double x = (double)ns;
+	size_t u = 0;
+
+	if (ns < 1000) {
+		snprintf(buf, cap, "%" PRIu64 " ns", ns);
+		return;
+	}
+	x /= 1000;
+	while (x >= 1000 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+		x /= 1000;
+		u++;
+	}
+	snprintf(buf, cap, x < 10 ? "%.2f %s" : x < 100 ? "%.1f %s" : "%.0f %s", x, unit[u]);
+}
+
+/* Right-aligned, exact in JSON. */
+static bool render_numeric(char type)
+{
+	return type == 'u' || type == 'b' || type == 'd';
+}
+
 /* Text of one cell, malloc'd. */
 static char *render_cell(const struct render_col *c, const char *v)
 {
@@ -65,8 +112,15 @@ static char *render_cell(const struct render_col *c, const char *v)
 		render_time(strtoll(v, NULL, 10), tbuf, sizeof(tbuf));
 		return strdup(tbuf);
 	}
+	if ((c->type == 'b' || c->type == 'd') && *v) {
+		if (c->type == 'b')
+			mctl_human_bytes(strtoull(v, NULL, 10), tbuf, sizeof(tbuf));
+		else
+			render_duration(strtoull(v, NULL, 10), tbuf, sizeof(tbuf));
+		return strdup(tbuf);
+	}
 	if (c->type != 'l')
-		return strdup(*v ? v : (c->type == 'u' ? "-" : ""));
+		return strdup(*v ? v : (render_numeric(c->type) ? "-" : ""));
 	s = malloc(strlen(v) * 2 + 2); /* each '\n' becomes ", " */
 	if (s == NULL)
 		return NULL;
@@ -111,6 +165,8 @@ static void render_json_value(FILE *f, const struct render_col *c, const char *v
 
 	switch (c->type) {
 	case 'u':
+	case 'b':
+	case 'd':
 		if (*v)
 			fputs(v, f);
 		else
@@ -221,13 +277,13 @@ static int render_table_text(FILE *f, const struct render_col *cols, size_t nc, 
 		}
 	}
 	for (i = 0; i < nc; i++)
-		fprintf(f, "%-*s%s", i + 1 < nc || cols[i].type == 'u' ? (int)w[i] : 0, cols[i].name,
+		fprintf(f, "%-*s%s", i + 1 < nc || render_numeric(cols[i].type) ? (int)w[i] : 0, cols[i].name,
 			i + 1 < nc ? "  " : "\n");
 	for (r = 0; r < nl; r++) {
 		for (i = 0; cells[r] && i < nc; i++) {
 			const char *c = cells[r][i] ? cells[r][i] : "?";
 
-			int width = cols[i].type == 'u' ? (int)w[i] : i + 1 == nc ? 0 : -(int)w[i];
+			int width = render_numeric(cols[i].type) ? (int)w[i] : i + 1 == nc ? 0 : -(int)w[i];
 
 			fprintf(f, "%*s%s", width, c, i + 1 == nc ? "\n" : "  ");
 			free(cells[r][i]);
@@ -286,9 +342,9 @@ int mctl_render_stream(FILE *f, const char *header, const char *line, bool json)
 		fputc('\n', f);
 	} else {
 		for (i = 0; i < nc && (int)i < n; i++) {
-			cell = header == line ? strdup(v[i]) : render_cell(&cols[i], v[i]);
-			if (cols[i].type == 'u')
-				fprintf(f, "%8s  ", cell ? cell : "?");
+			cell = header == line ? strdup(cols[i].name) : render_cell(&cols[i], v[i]);
+			if (render_numeric(cols[i].type))
+				fprintf(f, "%10s  ", cell ? cell : "?");
 			else if (i + 1 == nc)
 				fprintf(f, "%s", cell ? cell : "?");
 			else
@@ -306,6 +362,7 @@ void mctl_render_diffstat(FILE *f, const char *text)
 {
 	uint64_t n_add = 0, n_rm = 0, n_mod = 0, n_attr = 0, bytes = 0;
 	const char *p = strchr(text, '\n');
+	char human[32];
 
 	for (p = p ? p + 1 : ""; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p)) {
 		const char *t1 = strchr(p, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
@@ -317,7 +374,9 @@ void mctl_render_diffstat(FILE *f, const char *text)
 		if (t2)
 			bytes += strtoull(t2 + 1, NULL, 10);
 	}
+	mctl_human_bytes(bytes, human, sizeof(human));
 	fprintf(f, "%" PRIu64 " added, %" PRIu64 " removed, %" PRIu64 " modified, %" PRIu64
-		   " with attribute changes; %" PRIu64 " bytes changed\n",
-		n_add, n_rm, n_mod, n_attr, bytes);
+		   " with attribute changes; %" PRIu64 " bytes%s%s%s changed\n",
+		n_add, n_rm, n_mod, n_attr, bytes, bytes >= 1024 ? " (" : "", bytes >= 1024 ? human : "",
+		bytes >= 1024 ? ")" : "");
 }

@@ -788,10 +788,14 @@ static void matrix_commit_frames(void **state)
 
 			snprintf(what, sizeof(what), "commit of epoch %" PRIu64 " byte %u", e, b);
 			img_write(&fx->im, fx->work, c[k].file, fx->im.f[c[k].file].len, c[k].off + b);
-			rc = open_store(fx->work, false, &st);
-			if (ck) { /* covered: recovered read-write, the gap reported */
+			if (ck && b % 4 != 0) { /* covered, read-only (rw on every 4th byte below: fsyncs cost) */
+				assert_int_equal(open_store(fx->work, true, &st), 0);
+				expect_epochs(fx, st, what, N_TXNS, e, ck - 1); /* never older content */
+				mmsb_store_close(st);
+			} else if (ck) { /* covered: recovered read-write, the gap reported */
 				unsigned nh = 0;
 
+				rc = open_store(fx->work, false, &st);
 				if (rc != 0)
 					fail_msg("%s: read-write open %d", what, rc);
 				expect_epochs(fx, st, what, N_TXNS, e, ck - 1);
@@ -806,15 +810,10 @@ static void matrix_commit_frames(void **state)
 					assert_int_equal(mmsb_restore(st, e, NULL, 0, &ne), -EUCLEAN);
 					assert_int_equal(mmsb_store_head(st), N_TXNS);
 				}
-				if (b % 4 == 0) /* (verify and ro on a quarter of the bytes: runtime) */
-					assert_true(mmsb_store_verify(st) < 0);
+				assert_true(mmsb_store_verify(st) < 0);
 				mmsb_store_close(st);
-				if (b % 4 == 0) {
-					assert_int_equal(open_store(fx->work, true, &st), 0); /* ro: never older content */
-					expect_epochs(fx, st, what, N_TXNS, e, ck - 1);
-					mmsb_store_close(st);
-				}
 			} else {
+				rc = open_store(fx->work, false, &st);
 				if (rc != -EUCLEAN && rc != -EBADMSG)
 					fail_msg("%s: read-write open %d, want a refusal", what, rc);
 				assert_int_equal(open_store(fx->work, true, &st), 0);

@@ -469,9 +469,9 @@ struct mmsb_stats {
 	uint64_t sync_p50_ns, sync_p99_ns;
 	uint64_t apply_p50_ns, apply_p99_ns;   /* applying one record to memory */
 	uint64_t replay_bytes, replay_ns;      /* recovery at open */
-	uint64_t indexed_epochs;	       /* epochs in the time-travel index (older ones load on first need) */
 	uint64_t ckpt_write_bytes, ckpt_write_ns; /* last checkpoint written */
 	uint64_t cache_bytes, cache_hits, cache_misses; /* time-travel page cache */
+	uint64_t indexed_epochs;	       /* epochs in the time-travel index (older ones load on first need) */
 };
 void mmsb_store_stats(struct mmsb_store *st, struct mmsb_stats *out);
 

@@ -598,15 +598,15 @@ int mmsb_compact(struct mmsb_store *st, uint64_t before, unsigned flags, uint64_
 /* ---- verification ------------------------------------------------------------------------------ */
 
 struct verify_ctx {
-	struct mmsb_store *st;
-	struct ns *ns;	 /* replayed from base; NULL: nothing to apply records to */
-	uint64_t base;
-	uint64_t oldest; /* the oldest retained epoch */
-	uint64_t next;	 /* the epoch expected next */
+	struct mmsb_store *st;	    /* the store verified */
+	struct ns *ns;		    /* replayed from base; NULL: nothing to apply records to */
+	uint64_t base;		    /* checkpoint epoch ns started from (0: the empty store) */
+	uint64_t oldest;	    /* the oldest retained epoch */
+	uint64_t next;		    /* the epoch expected next */
 	const struct ckpt_info *ck; /* checkpoints that load, oldest first */
-	size_t n_ck;
-	struct mmsb_buf scratch;
-	int rc;
+	size_t n_ck;		    /* entries in ck */
+	struct mmsb_buf scratch;    /* for ns_apply */
+	int rc;			    /* first damage found (-EUCLEAN) */
 };
 
 /* After a gap: continue from the oldest good checkpoint at or after the

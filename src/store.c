@@ -492,7 +492,6 @@ static int store_load(struct mmsb_store *st)
 	mmsb_buf_free(&lc.scratch);
 	if (rc < 0)
 		return rc;
-	st->n_log_damage = res.n_damage + res.n_header;
 	last = lc.next - 1; /* the last epoch applied or indexed in sequence */
 	if (lc.stop) {
 		why = "damage that no checkpoint covers";
@@ -594,7 +593,6 @@ static int store_load_prefix(struct mmsb_store *st)
 		return rc;
 	}
 	st->hist_from = st->oldest + 1;
-	st->n_log_damage += res.n_damage + res.n_header;
 	pthread_mutex_lock(&st->ck_mu);
 	report_lost(st, n0, st->n_lost);
 	pthread_mutex_unlock(&st->ck_mu);

@@ -87,7 +87,6 @@ struct mmsb_store {
 	bool damaged;			/* read-only open stopped at damage */
 	struct mmsb_epoch_range *lost;	/* epochs whose log records are lost, sorted (protected by lock) */
 	size_t n_lost;
-	uint32_t n_log_damage;		/* damaged places the recovery scan skipped */
 	unsigned sb_bad;		/* superblock copies found damaged at open (bit k: copy k) */
 	uint32_t n_bad_ckpts;		/* checkpoints found damaged (dropped from ckpts) */
 

@@ -194,8 +194,8 @@ static void ops_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int rc;
 
 	ops_caller(req, &who);
-	/* Pages only: devices, fifos and sockets get -EPERM (tree.c). */
-	rc = mmsbfs_tree_mknod(fs, parent, name, mode, NULL, &who, &e);
+	/* bind(2) of a unix socket arrives here too, as S_IFSOCK */
+	rc = mmsbfs_tree_mknod(fs, parent, name, mode, rdev, NULL, &who, &e);
 	ops_reply_entry(req, fs, rc, &e);
 }
 
@@ -207,7 +207,7 @@ static void ops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int rc;
 
 	ops_caller(req, &who);
-	rc = mmsbfs_tree_mknod(fs, parent, name, (mode & 07777) | S_IFDIR, NULL, &who, &e);
+	rc = mmsbfs_tree_mknod(fs, parent, name, (mode & 07777) | S_IFDIR, 0, NULL, &who, &e);
 	ops_reply_entry(req, fs, rc, &e);
 }
 
@@ -219,7 +219,7 @@ static void ops_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, con
 	int rc;
 
 	ops_caller(req, &who);
-	rc = mmsbfs_tree_mknod(fs, parent, name, S_IFLNK | 0777, link, &who, &e);
+	rc = mmsbfs_tree_mknod(fs, parent, name, S_IFLNK | 0777, 0, link, &who, &e);
 	ops_reply_entry(req, fs, rc, &e);
 }
 
@@ -241,7 +241,11 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
 
 static void ops_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	ops_reply_err(req, -EPERM); /* no hard links: a page has one name */
+	struct mmsbfs *fs = ops_fs(req);
+	struct fuse_entry_param e;
+	int rc = mmsbfs_tree_link(fs, ino, newparent, newname, &e);
+
+	ops_reply_entry(req, fs, rc, &e);
 }
 
 /* ---- files ---------------------------------------------------------------------- */

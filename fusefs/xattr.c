@@ -331,6 +331,18 @@ ssize_t mmsbfs_xattr_get(struct mmsbfs *fs, fuse_ino_t ino, const char *name, ch
 
 /* ---- list ------------------------------------------------------------------- */
 
+/* Listing (mmsbfs(8), "Extended attributes").  By default listxattr gives the
+ * user's own attributes only: every user.mmsb.* name, the read-only virtual
+ * ones and the settable deps, recompute and location, is left out, as
+ * CernVM-FS hides its magic attributes.  Copy tools (cp -a, rsync -X,
+ * tar --xattrs) copy what is listed: listing the read-only names made them
+ * fail on the way in (EPERM) and carry stale values; listing the graph made
+ * them re-create edges whose parents may not exist at the destination.
+ * Every name still reads by name; -o show_mmsb_xattrs lists them all.
+ * A node that is neither a page nor a directory lists nothing: the kernel
+ * answers user.* on symlinks, fifos and devices with ENODATA itself, so a
+ * listed name could never be read (rsync then skipped the symlink). */
+
 /* Append the virtual names of n after the core's len bytes. */
 static ssize_t xattr_list_virt(const struct mmsbfs_node *n, char *buf, size_t cap, size_t len)
 {
@@ -349,20 +361,84 @@ static ssize_t xattr_list_virt(const struct mmsbfs_node *n, char *buf, size_t ca
 	return (ssize_t)len;
 }
 
+/* The core's list of n into a malloc'd *out (NULL when empty); its length,
+ * or -errno. */
+static ssize_t xattr_list_core(struct mmsbfs *fs, const struct mmsbfs_node *n, char **out)
+{
+	ssize_t len = 0, got;
+	int tries;
+
+	*out = NULL;
+	for (tries = 0; tries < 8; tries++) { /* the list may grow between the two calls */
+		len = n->kind == MMSBFS_K_LIVE ? mmsb_listxattr(fs->st, n->id, NULL, 0)
+					       : mmsb_snap_listxattr(n->snap, n->id, NULL, 0);
+		if (len <= 0)
+			return len;
+		free(*out);
+		*out = malloc((size_t)len);
+		if (*out == NULL)
+			return -ENOMEM;
+		got = n->kind == MMSBFS_K_LIVE ? mmsb_listxattr(fs->st, n->id, *out, (size_t)len)
+					       : mmsb_snap_listxattr(n->snap, n->id, *out, (size_t)len);
+		if (got != -ERANGE) {
+			if (got < 0) {
+				free(*out);
+				*out = NULL;
+			}
+			return got;
+		}
+	}
+	free(*out);
+	*out = NULL;
+	return -ERANGE;
+}
+
+/* Copy the names of list[0..len) that a default listing shows into buf. */
+static ssize_t xattr_list_user(const char *list, size_t len, char *buf, size_t cap)
+{
+	size_t off = 0, sz, used = 0;
+
+	for (; off < len; off += sz) {
+		sz = strnlen(list + off, len - off) + 1;
+		if (strncmp(list + off, XATTR_MMSB, sizeof(XATTR_MMSB) - 1) == 0)
+			continue;
+		if (cap != 0) {
+			if (used + sz > cap)
+				return -ERANGE;
+			memcpy(buf + used, list + off, sz);
+		}
+		used += sz;
+	}
+	return (ssize_t)used;
+}
+
 ssize_t mmsbfs_xattr_list(struct mmsbfs *fs, fuse_ino_t ino, char *buf, size_t cap)
 {
+	bool all = fs->opts != NULL && fs->opts->show_mmsb_xattrs, listable = false;
 	struct mmsbfs_node n;
+	struct mmsb_attr a;
+	char *list = NULL;
 	ssize_t len = 0;
 	int rc = mmsbfs_tree_get(fs, ino, &n);
 
 	if (rc < 0)
 		return rc;
-	if (n.kind == MMSBFS_K_LIVE)
-		len = mmsb_listxattr(fs->st, n.id, buf, cap);
-	else if (n.kind == MMSBFS_K_SNAP)
-		len = mmsb_snap_listxattr(n.snap, n.id, buf, cap);
-	if (len >= 0)
+	if (n.kind == MMSBFS_K_LIVE || n.kind == MMSBFS_K_SNAP) {
+		rc = mmsbfs_tree_node_attr(fs, &n, &a);
+		listable = rc == 0 && (a.type == MMSB_T_PAGE || a.type == MMSB_T_DIR);
+		len = rc < 0 ? rc : listable ? xattr_list_core(fs, &n, &list) : 0;
+	}
+	if (len > 0 && !all) {
+		len = xattr_list_user(list, (size_t)len, buf, cap);
+	} else if (len > 0 && cap != 0) {
+		if ((size_t)len <= cap)
+			memcpy(buf, list, (size_t)len);
+		else
+			len = -ERANGE;
+	}
+	if (len >= 0 && all && listable)
 		len = xattr_list_virt(&n, buf, cap, (size_t)len);
+	free(list);
 	mmsbfs_tree_put(fs, &n);
 	return len;
 }

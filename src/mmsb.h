@@ -49,7 +49,13 @@ enum mmsb_type {
 	MMSB_T_DIR = 1,
 	MMSB_T_PAGE = 2,
 	MMSB_T_SYMLINK = 3,
+	MMSB_T_FIFO = 4, /* special files: metadata only, no bytes */
+	MMSB_T_SOCK = 5,
+	MMSB_T_CHR = 6,	 /* devices: rdev names the device */
+	MMSB_T_BLK = 7,
 };
+#define MMSB_T_MAX MMSB_T_BLK
+#define MMSB_LINK_MAX 65000u /* names of one page; -EMLINK past it */
 
 /* Who caused a transaction; recorded in its commit marker. */
 enum mmsb_source {
@@ -161,7 +167,8 @@ void mmsb_store_opts_init(struct mmsb_store_opts *o);
  * diagnostic naming segment, offset and check; a read-only open serves every
  * epoch before the damage.
  * Returns 0, or -ENOENT (no store and !create), -EINVAL (not an MMSB store),
- * -ENOTSUP (unknown incompat feature / major version), -EBUSY (locked by
+ * -ENOTEMPTY (no store, create, and dir holds other files: a store is only
+ * created in an empty or absent directory), -ENOTSUP (unknown incompat feature / major version), -EBUSY (locked by
  * another process), -EUCLEAN, -EBADMSG, -EIO, -ENOMEM. */
 int mmsb_store_open(const char *dir, const struct mmsb_store_opts *o, struct mmsb_store **out);
 
@@ -187,12 +194,13 @@ struct mmsb_attr {
 	enum mmsb_type type;
 	uint32_t mode;	   /* permission bits only (07777) */
 	uint32_t uid, gid;
-	uint32_t nlink;	   /* dirs: 2 + subdirs; others: 1 */
+	uint32_t nlink;	   /* dirs: 2 + subdirs; others: their names (0: unlinked while open) */
 	uint64_t size;	   /* bytes (symlink: target length) */
 	int64_t atime_ns, mtime_ns, ctime_ns;
 	uint64_t version;  /* number of byte changes applied to the page (writes and truncates) */
 	uint64_t epoch;	   /* epoch of the last change to this node */
 	uint64_t birth;	   /* epoch that created it */
+	uint64_t rdev;	   /* MMSB_T_CHR, MMSB_T_BLK: the device (a dev_t); else 0 */
 };
 
 /* Attribute changes; valid says which fields apply. */
@@ -266,17 +274,30 @@ void mmsb_txn_abort(struct mmsb_txn *txn);
  * -EEXIST, -ENOENT (parent), -ENOTDIR, -ENAMETOOLONG, -EINVAL (bad name). */
 int mmsb_txn_create(struct mmsb_txn *txn, uint64_t parent, const char *name, enum mmsb_type type,
 		    uint32_t mode, uint32_t uid, uint32_t gid, const char *target, struct mmsb_attr *out);
+/* Create a fifo, socket, character or block device node (rdev: the device
+ * of MMSB_T_CHR/MMSB_T_BLK, else ignored).  Other types: -EINVAL.  Same
+ * errors as mmsb_txn_create. */
+int mmsb_txn_mknod(struct mmsb_txn *txn, uint64_t parent, const char *name, enum mmsb_type type, uint32_t mode,
+		   uint32_t uid, uint32_t gid, uint64_t rdev, struct mmsb_attr *out);
+/* Give node id one more name (link(2)): it then has nlink names, all equal;
+ * removing one keeps the others.  -ENOENT (no node, unlinked node or no
+ * parent), -EPERM (a directory), -EEXIST, -ENOTDIR, -ENAMETOOLONG, -EINVAL
+ * (bad name), -EMLINK (MMSB_LINK_MAX names). */
+int mmsb_txn_link(struct mmsb_txn *txn, uint64_t id, uint64_t newparent, const char *newname,
+		  struct mmsb_attr *out);
 /* Write len bytes at off; only the bytes that differ become a delta.
  * Returns len, or -ENOENT, -EISDIR, -EFBIG, -ENOMEM. */
 ssize_t mmsb_txn_write(struct mmsb_txn *txn, uint64_t id, uint64_t off, const void *buf, size_t len);
 int mmsb_txn_truncate(struct mmsb_txn *txn, uint64_t id, uint64_t size);
-/* Remove a page or symlink (-EISDIR for a directory) / an empty directory
+/* Remove a name of a non-directory (-EISDIR for a directory; the node lives
+ * on while it has other names) / an empty directory
  * (-ENOTDIR, -ENOTEMPTY). */
 int mmsb_txn_unlink(struct mmsb_txn *txn, uint64_t parent, const char *name);
 int mmsb_txn_rmdir(struct mmsb_txn *txn, uint64_t parent, const char *name);
 #define MMSB_RENAME_NOREPLACE 1u
 #define MMSB_RENAME_EXCHANGE 2u
-/* rename(2) semantics, including replacing a target and both flags.
+/* rename(2) semantics, including replacing a target and both flags.  Two
+ * names of one node: nothing happens (0), as POSIX says.
  * -ENOENT, -EEXIST, -EISDIR, -ENOTDIR, -ENOTEMPTY, -EINVAL (dir into itself). */
 int mmsb_txn_rename(struct mmsb_txn *txn, uint64_t parent, const char *name, uint64_t newparent,
 		    const char *newname, unsigned flags);
@@ -319,6 +340,8 @@ enum mmsb_change {
 	MMSB_CH_SETATTR,
 	MMSB_CH_SETXATTR,
 	MMSB_CH_RMXATTR,
+	MMSB_CH_LINK,	/* id got a new name in parent */
+	MMSB_CH_MKNOD,	/* a special file was created */
 };
 
 struct mmsb_change_rec {

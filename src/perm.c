@@ -37,28 +37,45 @@ bool perm_allows(const struct ns_node *n, const struct mmsb_cred *c, unsigned ma
 	return (bits & mask) == mask;
 }
 
-int perm_may_read(const struct ns *ns, const struct ns_node *n, const struct mmsb_cred *c, uint64_t *deny)
+/* The directories above name d, up to and including the root, are all
+ * searchable by c: 0, else *deny gets the first that is not. */
+static int perm_path_searchable(const struct ns *ns, const struct ns_node *d, const struct mmsb_cred *c,
+				uint64_t *deny)
 {
-	const struct ns_node *d = n;
-
-	if (!perm_allows(n, c, PERM_R))
-		goto denied;
-	/* the directories above n, up to and including the root; a node's
-	 * depth is bounded by the tree, and parent ids never form a loop */
+	/* a node's depth is bounded by the tree, and parent ids never form a loop */
 	while (d->id != MMSB_ROOT_ID) {
 		d = ns_get(ns, d->parent);
 		if (!d)
 			return -ENOENT;
 		if (!perm_allows(d, c, PERM_X)) {
-			n = d;
-			goto denied;
+			*deny = d->id;
+			return -EACCES;
 		}
 	}
 	return 0;
-denied:
-	if (deny)
-		*deny = n->id;
-	return -EACCES;
+}
+
+int perm_may_read(const struct ns *ns, const struct ns_node *n, const struct mmsb_cred *c, uint64_t *deny)
+{
+	const struct ns_node *l;
+	uint64_t first = n->id;
+	int rc;
+
+	if (!perm_allows(n, c, PERM_R)) {
+		rc = -EACCES;
+		goto out;
+	}
+	/* any one of its names will do (hard links) */
+	rc = perm_path_searchable(ns, n, c, &first);
+	for (l = n->links; rc < 0 && l; l = l->next_link) {
+		uint64_t other = 0;
+
+		rc = perm_path_searchable(ns, l, c, &other);
+	}
+out:
+	if (rc == -EACCES && deny)
+		*deny = first;
+	return rc;
 }
 
 int perm_groups_default(void *arg, uint32_t uid, uint32_t gid, uint32_t *out, size_t cap)
@@ -104,7 +121,7 @@ int mmsb_path_visible(struct mmsb_store *st, const char *path, const struct mmsb
 	int rc = 0;
 
 	pthread_rwlock_rdlock(&st->lock);
-	rc = ns_resolve(st->ns, path, &n);
+	rc = ns_resolve_entry(st->ns, path, &n); /* the directory of this name (hard links) */
 	if (rc == 0 && c->uid != 0 && n->id != MMSB_ROOT_ID) {
 		d = ns_get(st->ns, n->parent);
 		if (!d || !perm_allows(d, c, PERM_R))

@@ -21,6 +21,7 @@
  * holds exactly the committed state.  That path is rare and keeps every
  * operation free of undo logic.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -63,7 +64,8 @@ const char *mmsb_source_name(enum mmsb_source s)
 const char *mmsb_change_name(enum mmsb_change c)
 {
 	static const char *const names[] = {"?",      "create", "write",   "truncate", "unlink",
-					    "rmdir",  "rename", "setattr", "setxattr", "rmxattr"};
+					    "rmdir",  "rename", "setattr", "setxattr", "rmxattr",
+					    "link",   "mknod"};
 
 	return (unsigned)c < MMSB_ARRAY_SIZE(names) ? names[c] : "unknown";
 }
@@ -77,7 +79,8 @@ struct ckpt_ctx store_ckpt_ctx(struct mmsb_store *st)
 
 /* ---- superblock -------------------------------------------------------------
  * mmsb.super holds two identical 128-byte copies (offsets 0 and 128); a
- * reader takes the first valid one.  It is written once, at creation. */
+ * reader takes the first valid one.  It is written at creation, and again
+ * (replaced atomically) when an incompat feature is first used. */
 
 static void encode_sb(uint8_t *sb, uint64_t seed, int64_t ctime)
 {
@@ -102,6 +105,7 @@ static int create_sb(struct mmsb_store *st)
 	st->ctime = mmsb_wall_ns();
 	encode_sb(sb, seed, st->ctime);
 	memcpy(sb + MMSB_SB_SIZE, sb, MMSB_SB_SIZE);
+	memcpy(st->sb, sb, MMSB_SB_SIZE);
 	st->seed = seed;
 	return mmsb_io_replace(st->io, st->dirfd, MMSB_SUPER_NAME, sb, sizeof(sb));
 }
@@ -109,6 +113,28 @@ static int create_sb(struct mmsb_store *st)
 static bool sb_copy_valid(const uint8_t *s)
 {
 	return memcmp(s, MMSB_SB_MAGIC, 8) == 0 && mmsb_get_le64(s + MMSB_SB_OFF_SUM) == mmsb_sum(s, MMSB_SB_OFF_SUM, 0);
+}
+
+int store_feature_set(struct mmsb_store *st, uint32_t incompat)
+{
+	uint8_t sb[2 * MMSB_SB_SIZE];
+	int rc;
+
+	if ((st->incompat & incompat) == incompat)
+		return 0;
+	memcpy(sb, st->sb, MMSB_SB_SIZE);
+	mmsb_put_le32(sb + MMSB_SB_OFF_INCOMPAT, st->incompat | incompat);
+	mmsb_put_le64(sb + MMSB_SB_OFF_SUM, mmsb_sum(sb, MMSB_SB_OFF_SUM, 0));
+	memcpy(sb + MMSB_SB_SIZE, sb, MMSB_SB_SIZE);
+	rc = mmsb_io_replace(st->io, st->dirfd, MMSB_SUPER_NAME, sb, sizeof(sb)); /* durable before use */
+	if (rc < 0) {
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: cannot record incompat feature 0x%x in %s: %s", incompat,
+			  MMSB_SUPER_NAME, strerror(-rc));
+		return rc;
+	}
+	memcpy(st->sb, sb, MMSB_SB_SIZE);
+	st->incompat |= incompat;
+	return 0;
 }
 
 static int read_sb(struct mmsb_store *st, int fd)
@@ -149,6 +175,8 @@ static int read_sb(struct mmsb_store *st, int fd)
 	}
 	st->seed = mmsb_get_le64(p + MMSB_SB_OFF_SEED);
 	st->ctime = (int64_t)mmsb_get_le64(p + MMSB_SB_OFF_CTIME);
+	st->incompat = mmsb_get_le32(p + MMSB_SB_OFF_INCOMPAT);
+	memcpy(st->sb, p, MMSB_SB_SIZE);
 	if (st->sb_bad && !st->read_only) { /* repair: both copies from the valid one, atomically */
 		uint8_t good[2 * MMSB_SB_SIZE];
 		int rc;
@@ -827,6 +855,42 @@ ssize_t mmsb_checkpoints(struct mmsb_store *st, struct mmsb_ckpt_info *out, size
 
 /* ---- open and close -------------------------------------------------------------------- */
 
+/* A store is created only in an empty directory: a directory holding other
+ * files is not a store, and creating one there would mix the store's files
+ * with the user's.  0 when dirfd holds a superblock, is empty, or holds only
+ * what a store (or an interrupted creation) leaves: LOCK, log/, ckpt/ (then
+ * open_sb() tells what is missing); else -ENOTEMPTY. */
+static int check_fresh_dir(struct mmsb_store *st)
+{
+	struct dirent *e;
+	struct stat s;
+	DIR *d;
+	int fd, rc = 0;
+
+	if (fstatat(st->dirfd, MMSB_SUPER_NAME, &s, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+		return 0;
+	fd = openat(st->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL) {
+		rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+		    strcmp(e->d_name, MMSB_LOCK_NAME) != 0 && strcmp(e->d_name, MMSB_LOG_DIR) != 0 &&
+		    strcmp(e->d_name, MMSB_CKPT_DIR) != 0) {
+			mmsb_diag(&st->diag, MMSB_DIAG_ERR,
+				  "store: %s: not a store and not empty (holds '%s'): a new store needs an empty directory",
+				  st->dir, e->d_name);
+			rc = -ENOTEMPTY;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
 static int open_dirs(struct mmsb_store *st)
 {
 	const struct mmsb_io_ops *io = st->io;
@@ -837,6 +901,11 @@ static int open_dirs(struct mmsb_store *st)
 	st->dirfd = io->openat(io->ctx, AT_FDCWD, st->dir, O_RDONLY | O_DIRECTORY, 0);
 	if (st->dirfd < 0)
 		return st->dirfd;
+	if (st->o.create && !st->read_only) {
+		rc = check_fresh_dir(st);
+		if (rc < 0)
+			return rc;
+	}
 	if (!st->read_only) {
 		st->lockfd = io->openat(io->ctx, st->dirfd, MMSB_LOCK_NAME, O_RDWR | O_CREAT, 0600);
 		if (st->lockfd < 0)

@@ -83,6 +83,8 @@ struct mmsb_store {
 	bool gpu_ok;			  /* location gpu accepted (a GPU, or MMSB_GPU_CPU) */
 	uint64_t seed;			/* checksum seed */
 	int64_t ctime;			/* store creation time */
+	uint8_t sb[MMSB_SB_SIZE];	/* the superblock as read or written (protected by lock) */
+	uint32_t incompat;		/* its incompat features (protected by lock) */
 	bool read_only;			/* opened read-only, or forced by ro_compat bits */
 	bool damaged;			/* read-only open stopped at damage */
 	struct mmsb_epoch_range *lost;	/* epochs whose log records are lost, sorted (protected by lock) */
@@ -161,6 +163,10 @@ static inline struct hist_rec store_hist_rec(const struct mmsb_rec *r, uint32_t 
 
 /* store.c */
 int store_reload(struct mmsb_store *st);
+/* Record incompat feature bits in the superblock (replaced atomically and
+ * durably) unless already there; called under st->lock before the first
+ * record that needs them.  0, or the I/O error. */
+int store_feature_set(struct mmsb_store *st, uint32_t incompat);
 /* Set st->oldest from the log's first segment and the checkpoints (what
  * recovery computes).  ck_mu held or no other thread running. */
 int store_find_oldest(struct mmsb_store *st);

@@ -136,11 +136,12 @@ static bool xattrs_equal(const struct ns_node *x, const struct ns_node *y)
 }
 
 /* Directories' mtimes follow their entries, which are compared one by one:
- * only pages and symlinks report an mtime change. */
+ * only other nodes report an mtime change, or a change of their number of
+ * names (a hard link made or removed elsewhere). */
 static bool attrs_equal(const struct ns_node *x, const struct ns_node *y)
 {
 	return x->mode == y->mode && x->uid == y->uid && x->gid == y->gid &&
-	       (x->type == MMSB_T_DIR || x->mtime == y->mtime) && xattrs_equal(x, y);
+	       (x->type == MMSB_T_DIR || (x->mtime == y->mtime && x->nlink == y->nlink)) && xattrs_equal(x, y);
 }
 
 static int diff_node(struct diff_ctx *d, size_t plen, struct ns_node *x, struct ns_node *y);
@@ -236,9 +237,12 @@ static int diff_page(struct diff_ctx *d, struct ns_node *x, struct ns_node *y)
 	return attrs_equal(x, y) ? 0 : diff_report(d, 'A', NULL, 0);
 }
 
-/* x at e1 (may be NULL), y at e2 (may be NULL), both at path d->path. */
+/* x at e1 (may be NULL), y at e2 (may be NULL), both at path d->path
+ * (directory entries: link entries name their nodes). */
 static int diff_node(struct diff_ctx *d, size_t plen, struct ns_node *x, struct ns_node *y)
 {
+	x = x ? ns_inode(x) : NULL;
+	y = y ? ns_inode(y) : NULL;
 	if (!x && !y)
 		return 0;
 	if (!y)
@@ -258,10 +262,12 @@ static int diff_node(struct diff_ctx *d, size_t plen, struct ns_node *x, struct 
 		if (x->size != y->size || memcmp(x->data->data, y->data->data, x->size) != 0)
 			return diff_report(d, 'M', NULL, 0);
 		return attrs_equal(x, y) ? 0 : diff_report(d, 'A', NULL, 0);
-	default:
+	case MMSB_T_DIR:
 		if (!attrs_equal(x, y))
 			diff_report(d, 'A', NULL, 0);
 		return diff_dir(d, plen, x, y);
+	default: /* fifos, sockets, devices: metadata only */
+		return attrs_equal(x, y) && x->rdev == y->rdev ? 0 : diff_report(d, 'A', NULL, 0);
 	}
 }
 
@@ -293,7 +299,7 @@ int mmsb_diff(struct mmsb_store *st, uint64_t e1, uint64_t e2, const char *const
 	}
 	for (i = 0; i < n_paths && d.rc == 0; i++) {
 		struct ns_node *x = NULL, *y = NULL;
-		int r1 = ns_resolve(d.a->ns, paths[i], &x), r2 = ns_resolve(d.b->ns, paths[i], &y);
+		int r1 = ns_resolve_entry(d.a->ns, paths[i], &x), r2 = ns_resolve_entry(d.b->ns, paths[i], &y);
 		const char *p = paths[i];
 		size_t l;
 
@@ -327,11 +333,45 @@ int mmsb_diff(struct mmsb_store *st, uint64_t e1, uint64_t e2, const char *const
 
 /* ---- restore ----------------------------------------------------------------------------- */
 
+/* A node restored under one name, for its other names: view id -> head id. */
+struct restore_pair {
+	uint64_t s; /* node id in the view */
+	uint64_t h; /* the head node that now holds it */
+};
+
 struct restore_ctx {
 	struct mmsb_txn *t;
 	struct mmsb_snap *s;
+	struct restore_pair *map; /* nodes with several names (view or head) restored so far */
+	size_t n_map, cap_map;	  /* used / allocated entries of map */
 };
 
+static const struct restore_pair *map_find(const struct restore_ctx *c, uint64_t s, uint64_t h)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_map; i++)
+		if (c->map[i].s == s || c->map[i].h == h)
+			return &c->map[i];
+	return NULL;
+}
+
+static int map_add(struct restore_ctx *c, uint64_t s, uint64_t h)
+{
+	if (c->n_map == c->cap_map) {
+		size_t cap = c->cap_map ? c->cap_map * 2 : 8;
+		struct restore_pair *m = realloc(c->map, cap * sizeof(*m));
+
+		if (!m)
+			return -ENOMEM;
+		c->map = m;
+		c->cap_map = cap;
+	}
+	c->map[c->n_map++] = (struct restore_pair){s, h};
+	return 0;
+}
+
+/* Remove the directory entry n (and, for a directory, what it holds). */
 static int remove_tree(struct mmsb_txn *t, struct ns_node *n)
 {
 	struct ns *ns = t->st->ns;
@@ -398,7 +438,7 @@ static int restore_children(struct restore_ctx *c, struct ns_node *s, struct ns_
 	for (i = 0; i < s->n_dents && rc == 0; i++) {
 		struct ns_node *sc = s->dents[i].node;
 
-		if (sc)
+		if (sc) /* directory entries: restore_node looks through link entries */
 			rc = restore_node(c, sc, ns_lookup(hs, h->id, sc->name, sc->name_len), h->id, sc->name);
 	}
 	for (i = 0; i < h->n_dents && rc == 0; i++) {
@@ -412,19 +452,52 @@ static int restore_children(struct restore_ctx *c, struct ns_node *s, struct ns_
 	return rc;
 }
 
-static int restore_node(struct restore_ctx *c, struct ns_node *s, struct ns_node *h, uint64_t parent,
+/* A node with several names: the first one restored makes (or keeps) the
+ * head node, the others become links to it.  *done: nothing more to do. */
+static int restore_links(struct restore_ctx *c, struct ns_node *s, struct ns_node **hd, uint64_t parent,
+			 const char *name, bool *done)
+{
+	const struct restore_pair *m = map_find(c, s->id, UINT64_MAX);
+	struct ns_node *h = *hd ? ns_inode(*hd) : NULL;
+	int rc = 0;
+
+	*done = false;
+	if (m) { /* another name of s is restored already: this one is a link to it */
+		*done = true;
+		if (h && h->id == m->h)
+			return 0;
+		if (*hd)
+			rc = remove_tree(c->t, *hd);
+		return rc < 0 ? rc : mmsb_txn_link(c->t, m->h, parent, name, NULL);
+	}
+	if (h && map_find(c, UINT64_MAX, h->id)) { /* h holds another restored node */
+		rc = remove_tree(c->t, *hd);
+		*hd = NULL;
+	}
+	return rc;
+}
+
+static int restore_node(struct restore_ctx *c, struct ns_node *sd, struct ns_node *hd, uint64_t parent,
 			const char *name)
 {
+	struct ns_node *s = sd ? ns_inode(sd) : NULL, *h;
 	struct mmsb_attr a;
+	bool done = false, shared;
 	int rc = 0;
 
 	if (!s)
-		return h ? remove_tree(c->t, h) : 0;
-	if (h && (h->type != s->type ||
+		return hd ? remove_tree(c->t, hd) : 0;
+	if (s->type != MMSB_T_DIR)
+		rc = restore_links(c, s, &hd, parent, name, &done);
+	if (rc < 0 || done)
+		return rc;
+	h = hd ? ns_inode(hd) : NULL;
+	if (h && (h->type != s->type || (s->type > MMSB_T_SYMLINK && h->rdev != s->rdev) ||
 		  (s->type == MMSB_T_SYMLINK && (h->size != s->size || memcmp(h->data->data, s->data->data, s->size))))) {
-		rc = remove_tree(c->t, h);
+		rc = remove_tree(c->t, hd);
 		h = NULL;
 	}
+	shared = s->nlink > 1 || (h && h->nlink > 1);
 	if (rc == 0 && !h && s->id != MMSB_ROOT_ID) {
 		char target[4097] = "";
 
@@ -432,10 +505,16 @@ static int restore_node(struct restore_ctx *c, struct ns_node *s, struct ns_node
 			memcpy(target, s->data->data, s->size);
 			target[s->size] = '\0';
 		}
-		rc = mmsb_txn_create(c->t, parent, name, (enum mmsb_type)s->type, s->mode, s->uid, s->gid,
-				     s->type == MMSB_T_SYMLINK ? target : NULL, &a);
+		if (s->type > MMSB_T_SYMLINK)
+			rc = mmsb_txn_mknod(c->t, parent, name, (enum mmsb_type)s->type, s->mode, s->uid, s->gid,
+					    s->rdev, &a);
+		else
+			rc = mmsb_txn_create(c->t, parent, name, (enum mmsb_type)s->type, s->mode, s->uid, s->gid,
+					     s->type == MMSB_T_SYMLINK ? target : NULL, &a);
 		h = rc == 0 ? ns_get(c->t->st->ns, a.id) : NULL;
 	}
+	if (rc == 0 && shared && s->type != MMSB_T_DIR)
+		rc = map_add(c, s->id, h->id);
 	if (rc == 0 && s->type == MMSB_T_PAGE) {
 		struct mmsb_buf tmp = {0};
 		const uint8_t *bytes = NULL;
@@ -499,7 +578,7 @@ static int restore_parents(struct restore_ctx *c, const char *path, uint64_t *pa
 static int restore_path(struct restore_ctx *c, const char *path)
 {
 	struct ns_node *s = NULL, *h = NULL;
-	int rs = ns_resolve(c->s->ns, path, &s), rh = ns_resolve(c->t->st->ns, path, &h), rc;
+	int rs = ns_resolve_entry(c->s->ns, path, &s), rh = ns_resolve_entry(c->t->st->ns, path, &h), rc;
 	char leaf[MMSB_NAME_MAX + 1];
 	const char *lp = "";
 	uint64_t parent = MMSB_ROOT_ID;
@@ -545,6 +624,7 @@ int mmsb_restore(struct mmsb_store *st, uint64_t e, const char *const *paths, si
 	else
 		mmsb_txn_abort(c.t);
 	snap_free(c.s);
+	free(c.map);
 	return rc;
 }
 

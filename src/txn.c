@@ -137,6 +137,66 @@ int mmsb_txn_create(struct mmsb_txn *t, uint64_t parent, const char *name, enum 
 	return rc;
 }
 
+int mmsb_txn_mknod(struct mmsb_txn *t, uint64_t parent, const char *name, enum mmsb_type type, uint32_t mode,
+		   uint32_t uid, uint32_t gid, uint64_t rdev, struct mmsb_attr *out)
+{
+	size_t nlen = strlen(name);
+	struct mmsb_rec r = {.type = MMSB_FR_MKNOD};
+	int rc = mmsb_name_check(name, nlen);
+
+	if (rc < 0)
+		return rc;
+	if (type < MMSB_T_FIFO || type > MMSB_T_BLK)
+		return -EINVAL;
+	rc = store_feature_set(t->st, MMSB_FEAT_INCOMPAT_NODES);
+	if (rc < 0)
+		return rc;
+	r.node = t->st->ns->next_id;
+	r.u.create.parent = parent;
+	r.u.create.mode = mode & 07777u;
+	r.u.create.uid = uid;
+	r.u.create.gid = gid;
+	r.u.create.ntype = (uint8_t)type;
+	r.u.create.name = name;
+	r.u.create.name_len = (uint16_t)nlen;
+	r.u.create.rdev = type == MMSB_T_CHR || type == MMSB_T_BLK ? rdev : 0;
+	rc = txn_record(t, &r, MMSB_CH_MKNOD, parent, 0);
+	if (rc == 0 && out)
+		ns_attr(txn_node(t, r.node), out);
+	return rc;
+}
+
+int mmsb_txn_link(struct mmsb_txn *t, uint64_t id, uint64_t newparent, const char *newname, struct mmsb_attr *out)
+{
+	struct mmsb_rec r = {.type = MMSB_FR_LINK, .node = id};
+	size_t nlen = strlen(newname);
+	struct ns_node *n = txn_node(t, id), *p = txn_node(t, newparent);
+	int rc = mmsb_name_check(newname, nlen);
+
+	if (rc < 0)
+		return rc;
+	if (!n || n->orphan || !p || p->orphan)
+		return -ENOENT;
+	if (n->type == MMSB_T_DIR)
+		return -EPERM;
+	if (p->type != MMSB_T_DIR)
+		return -ENOTDIR;
+	if (ns_lookup(t->st->ns, newparent, newname, nlen))
+		return -EEXIST;
+	if (n->nlink >= MMSB_LINK_MAX)
+		return -EMLINK;
+	rc = store_feature_set(t->st, MMSB_FEAT_INCOMPAT_NODES);
+	if (rc < 0)
+		return rc;
+	r.u.unlink.parent = newparent;
+	r.u.unlink.name = newname;
+	r.u.unlink.name_len = (uint16_t)nlen;
+	rc = txn_record(t, &r, MMSB_CH_LINK, newparent, 0);
+	if (rc == 0 && out)
+		ns_attr(n, out);
+	return rc;
+}
+
 /* Write one chunk (at most MMSB_WRITE_CHUNK bytes). */
 static int write_chunk(struct mmsb_txn *t, struct ns_node *n, uint64_t off, const uint8_t *src, size_t len)
 {
@@ -292,8 +352,8 @@ int mmsb_txn_rename(struct mmsb_txn *t, uint64_t parent, const char *name, uint6
 	if (!n)
 		return -ENOENT;
 	v = ns_lookup(t->st->ns, newparent, newname, nnl);
-	if (v == n)
-		return 0; /* rename onto itself: nothing to do */
+	if (v && ns_inode(v) == ns_inode(n))
+		return 0; /* onto itself or another name of the node: POSIX says nothing happens */
 	r.node = n->id;
 	r.u.rename.parent = parent;
 	r.u.rename.newparent = newparent;

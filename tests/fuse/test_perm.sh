@@ -174,11 +174,27 @@ t_watch() {
 	[[ $out == *"ermission denied"* ]] || fail "mmsbctl watch as $USER_NAME: '$out'"
 }
 
+# A page whose first name is in a 0700 directory and whose second name is in a
+# public one: a user may derive from it through the public name (any name it can
+# reach will do), not through the private one.
+t_hardlink() {
+	printf 'linked v1' >"$MNT/priv/hl" && chmod 0644 "$MNT/priv/hl"
+	ln "$MNT/priv/hl" "$MNT/shared/hl"
+	as_user touch pub/h pub/h2
+	expect_eq "user setfattr deps=shared/hl (reachable name)" OK "$(user_errno user.mmsb.deps shared/hl pub/h)"
+	expect_eq "user setfattr deps=priv/hl (unreachable name)" EACCES "$(user_errno user.mmsb.deps priv/hl pub/h2)"
+	as_user setfattr -n user.mmsb.recompute -v copy pub/h
+	expect_eq "copy through the public name" "linked v1" "$(as_user cat pub/h)"
+	printf 'linked v2' >"$MNT/priv/hl"
+	expect_eq "copy follows a write through the private name" "linked v2" "$(as_user cat pub/h)"
+}
+
 section t_attack
 section t_revoked
 section t_feed
 section t_reasons
 section t_xattr_caps
 section t_watch
+section t_hardlink
 mnt_umount
 lib_finish

@@ -403,6 +403,8 @@ t_segment_header() {
 		check_epochs seghdr "$last"
 		mnt_umount
 	done
+}
+
 # Hard links and special files: made, synced, then kill -9; recovery replays the LINK and
 # MKNOD records (the first half also from a checkpoint) and the tree reads back the same.
 t_links_crash() {

@@ -8,7 +8,7 @@
  * the full state at an epoch; any retained epoch can be opened read-only
  * (time travel).  The on-disk format is specified in mmsb(5).
  *
- * This header is the whole boundary: fusefs/ and tools/ use nothing else.
+ * This header is the whole boundary: fusefs/, ctl/ and tools/ use nothing else.
  * Conventions (err.h): functions return >= 0 on success, -errno on failure,
  * and write their OUT parameters only on success.  Handles are opaque.
  *

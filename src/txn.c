@@ -30,7 +30,7 @@ int mmsb_txn_begin(struct mmsb_store *st, enum mmsb_source src, struct mmsb_txn 
 	t->t0 = mmsb_now_ns();
 	t->n_recs = 0;
 	t->changed = 0;
-	t->poisoned = false;
+	t->poisoned = 0;
 	t->frames.len = 0;
 	t->n_changes = 0;
 	t->n_rewired = 0;
@@ -75,7 +75,7 @@ static int note_change(struct mmsb_txn *t, enum mmsb_change kind, uint64_t id, u
 /* Encode r into the frame buffer, note the change, then apply r to the
  * head.  On error nothing of r remains in the frames or the change list;
  * the head is unchanged unless poisoned is set (ns_apply stopped half-way:
- * see ns.h), in which case abort reloads it. */
+ * see ns.h), in which case commit refuses and abort reloads the head. */
 static int txn_record(struct mmsb_txn *t, struct mmsb_rec *r, enum mmsb_change kind, uint64_t parent,
 		      uint64_t bytes)
 {
@@ -114,7 +114,7 @@ static int txn_record(struct mmsb_txn *t, struct mmsb_rec *r, enum mmsb_change k
 		 * so its failure is the page buffer's or the device's, after
 		 * the page may have changed; any record may stop on -ENOMEM */
 		if (rc == -ENOMEM || r->type == MMSB_FR_WRITE || r->type == MMSB_FR_TRUNCATE)
-			t->poisoned = true;
+			t->poisoned = rc;
 		return rc;
 	}
 	t->recs[t->n_recs++] = store_hist_rec(r, 0, mark, (uint32_t)flen);
@@ -634,6 +634,11 @@ int mmsb_txn_commit(struct mmsb_txn *t, uint64_t *epoch)
 	int64_t flen;
 	int rc;
 
+	if (t->poisoned) { /* the head holds part of a record the log never will */
+		rc = t->poisoned;
+		mmsb_txn_abort(t);
+		return rc;
+	}
 	rc = t->n_recs ? prop_run(t) : 0;
 	if (rc < 0) {
 		mmsb_txn_abort(t);

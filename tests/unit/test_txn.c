@@ -5,7 +5,9 @@
  * call from a point on.  A rename that replaces a victim is retried with
  * the failure at every realloc it makes: it either fails with -ENOMEM
  * (then abort leaves the head as it was) or succeeds, and then its commit
- * reports the victim's removal as well as the rename.
+ * reports the victim's removal as well as the rename.  Committing after a
+ * failed dependency setxattr gives a head that reopening (replay)
+ * reproduces.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,10 +125,82 @@ static void rename_victim_noted_under_enomem(void **state)
 	assert_int_equal(lookup_id(fx, "f1"), ids[0]);
 }
 
+/* In one transaction: create page a, page p, set p's user.mmsb.deps to
+ * "a" with the kth realloc of setxattr failing, and commit whatever the
+ * setxattr returned.  Returns setxattr's result; *crc gets commit's. */
+static int deps_failing_at(struct fx *fx, long k, int *crc)
+{
+	struct mmsb_txn *t;
+	struct mmsb_attr a;
+	int rc;
+
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	assert_int_equal(mmsb_txn_create(t, MMSB_ROOT_ID, "a", MMSB_T_PAGE, 0644, 0, 0, NULL, &a), 0);
+	assert_int_equal(mmsb_txn_create(t, MMSB_ROOT_ID, "p", MMSB_T_PAGE, 0644, 0, 0, NULL, &a), 0); /* a: now p */
+	fail_in = k;
+	rc = mmsb_txn_setxattr(t, a.id, "user.mmsb.deps", "a", 1, 0);
+	fail_in = -1;
+	*crc = mmsb_txn_commit(t, NULL);
+	return rc;
+}
+
+static ssize_t head_deps(struct fx *fx, uint64_t id)
+{
+	char v[16];
+
+	return mmsb_getxattr(fx->st, id, "user.mmsb.deps", v, sizeof(v));
+}
+
+/* After a failed operation the transaction stays usable and commits what
+ * it did before, unless the failure stopped half-way through applying a
+ * record (here: the xattr set, its edge not): commit must then refuse, or
+ * the head would hold a change the log does not. */
+static void commit_after_enomem_matches_log(void **state)
+{
+	struct fx *fx = *state;
+	int rc = -ENOMEM, crc, n_refused = 0;
+	uint64_t p;
+	ssize_t deps;
+	long k;
+
+	for (k = 0; k < 64 && rc == -ENOMEM; k++) {
+		rc = deps_failing_at(fx, k, &crc);
+		p = lookup_id(fx, "p");
+		deps = p ? head_deps(fx, p) : -ENOENT;
+		if (rc == -ENOMEM && crc < 0) { /* refused: nothing remains */
+			n_refused++;
+			assert_int_equal(crc, -ENOMEM);
+			assert_int_equal(p, 0);
+		} else if (rc == -ENOMEM) { /* the creates only */
+			assert_int_equal(crc, 0);
+			assert_int_not_equal(p, 0);
+			assert_int_equal(deps, -ENODATA);
+		} else {
+			assert_int_equal(rc, 0);
+			assert_int_equal(crc, 0);
+			assert_int_equal(deps, 1);
+		}
+		fx_reopen(fx); /* replay gives the head that was shown */
+		assert_int_equal(lookup_id(fx, "p"), p);
+		if (p) {
+			struct mmsb_txn *t;
+
+			assert_int_equal(head_deps(fx, p), deps);
+			assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+			assert_int_equal(mmsb_txn_unlink(t, MMSB_ROOT_ID, "p"), 0);
+			assert_int_equal(mmsb_txn_unlink(t, MMSB_ROOT_ID, "a"), 0);
+			assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+		}
+	}
+	assert_int_equal(rc, 0);
+	assert_true(n_refused > 0); /* a failure came after the head changed */
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
 		cmocka_unit_test_setup_teardown(rename_victim_noted_under_enomem, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(commit_after_enomem_matches_log, fx_setup, fx_teardown),
 	};
 
 	fail_in = -1;

@@ -576,15 +576,18 @@ static void main_report(int report_fd, const char *msg)
 	pthread_mutex_unlock(&main_diag.lock);
 }
 
-static const char *main_open_error(int rc)
+static const char *main_open_error(int rc, bool read_only)
 {
 	switch (rc) {
 	case -EBUSY:
 		return "store is in use by another process";
 	case -EUCLEAN:
 	case -EBADMSG:
-		return "the transaction log is damaged before its end (see the messages above); "
-		       "refusing a read-write mount: mount with -o ro to read the epochs before the damage";
+		if (read_only)
+			return "the store is damaged beyond what a read-only mount can serve (see the messages "
+			       "above; 'mmsbctl --store STORE verify' lists the damage)";
+		return "the store is damaged where no checkpoint covers it (see the messages above); "
+		       "refusing a read-write mount: mount with -o ro to read every epoch that can be rebuilt";
 	case -EINVAL:
 		return "not an MMSB store";
 	case -ENOTSUP:
@@ -703,7 +706,7 @@ static int main_open_store(struct mmsbfs *fs, const struct mmsbfs_opts *o, char 
 		rc = mmsb_store_open(o->store_abs, &so, &fs->st);
 	}
 	if (rc < 0) {
-		why = main_open_error(rc);
+		why = main_open_error(rc, o->read_only);
 		snprintf(err, cap, "%s: %s", o->store, why != NULL ? why : strerror(-rc));
 		return rc;
 	}

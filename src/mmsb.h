@@ -422,6 +422,15 @@ struct mmsb_ckpt_info {
  * total number (which may exceed cap). */
 ssize_t mmsb_checkpoints(struct mmsb_store *st, struct mmsb_ckpt_info *out, size_t cap);
 
+/* A range of epochs, both ends included. */
+struct mmsb_epoch_range {
+	uint64_t first, last;
+};
+/* The epochs a damaged store cannot reconstruct (their log records are lost
+ * and no later checkpoint at or before them helps), oldest first: reading
+ * them fails with -EUCLEAN.  Fills up to cap; returns how many there are. */
+ssize_t mmsb_lost_epochs(struct mmsb_store *st, struct mmsb_epoch_range *out, size_t cap);
+
 /* Drop history before the newest checkpoint at or before `before`: earlier
  * checkpoints and log segments are deleted and time travel before it stops
  * working.  *kept gets the new oldest epoch.  -ENOENT if no such checkpoint,
@@ -549,6 +558,7 @@ struct mmsb_stats {
 	uint64_t replay_bytes, replay_ns;      /* recovery at open */
 	uint64_t ckpt_write_bytes, ckpt_write_ns; /* last checkpoint written */
 	uint64_t cache_bytes, cache_hits, cache_misses; /* time-travel page cache */
+	uint64_t indexed_epochs;	       /* epochs in the time-travel index (older ones load on first need) */
 };
 void mmsb_store_stats(struct mmsb_store *st, struct mmsb_stats *out);
 

@@ -88,10 +88,15 @@ struct mmsb_store {
 	uint32_t incompat;		/* its incompat features (protected by lock) */
 	bool read_only;			/* opened read-only, or forced by ro_compat bits */
 	bool damaged;			/* read-only open stopped at damage */
+	struct mmsb_epoch_range *lost;	/* epochs whose log records are lost, sorted (protected by lock) */
+	size_t n_lost;
+	unsigned sb_bad;		/* superblock copies found damaged at open (bit k: copy k) */
+	uint32_t n_bad_ckpts;		/* checkpoints found damaged (dropped from ckpts) */
 
 	pthread_rwlock_t lock;		/* readers / the one writer: ns, hist, ckpts */
 	struct ns *ns;			/* head state (protected by lock) */
 	struct mmsb_hist hist;		/* log index (protected by lock) */
+	uint64_t hist_from;		/* epochs in (oldest, hist_from) not indexed yet (lock) */
 	struct mmsb_tlog *log;		/* the log (own locking) */
 	_Atomic uint64_t head;		/* newest committed epoch */
 	uint64_t oldest;		/* oldest retained epoch (protected by lock) */
@@ -171,6 +176,17 @@ int store_write_compacted(struct mmsb_store *st, uint64_t epoch);
 /* The checkpoint to build a view of epoch e from: 0 means the empty store. */
 uint64_t store_base_ckpt(struct mmsb_store *st, uint64_t e);
 struct ckpt_ctx store_ckpt_ctx(struct mmsb_store *st);
+/* 0 if epoch e can be rebuilt exactly from checkpoint base (0: the empty
+ * store) and the retained log, else -EUCLEAN: a record in (base, e] is lost
+ * or base is not usable.  st->lock held. */
+int store_epoch_readable(struct mmsb_store *st, uint64_t base, uint64_t e);
+/* Make sure the log index covers epoch e (and history lost before it is
+ * known): indexes the segments recovery skipped on first need.  st->lock
+ * not held.  -ENOMEM, -EIO. */
+int store_hist_need(struct mmsb_store *st, uint64_t e);
+/* Forget checkpoint epoch (found damaged after open): views fall back to an
+ * older one.  st->ck_mu not held. */
+void store_ckpt_drop(struct mmsb_store *st, uint64_t epoch, int why);
 
 /* tags.c */
 int tags_load(struct mmsb_store *st);

@@ -27,11 +27,25 @@ static int hist_emit(struct mmsb_store *st, const struct hist_rec *hr, mmsb_hist
 	return fn(arg, &e);
 }
 
+/* -EUCLEAN if the records of an epoch in [since, until] are lost. */
+static int history_lost(struct mmsb_store *st, uint64_t since, uint64_t until)
+{
+	size_t i;
+
+	for (i = 0; i < st->n_lost; i++)
+		if (st->lost[i].first <= until && st->lost[i].last >= since)
+			return -MMSB_ECORRUPT;
+	return 0;
+}
+
 int mmsb_history(struct mmsb_store *st, uint64_t id, uint64_t since, uint64_t until, mmsb_hist_fn fn, void *arg)
 {
 	const struct hist_rec *hr;
 	uint64_t seq;
+	int rc = store_hist_need(st, since);
 
+	if (rc < 0)
+		return rc;
 	pthread_rwlock_rdlock(&st->lock);
 	if (id) {
 		const struct hist_node *hn = hist_node(&st->hist, id);
@@ -47,18 +61,23 @@ int mmsb_history(struct mmsb_store *st, uint64_t id, uint64_t since, uint64_t un
 			if (hr->epoch > until || hist_emit(st, hr, fn, arg))
 				break;
 	}
+	rc = history_lost(st, since, until);
 	pthread_rwlock_unlock(&st->lock);
-	return 0;
+	return rc;
 }
 
 int mmsb_epoch_info(struct mmsb_store *st, uint64_t epoch, struct mmsb_epoch_info *out)
 {
 	const struct hist_epoch *he;
-	int rc = 0;
+	int rc = store_hist_need(st, epoch);
 
+	if (rc < 0)
+		return rc;
 	pthread_rwlock_rdlock(&st->lock);
 	he = hist_epoch(&st->hist, epoch);
-	if (he) {
+	if (history_lost(st, epoch, epoch) < 0) {
+		rc = -MMSB_ECORRUPT;
+	} else if (he) {
 		*out = (struct mmsb_epoch_info){epoch, he->time, (enum mmsb_source)he->source, he->n, he->changed};
 	} else if (epoch == 0 && st->oldest == 0) {
 		*out = (struct mmsb_epoch_info){0, st->ctime, MMSB_SRC_SYSTEM, 0, 0};
@@ -659,19 +678,62 @@ int mmsb_compact(struct mmsb_store *st, uint64_t before, unsigned flags, uint64_
 /* ---- verification ------------------------------------------------------------------------------ */
 
 struct verify_ctx {
-	struct mmsb_store *st;
-	struct ns *ns; /* replayed from the oldest base */
-	uint64_t base;
-	struct mmsb_buf scratch;
-	int rc;
+	struct mmsb_store *st;	    /* the store verified */
+	struct ns *ns;		    /* replayed from base; NULL: nothing to apply records to */
+	uint64_t base;		    /* checkpoint epoch ns started from (0: the empty store) */
+	uint64_t oldest;	    /* the oldest retained epoch */
+	uint64_t next;		    /* the epoch expected next */
+	const struct ckpt_info *ck; /* checkpoints that load, oldest first */
+	size_t n_ck;		    /* entries in ck */
+	struct mmsb_buf scratch;    /* for ns_apply */
+	int rc;			    /* first damage found (-EUCLEAN) */
 };
+
+/* After a gap: continue from the oldest good checkpoint at or after the
+ * epoch before t (its state is known), or stop applying. */
+static void verify_rebase(struct verify_ctx *v, uint64_t epoch)
+{
+	struct ckpt_ctx c = store_ckpt_ctx(v->st);
+	size_t i;
+
+	ns_free(v->ns);
+	v->ns = NULL;
+	for (i = 0; i < v->n_ck; i++)
+		if (v->ck[i].epoch + 1 >= epoch) {
+			if (mmsb_ckpt_load(&c, v->ck[i].epoch, false, &v->ns, NULL, NULL) == 0)
+				v->base = v->ck[i].epoch;
+			break;
+		}
+}
 
 static int verify_txn(void *arg, const struct tlog_txn *t)
 {
 	struct verify_ctx *v = arg;
 	uint32_t i;
 
-	if (t->epoch <= v->base)
+	if (t->epoch > v->next && t->epoch - 1 <= v->oldest) {
+		mmsb_diag(&v->st->diag, MMSB_DIAG_ERR,
+			  "verify: the log records of epochs %" PRIu64 "-%" PRIu64 " are damaged, before the oldest "
+			  "retained epoch %" PRIu64 ": no retained epoch is affected",
+			  v->next, t->epoch - 1, v->oldest);
+		if (v->rc == 0)
+			v->rc = -MMSB_ECORRUPT;
+	} else if (t->epoch > v->next && t->epoch - 1 > v->base) {
+		mmsb_diag(&v->st->diag, MMSB_DIAG_ERR, "verify: the log records of epochs %" PRIu64 "-%" PRIu64 " are lost",
+			  v->next, t->epoch - 1);
+		if (v->rc == 0)
+			v->rc = -MMSB_ECORRUPT;
+		verify_rebase(v, t->epoch);
+	} else if (t->epoch > v->next) {
+		mmsb_diag(&v->st->diag, MMSB_DIAG_ERR,
+			  "verify: the log records of epochs %" PRIu64 "-%" PRIu64 " are lost (checkpoint %" PRIu64
+			  " covers the state)",
+			  v->next, t->epoch - 1, v->base);
+		if (v->rc == 0)
+			v->rc = -MMSB_ECORRUPT;
+	}
+	v->next = t->epoch + 1;
+	if (t->epoch <= v->base || !v->ns)
 		return 0;
 	for (i = 0; i < t->n; i++) {
 		int rc = ns_apply(v->ns, &t->recs[i], &v->scratch);
@@ -688,6 +750,7 @@ static int verify_txn(void *arg, const struct tlog_txn *t)
 	return 0;
 }
 
+/* Every superblock copy, checkpoint and log segment, re-read from disk. */
 int mmsb_store_verify(struct mmsb_store *st)
 {
 	struct ckpt_ctx c = store_ckpt_ctx(st);
@@ -695,11 +758,16 @@ int mmsb_store_verify(struct mmsb_store *st)
 	struct verify_ctx v = {.st = st};
 	struct ckpt_info *ck = NULL;
 	struct mmsb_tlog *log = NULL;
-	size_t n = 0, i;
-	uint64_t last;
-	bool damaged = false;
+	struct tlog_recovery res = {0};
+	uint64_t oldest = mmsb_store_oldest(st), newest = 0;
+	size_t n = 0, i, k = 0;
 	int rc, worst = 0;
 
+	if (st->sb_bad) {
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "verify: " MMSB_SUPER_NAME ": superblock copy %d is damaged",
+			  st->sb_bad & 1 ? 0 : 1);
+		worst = -MMSB_ECORRUPT;
+	}
 	rc = mmsb_ckpt_list(&c, &ck, &n);
 	for (i = 0; rc == 0 && i < n; i++) {
 		struct ns *ns;
@@ -711,24 +779,37 @@ int mmsb_store_verify(struct mmsb_store *st)
 			worst = worst ? worst : r;
 			continue;
 		}
-		if (!v.ns && ck[i].epoch >= mmsb_store_oldest(st) && mmsb_store_oldest(st) > 0) {
+		ck[k++] = ck[i]; /* the ones that load */
+		newest = ck[i].epoch;
+		if (!v.ns && ck[i].epoch >= oldest && oldest > 0) {
 			v.ns = ns;
 			v.base = ck[i].epoch;
 		} else {
 			ns_free(ns);
 		}
 	}
-	free(ck);
-	if (rc == 0 && !v.ns)
+	v.ck = ck;
+	v.n_ck = k;
+	v.next = oldest + 1;
+	v.oldest = oldest;
+	if (rc == 0 && !v.ns && oldest == 0)
 		rc = ns_new(st->ctime, &v.ns);
 	if (rc == 0)
 		rc = mmsb_tlog_open(st->dirfd, &to, &log);
 	if (rc == 0)
-		rc = mmsb_tlog_recover(log, verify_txn, &v, &last, &damaged);
-	if (rc == 0 && damaged)
+		rc = mmsb_tlog_recover(log, 0, verify_txn, &v, &res);
+	if (rc == 0 && (res.n_damage || res.n_header || res.end_damaged))
 		rc = -MMSB_ECORRUPT;
+	if (rc == 0 && res.last < newest) {
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR,
+			  "verify: the log ends at epoch %" PRIu64 ", before checkpoint %" PRIu64
+			  ": a segment is missing or damaged",
+			  res.last, newest);
+		rc = -MMSB_ECORRUPT;
+	}
 	mmsb_tlog_close(log);
 	ns_free(v.ns);
+	free(ck);
 	mmsb_buf_free(&v.scratch);
 	if (rc == 0)
 		rc = v.rc;

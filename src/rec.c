@@ -84,18 +84,40 @@ _Static_assert(MMSB_RMXATTR_FIXED == MMSB_SETXATTR_FIXED && MMSB_RMXATTR_OFF_NAM
 		       MMSB_RMXATTR_OFF_ZERO == MMSB_SETXATTR_OFF_ZERO,
 	       "RMXATTR's payload is SETXATTR's without the value");
 
+/* CREATE and MKNOD share their first fields (parent .. name_len). */
+_Static_assert(MMSB_MKNOD_OFF_PARENT == MMSB_CREATE_OFF_PARENT && MMSB_MKNOD_OFF_MODE == MMSB_CREATE_OFF_MODE &&
+		       MMSB_MKNOD_OFF_UID == MMSB_CREATE_OFF_UID && MMSB_MKNOD_OFF_GID == MMSB_CREATE_OFF_GID &&
+		       MMSB_MKNOD_OFF_TYPE == MMSB_CREATE_OFF_TYPE && MMSB_MKNOD_OFF_ZERO == MMSB_CREATE_OFF_ZERO &&
+		       MMSB_MKNOD_OFF_NAME_LEN == MMSB_CREATE_OFF_NAME_LEN,
+	       "MKNOD begins as CREATE does");
+
+static void put_node_fields(const struct mmsb_rec *r, uint8_t *p)
+{
+	mmsb_put_le64(p + MMSB_CREATE_OFF_PARENT, r->u.create.parent);
+	mmsb_put_le32(p + MMSB_CREATE_OFF_MODE, r->u.create.mode);
+	mmsb_put_le32(p + MMSB_CREATE_OFF_UID, r->u.create.uid);
+	mmsb_put_le32(p + MMSB_CREATE_OFF_GID, r->u.create.gid);
+	p[MMSB_CREATE_OFF_TYPE] = r->u.create.ntype;
+	mmsb_put_le16(p + MMSB_CREATE_OFF_NAME_LEN, r->u.create.name_len);
+}
+
+static void get_node_fields(const uint8_t *p, struct mmsb_rec *r)
+{
+	r->u.create.parent = mmsb_get_le64(p + MMSB_CREATE_OFF_PARENT);
+	r->u.create.mode = mmsb_get_le32(p + MMSB_CREATE_OFF_MODE);
+	r->u.create.uid = mmsb_get_le32(p + MMSB_CREATE_OFF_UID);
+	r->u.create.gid = mmsb_get_le32(p + MMSB_CREATE_OFF_GID);
+	r->u.create.ntype = p[MMSB_CREATE_OFF_TYPE];
+	r->u.create.name_len = mmsb_get_le16(p + MMSB_CREATE_OFF_NAME_LEN);
+}
+
 /* Payload encoders: p points at payload byte 0, already zeroed. */
 static void encode_payload(const struct mmsb_rec *r, uint8_t *p)
 {
 	mmsb_put_le64(p + MMSB_PAYLOAD_OFF_TIME, (uint64_t)r->time);
 	switch (r->type) {
 	case MMSB_FR_CREATE:
-		mmsb_put_le64(p + MMSB_CREATE_OFF_PARENT, r->u.create.parent);
-		mmsb_put_le32(p + MMSB_CREATE_OFF_MODE, r->u.create.mode);
-		mmsb_put_le32(p + MMSB_CREATE_OFF_UID, r->u.create.uid);
-		mmsb_put_le32(p + MMSB_CREATE_OFF_GID, r->u.create.gid);
-		p[MMSB_CREATE_OFF_TYPE] = r->u.create.ntype;
-		mmsb_put_le16(p + MMSB_CREATE_OFF_NAME_LEN, r->u.create.name_len);
+		put_node_fields(r, p);
 		mmsb_put_le32(p + MMSB_CREATE_OFF_TARGET_LEN, r->u.create.target_len);
 		memcpy(p + MMSB_CREATE_FIXED, r->u.create.name, r->u.create.name_len);
 		if (r->u.create.target_len)
@@ -114,12 +136,7 @@ static void encode_payload(const struct mmsb_rec *r, uint8_t *p)
 		mmsb_put_le64(p + MMSB_TRUNCATE_OFF_SIZE, r->u.truncate.size);
 		break;
 	case MMSB_FR_MKNOD:
-		mmsb_put_le64(p + MMSB_MKNOD_OFF_PARENT, r->u.create.parent);
-		mmsb_put_le32(p + MMSB_MKNOD_OFF_MODE, r->u.create.mode);
-		mmsb_put_le32(p + MMSB_MKNOD_OFF_UID, r->u.create.uid);
-		mmsb_put_le32(p + MMSB_MKNOD_OFF_GID, r->u.create.gid);
-		p[MMSB_MKNOD_OFF_TYPE] = r->u.create.ntype;
-		mmsb_put_le16(p + MMSB_MKNOD_OFF_NAME_LEN, r->u.create.name_len);
+		put_node_fields(r, p);
 		mmsb_put_le64(p + MMSB_MKNOD_OFF_RDEV, r->u.create.rdev);
 		memcpy(p + MMSB_MKNOD_FIXED, r->u.create.name, r->u.create.name_len);
 		break;
@@ -205,12 +222,7 @@ static const char *decode_create(const uint8_t *p, uint32_t len, struct mmsb_rec
 {
 	if (len < MMSB_CREATE_FIXED)
 		return "create payload too short";
-	r->u.create.parent = mmsb_get_le64(p + MMSB_CREATE_OFF_PARENT);
-	r->u.create.mode = mmsb_get_le32(p + MMSB_CREATE_OFF_MODE);
-	r->u.create.uid = mmsb_get_le32(p + MMSB_CREATE_OFF_UID);
-	r->u.create.gid = mmsb_get_le32(p + MMSB_CREATE_OFF_GID);
-	r->u.create.ntype = p[MMSB_CREATE_OFF_TYPE];
-	r->u.create.name_len = mmsb_get_le16(p + MMSB_CREATE_OFF_NAME_LEN);
+	get_node_fields(p, r);
 	r->u.create.target_len = mmsb_get_le32(p + MMSB_CREATE_OFF_TARGET_LEN);
 	r->u.create.name = (const char *)p + MMSB_CREATE_FIXED;
 	r->u.create.target = r->u.create.name + r->u.create.name_len;
@@ -236,12 +248,7 @@ static const char *decode_mknod(const uint8_t *p, uint32_t len, struct mmsb_rec 
 {
 	if (len < MMSB_MKNOD_FIXED)
 		return "mknod payload too short";
-	r->u.create.parent = mmsb_get_le64(p + MMSB_MKNOD_OFF_PARENT);
-	r->u.create.mode = mmsb_get_le32(p + MMSB_MKNOD_OFF_MODE);
-	r->u.create.uid = mmsb_get_le32(p + MMSB_MKNOD_OFF_UID);
-	r->u.create.gid = mmsb_get_le32(p + MMSB_MKNOD_OFF_GID);
-	r->u.create.ntype = p[MMSB_MKNOD_OFF_TYPE];
-	r->u.create.name_len = mmsb_get_le16(p + MMSB_MKNOD_OFF_NAME_LEN);
+	get_node_fields(p, r);
 	r->u.create.rdev = mmsb_get_le64(p + MMSB_MKNOD_OFF_RDEV);
 	r->u.create.name = (const char *)p + MMSB_MKNOD_FIXED;
 	r->u.create.target = NULL;

@@ -4,7 +4,7 @@
  *   accept thread   polls the listening socket and the stop eventfd;
  *                   checks SO_PEERCRED and the connection cap, then starts
  *                   a detached connection thread.
- *   connection      reads one request, runs it (tools/ctlcmd.c) and
+ *   connection      reads one request, runs it (ctl/ctlcmd.c) and
  *                   writes the answer; or, for watch, registers a watcher
  *                   and forwards its queue until the client goes away.
  *   commit hook     (the committing thread) mmsbfs_ctl_commit: formats one

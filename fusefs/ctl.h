@@ -2,8 +2,8 @@
  *
  * Protocol (one request per connection):
  *   request   one line: VERB TAB ARG TAB ARG ... LF, each field escaped as
- *             in tools/ctlcmd.h ('\\', TAB, LF, CR as \\ \t \n \r);
- *   response  the result table of tools/ctlcmd.h (a header line, then
+ *             in ctl/ctlcmd.h ('\\', TAB, LF, CR as \\ \t \n \r);
+ *   response  the result table of ctl/ctlcmd.h (a header line, then
  *             records), then a final line: "OK", or
  *             "ERR" TAB <errno name> TAB <message>.  A record's first field
  *             is never "OK" or "ERR".  Records may precede ERR (verify).
@@ -16,7 +16,7 @@
  * must be root or the daemon's uid, else "ERR\tEACCES\t...".  At most
  * MMSBFS_CTL_CONN_MAX connections are served at once (else ERR EBUSY).
  *
- * The commands themselves are tools/ctlcmd.c, shared with mmsbctl's
+ * The commands themselves are ctl/ctlcmd.c, shared with mmsbctl's
  * offline mode; this module only moves bytes and feeds watchers.
  */
 #ifndef MMSBFS_CTL_H

@@ -2,7 +2,7 @@
  *
  * A small HTTP/1.0 server on one thread: GET /metrics answers the store's
  * statistics in the Prometheus text exposition format (version 0.0.4; the
- * same text as `mmsbctl stats --prometheus`, tools/ctlcmd.c); any other
+ * same text as `mmsbctl stats --prometheus`, ctl/ctlcmd.c); any other
  * path is 404, any other method 405.  One connection at a time, each
  * closed after its answer; a client gets CTL_METRICS_IO_MS to send its
  * request.  No authentication: bind it to loopback (127.0.0.1) or a

@@ -14,8 +14,13 @@
  *   notify.c  notifier thread: kernel cache invalidations after commits
  *   wire.c    /dev/fuse I/O hook: INIT capabilities libfuse 3.14 lacks
  *   ctl.c     the control socket mmsbctl talks to (STORE/ctl.sock)
+ *   feed.c    epochs/.changes, the change feed (watch lines)
+ *   metrics.c the -o metrics= Prometheus endpoint
  *   startup.c mount(8)'s generic options, start-up checks, the one-daemon-
  *             per-store lock, undo of a failed mount, sd_notify
+ * ctl.c, feed.c and metrics.c run the mmsbctl commands and watch lines of
+ * ctl/ctlcmd.h (a library of its own, also linked by mmsbctl); fusefs/
+ * includes nothing from tools/.
  *
  * Conventions (STYLE.md): functions return >= 0 on success and -errno on
  * failure; the sign flips once, in ops.c, at fuse_reply_err().  There is no

@@ -221,7 +221,50 @@ enum mmsb_fr_type {
 #define MMSB_LINK_FIXED 24
 #define MMSB_MKNOD_FIXED 40
 
-/* Payload offsets of the frames added in minor 1 (LINK shares UNLINK's). */
+/* Payload offsets: the layouts above as constants (rec.c encodes and
+ * decodes with these only).  *_OFF_ZERO starts reserved bytes that must be
+ * zero; they run to the next field (or the end of the fixed part). */
+#define MMSB_PAYLOAD_OFF_TIME 0x00 /* every payload */
+#define MMSB_CREATE_OFF_PARENT 0x08
+#define MMSB_CREATE_OFF_MODE 0x10
+#define MMSB_CREATE_OFF_UID 0x14
+#define MMSB_CREATE_OFF_GID 0x18
+#define MMSB_CREATE_OFF_TYPE 0x1c
+#define MMSB_CREATE_OFF_ZERO 0x1d
+#define MMSB_CREATE_OFF_NAME_LEN 0x1e
+#define MMSB_CREATE_OFF_TARGET_LEN 0x20
+#define MMSB_WRITE_OFF_SIZE 0x08
+#define MMSB_WRITE_OFF_CHANGED 0x10
+#define MMSB_WRITE_OFF_ENC 0x18
+#define MMSB_WRITE_OFF_FLAGS 0x19
+#define MMSB_WRITE_OFF_ZERO 0x1a
+#define MMSB_WRITE_OFF_BODY_LEN 0x1c
+#define MMSB_TRUNCATE_OFF_SIZE 0x08
+#define MMSB_UNLINK_OFF_PARENT 0x08 /* RMDIR too */
+#define MMSB_UNLINK_OFF_NAME_LEN 0x10
+#define MMSB_UNLINK_OFF_ZERO 0x12
+#define MMSB_RENAME_OFF_PARENT 0x08
+#define MMSB_RENAME_OFF_NEWPARENT 0x10
+#define MMSB_RENAME_OFF_VICTIM 0x18
+#define MMSB_RENAME_OFF_FLAGS 0x20
+#define MMSB_RENAME_OFF_NAME_LEN 0x24
+#define MMSB_RENAME_OFF_NEWNAME_LEN 0x26
+#define MMSB_SETATTR_OFF_VALID 0x08
+#define MMSB_SETATTR_OFF_MODE 0x0c
+#define MMSB_SETATTR_OFF_UID 0x10
+#define MMSB_SETATTR_OFF_GID 0x14
+#define MMSB_SETATTR_OFF_ATIME 0x18
+#define MMSB_SETATTR_OFF_MTIME 0x20
+#define MMSB_SETXATTR_OFF_NAME_LEN 0x08
+#define MMSB_SETXATTR_OFF_ZERO 0x0a
+#define MMSB_SETXATTR_OFF_VALUE_LEN 0x0c
+#define MMSB_RMXATTR_OFF_NAME_LEN 0x08
+#define MMSB_RMXATTR_OFF_ZERO 0x0a
+#define MMSB_COMMIT_OFF_N_FRAMES 0x08
+#define MMSB_COMMIT_OFF_SOURCE 0x0c
+#define MMSB_COMMIT_OFF_ZERO 0x0d
+#define MMSB_COMMIT_OFF_CHANGED 0x10
+/* the frames added in minor 1 (LINK's layout is UNLINK's) */
 #define MMSB_LINK_OFF_PARENT 0x08
 #define MMSB_LINK_OFF_NAME_LEN 0x10
 #define MMSB_LINK_OFF_ZERO 0x12

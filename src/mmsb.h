@@ -8,7 +8,7 @@
  * the full state at an epoch; any retained epoch can be opened read-only
  * (time travel).  The on-disk format is specified in mmsb(5).
  *
- * This header is the whole boundary: fusefs/ and tools/ use nothing else.
+ * This header is the whole boundary: fusefs/, ctl/ and tools/ use nothing else.
  * Conventions (err.h): functions return >= 0 on success, -errno on failure,
  * and write their OUT parameters only on success.  Handles are opaque.
  *
@@ -188,8 +188,13 @@ int mmsb_store_sync(struct mmsb_store *st);
 
 uint64_t mmsb_store_head(struct mmsb_store *st);	   /* newest committed epoch */
 uint64_t mmsb_store_oldest(struct mmsb_store *st);	   /* oldest retained epoch */
+/* True when writes return -EROFS: opened read-only, or the log failed
+ * (an unrecoverable write or fsync error).  Takes no lock: a failure may
+ * follow right after it answered false. */
 bool mmsb_store_is_read_only(struct mmsb_store *st);
+/* The store directory (owned by the store, valid until close). */
 const char *mmsb_store_dir(struct mmsb_store *st);
+/* The durability policy the store was opened with (opts->sync). */
 enum mmsb_sync mmsb_store_sync_mode(struct mmsb_store *st);
 
 /* ---- attributes ----------------------------------------------------- */
@@ -225,9 +230,15 @@ struct mmsb_setattr {
 };
 
 /* ---- reading the head --------------------------------------------------
- * These read the newest committed state.  Buffers are the caller's. */
+ * These read the newest committed state.  Buffers are the caller's.  Each
+ * call takes the store's read lock for its duration: any thread may call
+ * them, except one holding a transaction (see mmsb_txn_getattr). */
 
+/* Attributes of name in directory parent (a hard link gives its node's).
+ * -ENOENT (no parent, unlinked parent, no such name), -ENOTDIR. */
 int mmsb_lookup(struct mmsb_store *st, uint64_t parent, const char *name, struct mmsb_attr *out);
+/* Attributes of node id, also of an orphan still referenced (mmsb_ref).
+ * -ENOENT. */
 int mmsb_getattr(struct mmsb_store *st, uint64_t id, struct mmsb_attr *out);
 /* Resolve a '/'-separated path relative to the root ("" or "/" is the root). */
 int mmsb_resolve(struct mmsb_store *st, const char *path, struct mmsb_attr *out);
@@ -237,6 +248,9 @@ ssize_t mmsb_path(struct mmsb_store *st, uint64_t id, char *buf, size_t cap);
 /* Read up to len bytes at off; returns bytes read (0 at or past EOF),
  * -ENOENT, -EISDIR. */
 ssize_t mmsb_read(struct mmsb_store *st, uint64_t id, uint64_t off, void *buf, size_t len);
+/* Copy up to cap bytes of symlink id's target into buf, not NUL-terminated;
+ * returns the bytes copied (a longer target is cut at cap).  -ENOENT,
+ * -EINVAL (not a symlink). */
 ssize_t mmsb_readlink(struct mmsb_store *st, uint64_t id, char *buf, size_t cap);
 /* lseek(2) SEEK_DATA (data) or SEEK_HOLE from off: *out gets the offset of
  * the next data / hole at or after off (the end of the page is a hole).
@@ -269,18 +283,36 @@ ssize_t mmsb_listxattr(struct mmsb_store *st, uint64_t id, char *buf, size_t cap
  * truncates through its id keep working, unlogged (it is in no epoch), until
  * the last reference is dropped.  mmsb_ref returns 0 or -ENOENT. */
 int mmsb_ref(struct mmsb_store *st, uint64_t id);
+/* Drop one reference taken by mmsb_ref; the last one frees an orphan.  An
+ * id that is gone is ignored.  Takes the store's write lock. */
 void mmsb_unref(struct mmsb_store *st, uint64_t id);
 
 /* ---- transactions -------------------------------------------------------
  * begin waits for the previous writer.  Each operation either applies fully
  * or returns an error having changed nothing; the transaction stays usable.
+ * The exception is an error (-ENOMEM, or a device error of a GPU page) that
+ * strikes after a record began to change the head: the transaction is then
+ * spoiled, and commit aborts it and returns that error.
  * commit returns the new epoch in *epoch (0 when nothing changed: no record,
  * no epoch).  abort undoes whatever the transaction applied.  A transaction
  * must be ended (commit or abort) by the thread that began it.
  * Every write returns -EROFS on a read-only or failed store. */
 
+/* Begin a transaction caused by src: waits for the store's write lock, which
+ * it holds (head readers wait) until commit or abort.  *out belongs to the
+ * store (there is one transaction at a time).  -EROFS. */
 int mmsb_txn_begin(struct mmsb_store *st, enum mmsb_source src, struct mmsb_txn **out);
+/* Run the recomputations (user.mmsb.recompute), append the records and a
+ * commit marker to the log, make the new epoch the head, call the commit
+ * hook and, with MMSB_SYNC_COMMIT, wait until the epoch is durable.  epoch
+ * may be NULL.  txn ends whatever the result.  Before the append, an error
+ * leaves the head as it was before begin: that of a spoiled transaction
+ * (above), -ENOMEM, or the log's (-EROFS, -EIO, -ENOSPC).  A durability
+ * failure after it (-EIO, MMSB_SYNC_COMMIT only) leaves the epoch the head
+ * but not durable, and the store read-only (see mmsb_store_sync). */
 int mmsb_txn_commit(struct mmsb_txn *txn, uint64_t *epoch);
+/* Undo everything txn applied (the head is rebuilt when it changed) and end
+ * it. */
 void mmsb_txn_abort(struct mmsb_txn *txn);
 
 /* Create a page, directory or symlink (target: symlink text, else NULL).
@@ -301,6 +333,10 @@ int mmsb_txn_link(struct mmsb_txn *txn, uint64_t id, uint64_t newparent, const c
 /* Write len bytes at off; only the bytes that differ become a delta.
  * Returns len, or -ENOENT, -EISDIR, -EFBIG, -ENOMEM. */
 ssize_t mmsb_txn_write(struct mmsb_txn *txn, uint64_t id, uint64_t off, const void *buf, size_t len);
+/* Set page id's size; bytes past the old end read as zeros.  The same size
+ * records nothing.  An orphan (unlinked, still referenced) changes in
+ * memory only.  -ENOENT, -EISDIR, -EINVAL (not a page), -EFBIG (past
+ * 16 TiB), -ENOMEM. */
 int mmsb_txn_truncate(struct mmsb_txn *txn, uint64_t id, uint64_t size);
 /* Remove a name of a non-directory (-EISDIR for a directory; the node lives
  * on while it has other names) / an empty directory
@@ -314,6 +350,9 @@ int mmsb_txn_rmdir(struct mmsb_txn *txn, uint64_t parent, const char *name);
  * -ENOENT, -EEXIST, -EISDIR, -ENOTDIR, -ENOTEMPTY, -EINVAL (dir into itself). */
 int mmsb_txn_rename(struct mmsb_txn *txn, uint64_t parent, const char *name, uint64_t newparent,
 		    const char *newname, unsigned flags);
+/* Change the attributes sa->valid names (MMSB_SET_*; mode keeps its 07777
+ * bits) and ctime; valid == 0 records nothing.  No permission check: the
+ * caller decides.  -ENOENT, -EINVAL (unknown bits in valid), -ENOMEM. */
 int mmsb_txn_setattr(struct mmsb_txn *txn, uint64_t id, const struct mmsb_setattr *sa);
 #define MMSB_XATTR_CREATE 1u
 #define MMSB_XATTR_REPLACE 2u
@@ -324,6 +363,11 @@ int mmsb_txn_setattr(struct mmsb_txn *txn, uint64_t id, const struct mmsb_setatt
  * cycle, -EPERM exec: not allowed; mmsb_txn_why() says which and why. */
 int mmsb_txn_setxattr(struct mmsb_txn *txn, uint64_t id, const char *name, const void *value, size_t len,
 		      unsigned flags);
+/* Remove extended attribute name of node id.  Removing a dependency
+ * attribute (user.mmsb.deps, user.mmsb.recompute) is checked as setting
+ * one is (mmsb_txn_set_cred; mmsb_txn_why() says why it was refused).
+ * -ENOENT, -ERANGE (empty or oversized name), -ENODATA (not set),
+ * -ENOMEM, and the dependency errors of mmsb_txn_setxattr. */
 int mmsb_txn_removexattr(struct mmsb_txn *txn, uint64_t id, const char *name);
 /* Check this transaction's dependency operations against cred (copied):
  * setting user.mmsb.deps or user.mmsb.recompute then requires that cred may
@@ -337,6 +381,7 @@ int mmsb_txn_set_cred(struct mmsb_txn *txn, const struct mmsb_cred *cred);
 const char *mmsb_txn_why(const struct mmsb_txn *txn);
 /* Reads inside a transaction (they see its changes).  The head readers
  * above must not be called by the thread that holds a transaction. */
+/* Same results and errors as mmsb_getattr, mmsb_lookup and mmsb_read. */
 int mmsb_txn_getattr(struct mmsb_txn *txn, uint64_t id, struct mmsb_attr *out);
 int mmsb_txn_lookup(struct mmsb_txn *txn, uint64_t parent, const char *name, struct mmsb_attr *out);
 ssize_t mmsb_txn_read(struct mmsb_txn *txn, uint64_t id, uint64_t off, void *buf, size_t len);
@@ -421,9 +466,11 @@ struct mmsb_tag {
 int mmsb_tag_set(struct mmsb_store *st, const char *name, uint64_t epoch);
 /* -ENOENT when there is no such tag. */
 int mmsb_tag_remove(struct mmsb_store *st, const char *name);
+/* The epoch tag name names, into *epoch.  -ENOENT when there is none. */
 int mmsb_tag_get(struct mmsb_store *st, const char *name, uint64_t *epoch);
 /* Tags sorted by epoch into out (at most cap); returns the total number. */
 ssize_t mmsb_tags(struct mmsb_store *st, struct mmsb_tag *out, size_t cap);
+/* Is name a valid tag name (the rules above)?  Needs no store. */
 bool mmsb_tag_name_ok(const char *name);
 
 /* ---- time travel ----------------------------------------------------------
@@ -432,16 +479,33 @@ bool mmsb_tag_name_ok(const char *name);
  * are materialized on first read from that checkpoint and the page's own
  * deltas, and kept in a bounded cache.  Snapshots are refcounted and shared:
  * open returns a reference, close drops it.  -ENOENT for an epoch past head
- * or before retained history. */
+ * or before retained history.
+ *
+ * The readers below are the head's at the snapshot's epoch.  Each locks the
+ * snapshot's own mutex, so several threads may read one snapshot (they take
+ * turns); none blocks writers of the head.  Buffers are the caller's; the
+ * snapshot is the store's and must be closed before mmsb_store_close. */
 
+/* A reference to the snapshot at epoch into *out (an open or idle one is
+ * shared).  Building one reads the nearest checkpoint and the log since:
+ * -ENOENT, -ENOMEM, or an error reading them (-EIO, -EUCLEAN: damaged). */
 int mmsb_snap_open(struct mmsb_store *st, uint64_t epoch, struct mmsb_snap **out);
+/* Drop a reference; after the last one the view stays idle for reuse (a
+ * few are kept, the oldest freed).  NULL-safe.  Closing more often than
+ * opening aborts the process. */
 void mmsb_snap_close(struct mmsb_snap *snap);
+/* The epoch snap shows (it never changes; no lock). */
 uint64_t mmsb_snap_epoch(const struct mmsb_snap *snap);
+/* As mmsb_lookup, mmsb_getattr, mmsb_resolve and mmsb_path. */
 int mmsb_snap_lookup(struct mmsb_snap *snap, uint64_t parent, const char *name, struct mmsb_attr *out);
 int mmsb_snap_getattr(struct mmsb_snap *snap, uint64_t id, struct mmsb_attr *out);
 int mmsb_snap_resolve(struct mmsb_snap *snap, const char *path, struct mmsb_attr *out);
 ssize_t mmsb_snap_path(struct mmsb_snap *snap, uint64_t id, char *buf, size_t cap);
+/* As mmsb_read.  A page's bytes are materialized on its first read (from
+ * the checkpoint and the page's deltas, briefly under the store's read
+ * lock), so this may also return -ENOMEM, -EIO or -EUCLEAN (damage). */
 ssize_t mmsb_snap_read(struct mmsb_snap *snap, uint64_t id, uint64_t off, void *buf, size_t len);
+/* As mmsb_readlink, mmsb_readdir, mmsb_getxattr and mmsb_listxattr. */
 ssize_t mmsb_snap_readlink(struct mmsb_snap *snap, uint64_t id, char *buf, size_t cap);
 int mmsb_snap_seek(struct mmsb_snap *snap, uint64_t id, uint64_t off, bool data, uint64_t *out);
 int mmsb_snap_readdir(struct mmsb_snap *snap, uint64_t dir, uint64_t from, mmsb_dirent_fn fn, void *arg);

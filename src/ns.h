@@ -147,10 +147,16 @@ int ns_resolve_entry(const struct ns *ns, const char *path, struct ns_node **out
 ssize_t ns_path(const struct ns *ns, uint64_t id, char *buf, size_t cap);
 void ns_attr(const struct ns_node *n, struct mmsb_attr *a);
 
-/* Validate r against the namespace and apply it.  Changes nothing on error.
- * Returns 0 or the errno the operation gets (-ENOENT, -EEXIST, -ENOTDIR,
- * -EISDIR, -ENOTEMPTY, -EINVAL, -ENODATA, -ENOMEM), or -EUCLEAN for a
- * malformed delta.  scratch is used to unpack LZ4 bodies. */
+/* Validate r against the namespace and apply it.  Returns 0 or the errno
+ * the operation gets (-ENOENT, -EEXIST, -ENOTDIR, -EISDIR, -ENOTEMPTY,
+ * -EINVAL, -EPERM, -EMLINK, -ENODATA), -EUCLEAN for a malformed record or
+ * delta, -ENOMEM, or a device error of a GPU page (kern.h: -ENOSPC, -EIO).
+ * A refused record changes nothing: every check runs before the first
+ * change.  After that only allocation and the device can fail, and then r
+ * may be half-applied (a rename unlinked but not relinked, an xattr set
+ * without its edges, a page resized but not written): the caller must
+ * rebuild the namespace (txn.c poisons the transaction, abort reloads; a
+ * replay fails).  scratch is used to unpack LZ4 bodies. */
 int ns_apply(struct ns *ns, const struct mmsb_rec *r, struct mmsb_buf *scratch);
 
 /* Apply the bytes of a WRITE or TRUNCATE record to a standalone page buffer

@@ -75,87 +75,113 @@ static size_t payload_len(const struct mmsb_rec *r)
 	return 0;
 }
 
+/* LINK frames are encoded and decoded as UNLINK frames. */
+_Static_assert(MMSB_LINK_FIXED == MMSB_UNLINK_FIXED && MMSB_LINK_OFF_PARENT == MMSB_UNLINK_OFF_PARENT &&
+		       MMSB_LINK_OFF_NAME_LEN == MMSB_UNLINK_OFF_NAME_LEN && MMSB_LINK_OFF_ZERO == MMSB_UNLINK_OFF_ZERO,
+	       "LINK's payload layout is UNLINK's");
+/* decode_xattr reads RMXATTR frames with the SETXATTR offsets. */
+_Static_assert(MMSB_RMXATTR_FIXED == MMSB_SETXATTR_FIXED && MMSB_RMXATTR_OFF_NAME_LEN == MMSB_SETXATTR_OFF_NAME_LEN &&
+		       MMSB_RMXATTR_OFF_ZERO == MMSB_SETXATTR_OFF_ZERO,
+	       "RMXATTR's payload is SETXATTR's without the value");
+
+/* CREATE and MKNOD share their first fields (parent .. name_len). */
+_Static_assert(MMSB_MKNOD_OFF_PARENT == MMSB_CREATE_OFF_PARENT && MMSB_MKNOD_OFF_MODE == MMSB_CREATE_OFF_MODE &&
+		       MMSB_MKNOD_OFF_UID == MMSB_CREATE_OFF_UID && MMSB_MKNOD_OFF_GID == MMSB_CREATE_OFF_GID &&
+		       MMSB_MKNOD_OFF_TYPE == MMSB_CREATE_OFF_TYPE && MMSB_MKNOD_OFF_ZERO == MMSB_CREATE_OFF_ZERO &&
+		       MMSB_MKNOD_OFF_NAME_LEN == MMSB_CREATE_OFF_NAME_LEN,
+	       "MKNOD begins as CREATE does");
+
+static void put_node_fields(const struct mmsb_rec *r, uint8_t *p)
+{
+	mmsb_put_le64(p + MMSB_CREATE_OFF_PARENT, r->u.create.parent);
+	mmsb_put_le32(p + MMSB_CREATE_OFF_MODE, r->u.create.mode);
+	mmsb_put_le32(p + MMSB_CREATE_OFF_UID, r->u.create.uid);
+	mmsb_put_le32(p + MMSB_CREATE_OFF_GID, r->u.create.gid);
+	p[MMSB_CREATE_OFF_TYPE] = r->u.create.ntype;
+	mmsb_put_le16(p + MMSB_CREATE_OFF_NAME_LEN, r->u.create.name_len);
+}
+
+static void get_node_fields(const uint8_t *p, struct mmsb_rec *r)
+{
+	r->u.create.parent = mmsb_get_le64(p + MMSB_CREATE_OFF_PARENT);
+	r->u.create.mode = mmsb_get_le32(p + MMSB_CREATE_OFF_MODE);
+	r->u.create.uid = mmsb_get_le32(p + MMSB_CREATE_OFF_UID);
+	r->u.create.gid = mmsb_get_le32(p + MMSB_CREATE_OFF_GID);
+	r->u.create.ntype = p[MMSB_CREATE_OFF_TYPE];
+	r->u.create.name_len = mmsb_get_le16(p + MMSB_CREATE_OFF_NAME_LEN);
+}
+
 /* Payload encoders: p points at payload byte 0, already zeroed. */
 static void encode_payload(const struct mmsb_rec *r, uint8_t *p)
 {
-	mmsb_put_le64(p, (uint64_t)r->time);
+	mmsb_put_le64(p + MMSB_PAYLOAD_OFF_TIME, (uint64_t)r->time);
 	switch (r->type) {
 	case MMSB_FR_CREATE:
-		mmsb_put_le64(p + 0x08, r->u.create.parent);
-		mmsb_put_le32(p + 0x10, r->u.create.mode);
-		mmsb_put_le32(p + 0x14, r->u.create.uid);
-		mmsb_put_le32(p + 0x18, r->u.create.gid);
-		p[0x1c] = r->u.create.ntype;
-		mmsb_put_le16(p + 0x1e, r->u.create.name_len);
-		mmsb_put_le32(p + 0x20, r->u.create.target_len);
+		put_node_fields(r, p);
+		mmsb_put_le32(p + MMSB_CREATE_OFF_TARGET_LEN, r->u.create.target_len);
 		memcpy(p + MMSB_CREATE_FIXED, r->u.create.name, r->u.create.name_len);
 		if (r->u.create.target_len)
 			memcpy(p + MMSB_CREATE_FIXED + r->u.create.name_len, r->u.create.target,
 			       r->u.create.target_len);
 		break;
 	case MMSB_FR_WRITE:
-		mmsb_put_le64(p + 0x08, r->u.write.size);
-		mmsb_put_le64(p + 0x10, r->u.write.changed);
-		p[0x18] = r->u.write.enc;
-		p[0x19] = r->u.write.flags;
-		mmsb_put_le32(p + 0x1c, r->u.write.body_len);
+		mmsb_put_le64(p + MMSB_WRITE_OFF_SIZE, r->u.write.size);
+		mmsb_put_le64(p + MMSB_WRITE_OFF_CHANGED, r->u.write.changed);
+		p[MMSB_WRITE_OFF_ENC] = r->u.write.enc;
+		p[MMSB_WRITE_OFF_FLAGS] = r->u.write.flags;
+		mmsb_put_le32(p + MMSB_WRITE_OFF_BODY_LEN, r->u.write.body_len);
 		memcpy(p + MMSB_WRITE_FIXED, r->u.write.body, r->u.write.body_len);
 		break;
 	case MMSB_FR_TRUNCATE:
-		mmsb_put_le64(p + 0x08, r->u.truncate.size);
+		mmsb_put_le64(p + MMSB_TRUNCATE_OFF_SIZE, r->u.truncate.size);
 		break;
 	case MMSB_FR_MKNOD:
-		mmsb_put_le64(p + MMSB_MKNOD_OFF_PARENT, r->u.create.parent);
-		mmsb_put_le32(p + MMSB_MKNOD_OFF_MODE, r->u.create.mode);
-		mmsb_put_le32(p + MMSB_MKNOD_OFF_UID, r->u.create.uid);
-		mmsb_put_le32(p + MMSB_MKNOD_OFF_GID, r->u.create.gid);
-		p[MMSB_MKNOD_OFF_TYPE] = r->u.create.ntype;
-		mmsb_put_le16(p + MMSB_MKNOD_OFF_NAME_LEN, r->u.create.name_len);
+		put_node_fields(r, p);
 		mmsb_put_le64(p + MMSB_MKNOD_OFF_RDEV, r->u.create.rdev);
 		memcpy(p + MMSB_MKNOD_FIXED, r->u.create.name, r->u.create.name_len);
 		break;
 	case MMSB_FR_UNLINK:
 	case MMSB_FR_RMDIR:
-	case MMSB_FR_LINK: /* MMSB_LINK_OFF_* == the UNLINK offsets */
-		mmsb_put_le64(p + 0x08, r->u.unlink.parent);
-		mmsb_put_le16(p + 0x10, r->u.unlink.name_len);
+	case MMSB_FR_LINK: /* the same layout (asserted above) */
+		mmsb_put_le64(p + MMSB_UNLINK_OFF_PARENT, r->u.unlink.parent);
+		mmsb_put_le16(p + MMSB_UNLINK_OFF_NAME_LEN, r->u.unlink.name_len);
 		memcpy(p + MMSB_UNLINK_FIXED, r->u.unlink.name, r->u.unlink.name_len);
 		break;
 	case MMSB_FR_RENAME:
-		mmsb_put_le64(p + 0x08, r->u.rename.parent);
-		mmsb_put_le64(p + 0x10, r->u.rename.newparent);
-		mmsb_put_le64(p + 0x18, r->u.rename.victim);
-		mmsb_put_le32(p + 0x20, r->u.rename.flags);
-		mmsb_put_le16(p + 0x24, r->u.rename.name_len);
-		mmsb_put_le16(p + 0x26, r->u.rename.newname_len);
+		mmsb_put_le64(p + MMSB_RENAME_OFF_PARENT, r->u.rename.parent);
+		mmsb_put_le64(p + MMSB_RENAME_OFF_NEWPARENT, r->u.rename.newparent);
+		mmsb_put_le64(p + MMSB_RENAME_OFF_VICTIM, r->u.rename.victim);
+		mmsb_put_le32(p + MMSB_RENAME_OFF_FLAGS, r->u.rename.flags);
+		mmsb_put_le16(p + MMSB_RENAME_OFF_NAME_LEN, r->u.rename.name_len);
+		mmsb_put_le16(p + MMSB_RENAME_OFF_NEWNAME_LEN, r->u.rename.newname_len);
 		memcpy(p + MMSB_RENAME_FIXED, r->u.rename.name, r->u.rename.name_len);
 		memcpy(p + MMSB_RENAME_FIXED + r->u.rename.name_len, r->u.rename.newname,
 		       r->u.rename.newname_len);
 		break;
 	case MMSB_FR_SETATTR:
-		mmsb_put_le32(p + 0x08, r->u.setattr.valid);
-		mmsb_put_le32(p + 0x0c, r->u.setattr.mode);
-		mmsb_put_le32(p + 0x10, r->u.setattr.uid);
-		mmsb_put_le32(p + 0x14, r->u.setattr.gid);
-		mmsb_put_le64(p + 0x18, (uint64_t)r->u.setattr.atime);
-		mmsb_put_le64(p + 0x20, (uint64_t)r->u.setattr.mtime);
+		mmsb_put_le32(p + MMSB_SETATTR_OFF_VALID, r->u.setattr.valid);
+		mmsb_put_le32(p + MMSB_SETATTR_OFF_MODE, r->u.setattr.mode);
+		mmsb_put_le32(p + MMSB_SETATTR_OFF_UID, r->u.setattr.uid);
+		mmsb_put_le32(p + MMSB_SETATTR_OFF_GID, r->u.setattr.gid);
+		mmsb_put_le64(p + MMSB_SETATTR_OFF_ATIME, (uint64_t)r->u.setattr.atime);
+		mmsb_put_le64(p + MMSB_SETATTR_OFF_MTIME, (uint64_t)r->u.setattr.mtime);
 		break;
 	case MMSB_FR_SETXATTR:
-		mmsb_put_le16(p + 0x08, r->u.xattr.name_len);
-		mmsb_put_le32(p + 0x0c, r->u.xattr.value_len);
+		mmsb_put_le16(p + MMSB_SETXATTR_OFF_NAME_LEN, r->u.xattr.name_len);
+		mmsb_put_le32(p + MMSB_SETXATTR_OFF_VALUE_LEN, r->u.xattr.value_len);
 		memcpy(p + MMSB_SETXATTR_FIXED, r->u.xattr.name, r->u.xattr.name_len);
 		if (r->u.xattr.value_len)
 			memcpy(p + MMSB_SETXATTR_FIXED + r->u.xattr.name_len, r->u.xattr.value,
 			       r->u.xattr.value_len);
 		break;
 	case MMSB_FR_RMXATTR:
-		mmsb_put_le16(p + 0x08, r->u.xattr.name_len);
+		mmsb_put_le16(p + MMSB_RMXATTR_OFF_NAME_LEN, r->u.xattr.name_len);
 		memcpy(p + MMSB_RMXATTR_FIXED, r->u.xattr.name, r->u.xattr.name_len);
 		break;
 	case MMSB_FR_COMMIT:
-		mmsb_put_le32(p + 0x08, r->u.commit.n_frames);
-		p[0x0c] = r->u.commit.source;
-		mmsb_put_le64(p + 0x10, r->u.commit.changed);
+		mmsb_put_le32(p + MMSB_COMMIT_OFF_N_FRAMES, r->u.commit.n_frames);
+		p[MMSB_COMMIT_OFF_SOURCE] = r->u.commit.source;
+		mmsb_put_le64(p + MMSB_COMMIT_OFF_CHANGED, r->u.commit.changed);
 		break;
 	}
 }
@@ -196,16 +222,11 @@ static const char *decode_create(const uint8_t *p, uint32_t len, struct mmsb_rec
 {
 	if (len < MMSB_CREATE_FIXED)
 		return "create payload too short";
-	r->u.create.parent = mmsb_get_le64(p + 0x08);
-	r->u.create.mode = mmsb_get_le32(p + 0x10);
-	r->u.create.uid = mmsb_get_le32(p + 0x14);
-	r->u.create.gid = mmsb_get_le32(p + 0x18);
-	r->u.create.ntype = p[0x1c];
-	r->u.create.name_len = mmsb_get_le16(p + 0x1e);
-	r->u.create.target_len = mmsb_get_le32(p + 0x20);
+	get_node_fields(p, r);
+	r->u.create.target_len = mmsb_get_le32(p + MMSB_CREATE_OFF_TARGET_LEN);
 	r->u.create.name = (const char *)p + MMSB_CREATE_FIXED;
 	r->u.create.target = r->u.create.name + r->u.create.name_len;
-	if (p[0x1d] != 0)
+	if (p[MMSB_CREATE_OFF_ZERO] != 0)
 		return "create: nonzero reserved byte";
 	if (r->u.create.ntype < MMSB_T_DIR || r->u.create.ntype > MMSB_T_SYMLINK)
 		return "create: bad node type";
@@ -227,12 +248,7 @@ static const char *decode_mknod(const uint8_t *p, uint32_t len, struct mmsb_rec 
 {
 	if (len < MMSB_MKNOD_FIXED)
 		return "mknod payload too short";
-	r->u.create.parent = mmsb_get_le64(p + MMSB_MKNOD_OFF_PARENT);
-	r->u.create.mode = mmsb_get_le32(p + MMSB_MKNOD_OFF_MODE);
-	r->u.create.uid = mmsb_get_le32(p + MMSB_MKNOD_OFF_UID);
-	r->u.create.gid = mmsb_get_le32(p + MMSB_MKNOD_OFF_GID);
-	r->u.create.ntype = p[MMSB_MKNOD_OFF_TYPE];
-	r->u.create.name_len = mmsb_get_le16(p + MMSB_MKNOD_OFF_NAME_LEN);
+	get_node_fields(p, r);
 	r->u.create.rdev = mmsb_get_le64(p + MMSB_MKNOD_OFF_RDEV);
 	r->u.create.name = (const char *)p + MMSB_MKNOD_FIXED;
 	r->u.create.target = NULL;
@@ -258,15 +274,15 @@ static const char *decode_write(const uint8_t *p, uint32_t len, struct mmsb_rec 
 {
 	if (len < MMSB_WRITE_FIXED)
 		return "write payload too short";
-	r->u.write.size = mmsb_get_le64(p + 0x08);
-	r->u.write.changed = mmsb_get_le64(p + 0x10);
-	r->u.write.enc = p[0x18];
-	r->u.write.flags = p[0x19];
-	r->u.write.body_len = mmsb_get_le32(p + 0x1c);
+	r->u.write.size = mmsb_get_le64(p + MMSB_WRITE_OFF_SIZE);
+	r->u.write.changed = mmsb_get_le64(p + MMSB_WRITE_OFF_CHANGED);
+	r->u.write.enc = p[MMSB_WRITE_OFF_ENC];
+	r->u.write.flags = p[MMSB_WRITE_OFF_FLAGS];
+	r->u.write.body_len = mmsb_get_le32(p + MMSB_WRITE_OFF_BODY_LEN);
 	r->u.write.body = p + MMSB_WRITE_FIXED;
 	r->u.write.raw = NULL;
 	r->u.write.raw_len = 0;
-	if (p[0x1a] || p[0x1b])
+	if (!all_zero(p + MMSB_WRITE_OFF_ZERO, MMSB_WRITE_OFF_BODY_LEN - MMSB_WRITE_OFF_ZERO))
 		return "write: nonzero reserved bytes";
 	if (r->u.write.enc != MMSB_ENC_RUNS && r->u.write.enc != MMSB_ENC_BITMAP)
 		return "write: unknown delta encoding";
@@ -283,10 +299,10 @@ static const char *decode_unlink(const uint8_t *p, uint32_t len, struct mmsb_rec
 {
 	if (len < MMSB_UNLINK_FIXED)
 		return "unlink payload too short";
-	r->u.unlink.parent = mmsb_get_le64(p + 0x08);
-	r->u.unlink.name_len = mmsb_get_le16(p + 0x10);
+	r->u.unlink.parent = mmsb_get_le64(p + MMSB_UNLINK_OFF_PARENT);
+	r->u.unlink.name_len = mmsb_get_le16(p + MMSB_UNLINK_OFF_NAME_LEN);
 	r->u.unlink.name = (const char *)p + MMSB_UNLINK_FIXED;
-	if (!all_zero(p + 0x12, 6))
+	if (!all_zero(p + MMSB_UNLINK_OFF_ZERO, MMSB_UNLINK_FIXED - MMSB_UNLINK_OFF_ZERO))
 		return "unlink: nonzero reserved bytes";
 	if ((uint64_t)MMSB_UNLINK_FIXED + r->u.unlink.name_len != len)
 		return "unlink: lengths do not add up";
@@ -299,12 +315,12 @@ static const char *decode_rename(const uint8_t *p, uint32_t len, struct mmsb_rec
 {
 	if (len < MMSB_RENAME_FIXED)
 		return "rename payload too short";
-	r->u.rename.parent = mmsb_get_le64(p + 0x08);
-	r->u.rename.newparent = mmsb_get_le64(p + 0x10);
-	r->u.rename.victim = mmsb_get_le64(p + 0x18);
-	r->u.rename.flags = mmsb_get_le32(p + 0x20);
-	r->u.rename.name_len = mmsb_get_le16(p + 0x24);
-	r->u.rename.newname_len = mmsb_get_le16(p + 0x26);
+	r->u.rename.parent = mmsb_get_le64(p + MMSB_RENAME_OFF_PARENT);
+	r->u.rename.newparent = mmsb_get_le64(p + MMSB_RENAME_OFF_NEWPARENT);
+	r->u.rename.victim = mmsb_get_le64(p + MMSB_RENAME_OFF_VICTIM);
+	r->u.rename.flags = mmsb_get_le32(p + MMSB_RENAME_OFF_FLAGS);
+	r->u.rename.name_len = mmsb_get_le16(p + MMSB_RENAME_OFF_NAME_LEN);
+	r->u.rename.newname_len = mmsb_get_le16(p + MMSB_RENAME_OFF_NEWNAME_LEN);
 	r->u.rename.name = (const char *)p + MMSB_RENAME_FIXED;
 	r->u.rename.newname = r->u.rename.name + r->u.rename.name_len;
 	if ((uint64_t)MMSB_RENAME_FIXED + r->u.rename.name_len + r->u.rename.newname_len != len)
@@ -324,11 +340,12 @@ static const char *decode_xattr(const uint8_t *p, uint32_t len, struct mmsb_rec 
 
 	if (len < MMSB_SETXATTR_FIXED)
 		return "xattr payload too short";
-	r->u.xattr.name_len = mmsb_get_le16(p + 0x08);
-	r->u.xattr.value_len = set ? mmsb_get_le32(p + 0x0c) : 0;
+	r->u.xattr.name_len = mmsb_get_le16(p + MMSB_SETXATTR_OFF_NAME_LEN);
+	r->u.xattr.value_len = set ? mmsb_get_le32(p + MMSB_SETXATTR_OFF_VALUE_LEN) : 0;
 	r->u.xattr.name = (const char *)p + MMSB_SETXATTR_FIXED;
 	r->u.xattr.value = p + MMSB_SETXATTR_FIXED + r->u.xattr.name_len;
-	if (!all_zero(p + 0x0a, set ? 2 : 6))
+	if (!all_zero(p + MMSB_SETXATTR_OFF_ZERO, set ? MMSB_SETXATTR_OFF_VALUE_LEN - MMSB_SETXATTR_OFF_ZERO
+						      : MMSB_RMXATTR_FIXED - MMSB_RMXATTR_OFF_ZERO))
 		return "xattr: nonzero reserved bytes";
 	if ((uint64_t)MMSB_SETXATTR_FIXED + r->u.xattr.name_len + r->u.xattr.value_len != len)
 		return "xattr: lengths do not add up";
@@ -342,9 +359,9 @@ static const char *decode_xattr(const uint8_t *p, uint32_t len, struct mmsb_rec 
 
 static const char *decode_payload(const uint8_t *p, uint32_t len, struct mmsb_rec *r)
 {
-	if (len < 8)
+	if (len < MMSB_PAYLOAD_OFF_TIME + 8)
 		return "payload too short";
-	r->time = (int64_t)mmsb_get_le64(p);
+	r->time = (int64_t)mmsb_get_le64(p + MMSB_PAYLOAD_OFF_TIME);
 	if ((r->type == MMSB_FR_COMMIT) != (r->node == 0))
 		return "node id 0 only on commit markers";
 	if (r->type == MMSB_FR_COMMIT && r->flags)
@@ -357,7 +374,7 @@ static const char *decode_payload(const uint8_t *p, uint32_t len, struct mmsb_re
 	case MMSB_FR_TRUNCATE:
 		if (len != MMSB_TRUNCATE_FIXED)
 			return "truncate: bad length";
-		r->u.truncate.size = mmsb_get_le64(p + 0x08);
+		r->u.truncate.size = mmsb_get_le64(p + MMSB_TRUNCATE_OFF_SIZE);
 		return NULL;
 	case MMSB_FR_UNLINK:
 	case MMSB_FR_RMDIR:
@@ -370,12 +387,12 @@ static const char *decode_payload(const uint8_t *p, uint32_t len, struct mmsb_re
 	case MMSB_FR_SETATTR:
 		if (len != MMSB_SETATTR_FIXED)
 			return "setattr: bad length";
-		r->u.setattr.valid = mmsb_get_le32(p + 0x08);
-		r->u.setattr.mode = mmsb_get_le32(p + 0x0c);
-		r->u.setattr.uid = mmsb_get_le32(p + 0x10);
-		r->u.setattr.gid = mmsb_get_le32(p + 0x14);
-		r->u.setattr.atime = (int64_t)mmsb_get_le64(p + 0x18);
-		r->u.setattr.mtime = (int64_t)mmsb_get_le64(p + 0x20);
+		r->u.setattr.valid = mmsb_get_le32(p + MMSB_SETATTR_OFF_VALID);
+		r->u.setattr.mode = mmsb_get_le32(p + MMSB_SETATTR_OFF_MODE);
+		r->u.setattr.uid = mmsb_get_le32(p + MMSB_SETATTR_OFF_UID);
+		r->u.setattr.gid = mmsb_get_le32(p + MMSB_SETATTR_OFF_GID);
+		r->u.setattr.atime = (int64_t)mmsb_get_le64(p + MMSB_SETATTR_OFF_ATIME);
+		r->u.setattr.mtime = (int64_t)mmsb_get_le64(p + MMSB_SETATTR_OFF_MTIME);
 		if (r->u.setattr.valid == 0 || (r->u.setattr.valid & ~0x1fu) || (r->u.setattr.mode & ~07777u))
 			return "setattr: bad fields";
 		return NULL;
@@ -385,10 +402,10 @@ static const char *decode_payload(const uint8_t *p, uint32_t len, struct mmsb_re
 	case MMSB_FR_COMMIT:
 		if (len != MMSB_COMMIT_FIXED)
 			return "commit: bad length";
-		r->u.commit.n_frames = mmsb_get_le32(p + 0x08);
-		r->u.commit.source = p[0x0c];
-		r->u.commit.changed = mmsb_get_le64(p + 0x10);
-		if (r->u.commit.source > MMSB_SRC_SYSTEM || !all_zero(p + 0x0d, 3))
+		r->u.commit.n_frames = mmsb_get_le32(p + MMSB_COMMIT_OFF_N_FRAMES);
+		r->u.commit.source = p[MMSB_COMMIT_OFF_SOURCE];
+		r->u.commit.changed = mmsb_get_le64(p + MMSB_COMMIT_OFF_CHANGED);
+		if (r->u.commit.source > MMSB_SRC_SYSTEM || !all_zero(p + MMSB_COMMIT_OFF_ZERO, MMSB_COMMIT_OFF_CHANGED - MMSB_COMMIT_OFF_ZERO))
 			return "commit: bad fields";
 		return NULL;
 	}

@@ -33,7 +33,8 @@ struct mmsb_txn {
 	int64_t time;		       /* its time, in every record */
 	uint32_t n_recs;	       /* records applied */
 	uint64_t changed;	       /* bytes changed by its writes */
-	bool poisoned;		       /* an apply failed half-way: abort must reload */
+	int poisoned;		       /* 0, or the -errno of an apply that stopped half-way:
+					* abort must reload, commit refuses */
 	struct mmsb_buf frames;	       /* encoded frames */
 	struct mmsb_buf diff;	       /* scratch: delta of the write in progress */
 	struct mmsb_buf pack;	       /* scratch: LZ4 of it */

@@ -30,7 +30,7 @@ int mmsb_txn_begin(struct mmsb_store *st, enum mmsb_source src, struct mmsb_txn 
 	t->t0 = mmsb_now_ns();
 	t->n_recs = 0;
 	t->changed = 0;
-	t->poisoned = false;
+	t->poisoned = 0;
 	t->frames.len = 0;
 	t->n_changes = 0;
 	t->n_rewired = 0;
@@ -42,29 +42,45 @@ int mmsb_txn_begin(struct mmsb_store *st, enum mmsb_source src, struct mmsb_txn 
 	return 0;
 }
 
+/* Room for n more entries in the change list: after it, n note_change
+ * calls cannot fail.  Returns 0 or -ENOMEM. */
+static int reserve_changes(struct mmsb_txn *t, size_t n)
+{
+	size_t cap = t->cap_changes ? t->cap_changes : 16;
+	struct mmsb_change_rec *c;
+
+	if (t->n_changes + n <= t->cap_changes)
+		return 0;
+	while (cap < t->n_changes + n)
+		cap *= 2;
+	c = realloc(t->changes, cap * sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	t->changes = c;
+	t->cap_changes = cap;
+	return 0;
+}
+
 static int note_change(struct mmsb_txn *t, enum mmsb_change kind, uint64_t id, uint64_t parent, uint64_t bytes)
 {
-	if (t->n_changes == t->cap_changes) {
-		size_t cap = t->cap_changes ? t->cap_changes * 2 : 16;
-		struct mmsb_change_rec *c = realloc(t->changes, cap * sizeof(*c));
+	int rc = reserve_changes(t, 1);
 
-		if (!c)
-			return -ENOMEM;
-		t->changes = c;
-		t->cap_changes = cap;
-	}
+	if (rc < 0)
+		return rc;
 	t->changes[t->n_changes++] = (struct mmsb_change_rec){
 		kind, (t->rec_flags & MMSB_FRF_PROPAGATED) ? MMSB_SRC_PROPAGATION : t->src, id, parent, bytes};
 	return 0;
 }
 
-/* Encode r into the frame buffer, then apply it to the head.  On error
- * nothing of r remains (the head is unchanged unless poisoned is set). */
+/* Encode r into the frame buffer, note the change, then apply r to the
+ * head.  On error nothing of r remains in the frames or the change list;
+ * the head is unchanged unless poisoned is set (ns_apply stopped half-way:
+ * see ns.h), in which case commit refuses and abort reloads the head. */
 static int txn_record(struct mmsb_txn *t, struct mmsb_rec *r, enum mmsb_change kind, uint64_t parent,
 		      uint64_t bytes)
 {
 	struct mmsb_store *st = t->st;
-	size_t mark = t->frames.len;
+	size_t mark = t->frames.len, n_changes = t->n_changes;
 	uint64_t t0;
 	int64_t flen;
 	int rc;
@@ -93,10 +109,12 @@ static int txn_record(struct mmsb_txn *t, struct mmsb_rec *r, enum mmsb_change k
 	mmsb_stats_record(&st->h_apply, mmsb_now_ns() - t0);
 	if (rc < 0) {
 		t->frames.len = mark;
-		if (t->n_changes && t->changes[t->n_changes - 1].id == r->node)
-			t->n_changes--;
-		if (rc == -ENOMEM)
-			t->poisoned = true; /* ns_apply may have stopped half-way */
+		t->n_changes = n_changes;
+		/* the operations validate a WRITE/TRUNCATE before recording it,
+		 * so its failure is the page buffer's or the device's, after
+		 * the page may have changed; any record may stop on -ENOMEM */
+		if (rc == -ENOMEM || r->type == MMSB_FR_WRITE || r->type == MMSB_FR_TRUNCATE)
+			t->poisoned = rc;
 		return rc;
 	}
 	t->recs[t->n_recs++] = store_hist_rec(r, 0, mark, (uint32_t)flen);
@@ -366,10 +384,14 @@ int mmsb_txn_rename(struct mmsb_txn *t, uint64_t parent, const char *name, uint6
 	r.u.rename.name_len = (uint16_t)nl;
 	r.u.rename.newname = newname;
 	r.u.rename.newname_len = (uint16_t)nnl;
-	rc = txn_record(t, &r, MMSB_CH_RENAME, parent, 0); /* may free v */
+	/* room for the rename and its victim first: once the record is
+	 * applied, the victim's change must not fail to be noted */
+	rc = reserve_changes(t, 2);
+	if (rc == 0)
+		rc = txn_record(t, &r, MMSB_CH_RENAME, parent, 0); /* may free v */
 	if (rc == 0 && r.u.rename.victim)
-		note_change(t, flags & MMSB_RENAME_EXCHANGE ? MMSB_CH_RENAME : MMSB_CH_UNLINK, r.u.rename.victim,
-			    newparent, 0);
+		rc = note_change(t, flags & MMSB_RENAME_EXCHANGE ? MMSB_CH_RENAME : MMSB_CH_UNLINK,
+				 r.u.rename.victim, newparent, 0); /* reserved: cannot fail */
 	return rc;
 }
 
@@ -615,6 +637,11 @@ int mmsb_txn_commit(struct mmsb_txn *t, uint64_t *epoch)
 	int64_t flen;
 	int rc;
 
+	if (t->poisoned) { /* the head holds part of a record the log never will */
+		rc = t->poisoned;
+		mmsb_txn_abort(t);
+		return rc;
+	}
 	rc = t->n_recs ? prop_run(t) : 0;
 	if (rc < 0) {
 		mmsb_txn_abort(t);

@@ -3,7 +3,7 @@
  *   mmsbctl [--mount DIR | --store DIR] [--json] COMMAND [ARGS...]
  *
  * With a daemon: the command goes over STORE/ctl.sock (fusefs/ctl.h) and
- * runs there (tools/ctlcmd.c).  Without one (the socket is missing or
+ * runs there (ctl/ctlcmd.c).  Without one (the socket is missing or
  * refuses connections): the read commands open the store read-only and run
  * the same code here; write commands fail and say to mount first.
  * Exit status: 0 success, 1 failure, 2 usage error.  Documented in

@@ -225,6 +225,51 @@ static void round_trip_every_type(void **state)
 	mmsb_buf_free(&b2);
 }
 
+/* The bytes of every sample frame, as mmsb(5) lays them out: each frame's
+ * length and checksum (XXH3 of its header and payload), recorded from the
+ * codec when the format was settled.  A moved field changes them. */
+static const struct {
+	uint32_t len;
+	uint64_t sum;
+} golden[] = {
+	{80, 0x24ab1bdacd10ccdeull},
+	{88, 0x426cf7382dabaa3eull},
+	{80, 0x9ac273b6262ca5d7ull},
+	{80, 0x8691a41599e76fefull},
+	{56, 0xe1ad255eaa44425dull},
+	{72, 0x399a5b3383944301ull},
+	{72, 0xdcb958312f32dbecull},
+	{96, 0x26681f4c8e1e7102ull},
+	{96, 0xe7476f98207d368dull},
+	{96, 0x770f2916d8c765dbull},
+	{80, 0xd23e6a6c9e045857ull},
+	{72, 0xc0f327d439d25357ull},
+	{64, 0x3a69d34fa5d968cbull},
+	{64, 0x28391bd65dc54d0aull},
+	{64, 0x4697ac941a860c93ull},
+	{72, 0xa8928032a590548eull},
+	{88, 0x480cf518533bbcc3ull},
+	{88, 0x2457fb887a959eccull},
+};
+
+static void encoding_matches_golden_bytes(void **state)
+{
+	struct mmsb_buf b = {0};
+	struct mmsb_rec r;
+	unsigned i;
+
+	(void)state;
+	for (i = 0; sample(i, &r); i++) {
+		int64_t n = encode(&r, SEED, &b);
+
+		assert_true(i < MMSB_ARRAY_SIZE(golden));
+		assert_int_equal(n, golden[i].len);
+		assert_int_equal(mmsb_get_le64(b.p + MMSB_FR_OFF_SUM), golden[i].sum);
+	}
+	assert_int_equal(i, MMSB_ARRAY_SIZE(golden));
+	mmsb_buf_free(&b);
+}
+
 static void every_bit_flip_is_rejected(void **state)
 {
 	struct mmsb_buf b = {0};
@@ -495,6 +540,7 @@ int main(void)
 {
 	const struct CMUnitTest t[] = {
 		cmocka_unit_test(round_trip_every_type),
+		cmocka_unit_test(encoding_matches_golden_bytes),
 		cmocka_unit_test(every_bit_flip_is_rejected),
 		cmocka_unit_test(every_truncation_is_rejected),
 		cmocka_unit_test(wrong_seed_is_rejected),

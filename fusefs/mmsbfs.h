@@ -108,6 +108,7 @@ struct mmsbfs_opts {
 	int allow_exec;		   /* -o allow_exec: exec: recompute operations run */
 	char *exec_timeout_arg;	   /* -o exec_timeout=MS (checked: 1..86400000) */
 	char *gpu;		   /* -o gpu=auto|cpu: where GPU pages live */
+	char *gpu_mem;		   /* -o gpu_mem=N[kmgt]: cap on the GPU memory of GPU pages */
 };
 
 struct mmsbfs_itab;

@@ -14,6 +14,7 @@
  * consecutive payload bytes, so each stretch of ones is a run.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -572,4 +573,308 @@ int kern_recompute_check(enum mmsb_kern_op op, enum mmsb_kern_elem elem, const v
 			return -EINVAL;
 	}
 	return 0;
+}
+
+/* ---- the asynchronous apply queue (kern_int.h) ----------------------------------- */
+
+static size_t kq_slot(const void *page)
+{
+	return (size_t)((((uint64_t)(uintptr_t)page >> 4) * 0x9e3779b97f4a7c15ull) >> 40) & (KQ_SLOTS - 1);
+}
+
+void kq_init(struct kern_queue *q, const struct kern_queue_backend *be, bool threaded)
+{
+	memset(q, 0, sizeof(*q));
+	q->be = be;
+	q->threaded = threaded;
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cv, NULL);
+	pthread_cond_init(&q->wake, NULL);
+	q->next_seq = 1;
+}
+
+/* Move finished batches, oldest first, to the spares (lock held). */
+static void kq_reap(struct kern_queue *q)
+{
+	while (q->done_seq + 1 < q->next_seq) {
+		struct kq_slot *s = &q->fly[(q->done_seq + 1) % KQ_BATCHES];
+
+		if (!s->b || s->submitting || !q->be->done(s->b, false))
+			break;
+		mmsb_kern_batch_reset(s->b);
+		q->spare[q->n_spare++] = s->b;
+		s->b = NULL;
+		q->done_seq++;
+	}
+}
+
+/* Hand the open batch to the backend, after any submission under way, so
+ * that batches reach it in seq order (lock held; dropped meanwhile). */
+static void kq_submit_locked(struct kern_queue *q)
+{
+	struct mmsb_kern_batch *b;
+	struct kq_slot *s;
+	uint64_t seq;
+	int rc;
+
+	while (q->in_submit)
+		pthread_cond_wait(&q->cv, &q->mu);
+	b = q->open;
+	if (!b || b->n == 0)
+		return;
+	seq = q->next_seq++;
+	q->open = NULL;
+	s = &q->fly[seq % KQ_BATCHES]; /* free: at most KQ_BATCHES batches exist */
+	s->b = b;
+	s->seq = seq;
+	s->submitting = true;
+	q->in_submit = true;
+	pthread_mutex_unlock(&q->mu);
+	rc = q->be->submit(b);
+	pthread_mutex_lock(&q->mu);
+	s->submitting = false;
+	q->in_submit = false;
+	q->n_submits++;
+	if (rc < 0 && !q->err)
+		q->err = rc;
+	pthread_cond_broadcast(&q->cv);
+}
+
+/* Wait until batch seq has finished (lock held; dropped while waiting). */
+static void kq_wait_seq(struct kern_queue *q, uint64_t seq)
+{
+	if (seq >= q->next_seq)
+		kq_submit_locked(q); /* seq is (or was) the open batch */
+	for (;;) {
+		struct kq_slot *s;
+		struct mmsb_kern_batch *b;
+
+		kq_reap(q);
+		if (q->done_seq >= seq)
+			return;
+		s = &q->fly[seq % KQ_BATCHES];
+		if (s->submitting || q->in_submit) {
+			pthread_cond_wait(&q->cv, &q->mu);
+			continue;
+		}
+		if (!s->b || s->seq != seq) {
+			/* an older batch is still out (the slot is ahead of
+			 * done_seq): wait for the oldest one */
+			s = &q->fly[(q->done_seq + 1) % KQ_BATCHES];
+			if (!s->b)
+				return; /* nothing out: seq cannot be pending */
+		}
+		b = s->b;
+		pthread_mutex_unlock(&q->mu);
+		q->be->done(b, true); /* a batch reused meanwhile: waits longer, never less */
+		pthread_mutex_lock(&q->mu);
+	}
+}
+
+static void *kq_flusher(void *arg)
+{
+	struct kern_queue *q = arg;
+
+	pthread_mutex_lock(&q->mu);
+	for (;;) {
+		while (!q->open || q->open->n == 0) {
+			q->flusher_idle = true;
+			pthread_cond_wait(&q->wake, &q->mu);
+		}
+		q->flusher_idle = false;
+		kq_submit_locked(q);
+		kq_reap(q);
+	}
+	return NULL;
+}
+
+/* An empty batch for the open one (lock held; may wait for the oldest
+ * batch out when all KQ_BATCHES exist). */
+static int kq_take(struct kern_queue *q, struct mmsb_kern_batch **out)
+{
+	for (;;) {
+		kq_reap(q);
+		if (q->n_spare) {
+			*out = q->spare[--q->n_spare];
+			return 0;
+		}
+		if (q->n_alloc < KQ_BATCHES) {
+			int rc = q->be->batch_new(out);
+
+			if (rc == 0)
+				q->n_alloc++;
+			return rc;
+		}
+		kq_wait_seq(q, q->done_seq + 1);
+	}
+}
+
+int kq_enqueue(struct kern_queue *q, void *page, uint64_t page_size, uint8_t enc, const uint8_t *body,
+	       size_t len)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&q->mu);
+	if (q->threaded && !q->started) {
+		pthread_attr_t a;
+		pthread_t th;
+
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&th, &a, kq_flusher, q) == 0)
+			q->started = true;
+		else
+			q->threaded = false; /* submitted when needed, or when large */
+		pthread_attr_destroy(&a);
+	}
+	while (rc == 0 && !q->open) {
+		struct mmsb_kern_batch *b;
+
+		rc = kq_take(q, &b); /* may drop the lock: another may open one */
+		if (rc == 0 && q->open)
+			q->spare[q->n_spare++] = b;
+		else if (rc == 0)
+			q->open = b;
+	}
+	if (rc == 0)
+		rc = mmsb_kern_batch_add(q->open, page, page_size, enc, body, len);
+	if (rc == 0 && len) {
+		size_t s = kq_slot(page);
+
+		q->last[s] = q->next_seq;
+		q->n_enqueued++;
+		if (q->open->n >= KQ_MAX_LANES)
+			kq_submit_locked(q);
+		else if (q->flusher_idle)
+			pthread_cond_signal(&q->wake);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+static int kq_take_err(struct kern_queue *q)
+{
+	int rc = q->err;
+
+	q->err = 0;
+	return rc;
+}
+
+int kq_submit(struct kern_queue *q)
+{
+	int rc;
+
+	pthread_mutex_lock(&q->mu);
+	kq_submit_locked(q);
+	rc = kq_take_err(q);
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+int kq_wait_page(struct kern_queue *q, const void *page)
+{
+	int rc;
+
+	pthread_mutex_lock(&q->mu);
+	kq_wait_seq(q, q->last[kq_slot(page)]);
+	rc = kq_take_err(q);
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+int kq_drain(struct kern_queue *q)
+{
+	int rc;
+
+	pthread_mutex_lock(&q->mu);
+	kq_submit_locked(q);
+	kq_wait_seq(q, q->next_seq - 1);
+	rc = kq_take_err(q);
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+/* ---- device memory accounting ---------------------------------------------------- */
+
+struct acct_ent {
+	void *p;
+	size_t n;
+	struct acct_ent *next;
+};
+
+#define ACCT_BUCKETS 4096
+
+static pthread_mutex_t acct_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct acct_ent *acct_tab[ACCT_BUCKETS];
+static uint64_t acct_used, acct_limit;
+
+static size_t acct_bucket(const void *p)
+{
+	return (size_t)((((uint64_t)(uintptr_t)p >> 4) * 0x9e3779b97f4a7c15ull) >> 48) & (ACCT_BUCKETS - 1);
+}
+
+void mmsb_kern_gpu_limit(uint64_t bytes)
+{
+	pthread_mutex_lock(&acct_mu);
+	acct_limit = bytes;
+	pthread_mutex_unlock(&acct_mu);
+}
+
+uint64_t mmsb_kern_gpu_used(void)
+{
+	uint64_t u;
+
+	pthread_mutex_lock(&acct_mu);
+	u = acct_used;
+	pthread_mutex_unlock(&acct_mu);
+	return u;
+}
+
+bool kern_acct_fits(size_t n)
+{
+	bool ok;
+
+	pthread_mutex_lock(&acct_mu);
+	ok = !acct_limit || (n <= acct_limit && acct_used <= acct_limit - n);
+	pthread_mutex_unlock(&acct_mu);
+	return ok;
+}
+
+int kern_acct_take(void *p, size_t n)
+{
+	struct acct_ent *e = malloc(sizeof(*e));
+	size_t h = acct_bucket(p);
+
+	if (!e)
+		return -ENOMEM;
+	pthread_mutex_lock(&acct_mu);
+	if (acct_limit && (n > acct_limit || acct_used > acct_limit - n)) {
+		pthread_mutex_unlock(&acct_mu);
+		free(e);
+		return -ENOSPC;
+	}
+	e->p = p;
+	e->n = n;
+	e->next = acct_tab[h];
+	acct_tab[h] = e;
+	acct_used += n;
+	pthread_mutex_unlock(&acct_mu);
+	return 0;
+}
+
+void kern_acct_give(void *p)
+{
+	struct acct_ent **pp, *e = NULL;
+
+	pthread_mutex_lock(&acct_mu);
+	for (pp = &acct_tab[acct_bucket(p)]; *pp; pp = &(*pp)->next) {
+		if ((*pp)->p == p) {
+			e = *pp;
+			*pp = e->next;
+			acct_used -= e->n;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&acct_mu);
+	free(e);
 }

@@ -245,7 +245,8 @@ const struct mmsb_kern_ops *mmsb_kern_cpu(void);
  * memory, with the queue of a device table (enqueue returns before the
  * apply, which a flusher thread runs; read waits for the page's batches) and
  * the gpu_mem cap on page_alloc.  For CPU-only hosts and for tests of the
- * device paths. */
+ * device paths.  With MMSB_KERN_NOFLUSHER set in the environment (tests) it
+ * has no flusher thread: queued deltas wait until an operation needs them. */
 const struct mmsb_kern_ops *mmsb_kern_cpu_dev(void);
 
 /* Cap the page memory of device tables (cuda and cpu_dev) at bytes, for the

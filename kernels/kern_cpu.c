@@ -767,7 +767,7 @@ static const struct kern_queue_backend dev_backend = {dev_submit, dev_done, cpu_
 
 static void dev_init(void)
 {
-	kq_init(&dev_q, &dev_backend, true);
+	kq_init(&dev_q, &dev_backend, getenv("MMSB_KERN_NOFLUSHER") == NULL);
 }
 
 static struct kern_queue *dev_queue(void)

@@ -64,13 +64,21 @@ void kern_batch_release(struct mmsb_kern_batch *b)
 	batch_dealloc(b, b->addr);
 	batch_dealloc(b, b->mask);
 	free(b->hidx);
+	free(b->lslot);
 	free(b->pages);
+	free(b->pents);
+	free(b->ptab);
 	b->data = NULL;
 	b->addr = NULL;
 	b->mask = NULL;
 	b->hidx = NULL;
+	b->lslot = NULL;
 	b->pages = NULL;
+	b->pents = NULL;
+	b->ptab = NULL;
+	b->cur = NULL;
 	b->n = b->cap = b->hcap = b->n_pages = b->pages_cap = 0;
+	b->n_indexed = b->n_pents = b->pents_cap = b->ptcap = 0;
 }
 
 static inline size_t lane_hash(uint64_t lane, size_t hcap)
@@ -78,23 +86,50 @@ static inline size_t lane_hash(uint64_t lane, size_t hcap)
 	return (size_t)(((lane >> 4) * 0x9e3779b97f4a7c15ull) >> 32) & (hcap - 1);
 }
 
+static inline size_t page_hash(uint64_t page, size_t cap)
+{
+	return (size_t)((page * 0x9e3779b97f4a7c15ull) >> 29) & (cap - 1);
+}
+
+/* Put lane i in the index at a free slot (it is not there yet). */
+static inline void index_put(struct mmsb_kern_batch *b, size_t i)
+{
+	size_t h = lane_hash(b->addr[i] & ~(uint64_t)15, b->hcap);
+
+	while (b->hidx[h])
+		h = (h + 1) & (b->hcap - 1);
+	b->hidx[h] = (uint32_t)(i + 1);
+	b->lslot[i] = (uint32_t)h;
+}
+
 static void index_rebuild(struct mmsb_kern_batch *b)
 {
 	size_t i;
 
 	memset(b->hidx, 0, b->hcap * sizeof(*b->hidx));
-	for (i = 0; i < b->n; i++) {
-		size_t h = lane_hash(b->addr[i] & ~(uint64_t)15, b->hcap);
+	for (i = 0; i < b->n; i++)
+		if (b->addr[i] & KERN_LANE_INDEXED)
+			index_put(b, i);
+}
 
-		while (b->hidx[h])
-			h = (h + 1) & (b->hcap - 1);
-		b->hidx[h] = (uint32_t)(i + 1);
+static void ptab_rebuild(struct mmsb_kern_batch *b)
+{
+	size_t i;
+
+	memset(b->ptab, 0, b->ptcap * sizeof(*b->ptab));
+	for (i = 0; i < b->n_pents; i++) {
+		size_t h = page_hash(b->pents[i].page, b->ptcap);
+
+		while (b->ptab[h])
+			h = (h + 1) & (b->ptcap - 1);
+		b->ptab[h] = (uint32_t)(i + 1);
+		b->pents[i].slot = (uint32_t)h;
 	}
 }
 
-/* Make room for `more` further lanes (arrays and index).  0 or -ENOMEM;
- * on failure nothing changed. */
-static int batch_reserve(struct mmsb_kern_batch *b, size_t more)
+/* Make room for `more` further lanes, `more_idx` of them indexed, and one
+ * more page.  0 or -ENOMEM; on failure nothing changed. */
+static int batch_reserve(struct mmsb_kern_batch *b, size_t more, size_t more_idx)
 {
 	size_t need, cap, hcap;
 
@@ -105,6 +140,7 @@ static int batch_reserve(struct mmsb_kern_batch *b, size_t more)
 		uint8_t *data;
 		uint64_t *addr;
 		uint16_t *mask;
+		uint32_t *lslot;
 
 		cap = b->cap ? b->cap : 256;
 		while (cap < need)
@@ -112,25 +148,31 @@ static int batch_reserve(struct mmsb_kern_batch *b, size_t more)
 		data = batch_alloc(b, cap * KERN_LANE);
 		addr = batch_alloc(b, cap * sizeof(*addr));
 		mask = batch_alloc(b, cap * sizeof(*mask));
-		if (!data || !addr || !mask) {
+		lslot = malloc(cap * sizeof(*lslot));
+		if (!data || !addr || !mask || !lslot) {
 			batch_dealloc(b, data);
 			batch_dealloc(b, addr);
 			batch_dealloc(b, mask);
+			free(lslot);
 			return -ENOMEM;
 		}
 		if (b->n) {
 			memcpy(data, b->data, b->n * KERN_LANE);
 			memcpy(addr, b->addr, b->n * sizeof(*addr));
 			memcpy(mask, b->mask, b->n * sizeof(*mask));
+			memcpy(lslot, b->lslot, b->n * sizeof(*lslot));
 		}
 		batch_dealloc(b, b->data);
 		batch_dealloc(b, b->addr);
 		batch_dealloc(b, b->mask);
+		free(b->lslot);
 		b->data = data;
 		b->addr = addr;
 		b->mask = mask;
+		b->lslot = lslot;
 		b->cap = cap;
 	}
+	need = b->n_indexed + more_idx;
 	if (need > b->hcap / 2) {
 		uint32_t *hidx;
 
@@ -144,6 +186,26 @@ static int batch_reserve(struct mmsb_kern_batch *b, size_t more)
 		b->hidx = hidx;
 		b->hcap = hcap;
 		index_rebuild(b);
+	}
+	if (b->n_pents == b->pents_cap) {
+		size_t pc = b->pents_cap ? 2 * b->pents_cap : 16;
+		struct kern_pent *pe = realloc(b->pents, pc * sizeof(*pe));
+
+		if (!pe)
+			return -ENOMEM;
+		b->pents = pe;
+		b->pents_cap = pc;
+	}
+	if (b->n_pents + 1 > b->ptcap / 2) {
+		size_t pc = b->ptcap ? 2 * b->ptcap : 64;
+		uint32_t *pt = malloc(pc * sizeof(*pt));
+
+		if (!pt)
+			return -ENOMEM;
+		free(b->ptab);
+		b->ptab = pt;
+		b->ptcap = pc;
+		ptab_rebuild(b);
 	}
 	return 0;
 }
@@ -169,31 +231,83 @@ static int batch_note_page(struct mmsb_kern_batch *b, void *page, uint64_t size)
 	return 0;
 }
 
-/* The lane at address `lane` (16-aligned), created empty if new.  `partial`
- * says whether this page covers the whole lane; a lane stays vector-written
- * if any page that touched it covers it. */
+/* The page's entry, or -1. */
+static ptrdiff_t page_find(const struct mmsb_kern_batch *b, uint64_t page)
+{
+	size_t h;
+
+	if (!b->ptcap)
+		return -1;
+	for (h = page_hash(page, b->ptcap); b->ptab[h]; h = (h + 1) & (b->ptcap - 1))
+		if (b->pents[b->ptab[h] - 1].page == page)
+			return (ptrdiff_t)b->ptab[h] - 1;
+	return -1;
+}
+
+/* The lane at address `lane` in the index, or -1. */
+static inline ptrdiff_t index_find(const struct mmsb_kern_batch *b, uint64_t lane)
+{
+	size_t h;
+
+	for (h = lane_hash(lane, b->hcap); b->hidx[h]; h = (h + 1) & (b->hcap - 1)) {
+		uint32_t i = b->hidx[h] - 1;
+
+		if ((b->addr[i] & ~(uint64_t)15) == lane)
+			return i;
+	}
+	return -1;
+}
+
+/* A page's second delta: its first delta's lanes go into the index (room
+ * reserved).  A lane another page already has there (a lane two unaligned
+ * pages share, each covering other bytes of it) is merged into that one
+ * and left empty (mask 0: writes nothing). */
+static void page_index(struct mmsb_kern_batch *b, struct kern_pent *pe)
+{
+	uint32_t i;
+
+	for (i = pe->start; i < pe->end; i++) {
+		ptrdiff_t j = index_find(b, b->addr[i] & ~(uint64_t)15);
+
+		if (j >= 0) {
+			uint32_t m = b->mask[i];
+
+			while (m) {
+				unsigned k = (unsigned)__builtin_ctz(m);
+
+				b->data[(size_t)j * KERN_LANE + k] = b->data[(size_t)i * KERN_LANE + k];
+				m &= m - 1;
+			}
+			b->mask[j] |= b->mask[i];
+			b->mask[i] = 0;
+			continue;
+		}
+		b->addr[i] |= KERN_LANE_INDEXED;
+		index_put(b, i);
+		b->n_indexed++;
+	}
+	pe->hashed = true;
+}
+
+/* The indexed lane at address `lane` (16-aligned), created empty if new.
+ * `partial` says whether this page covers the whole lane; a lane stays
+ * vector-written if any page that touched it covers it. */
 static inline size_t lane_get(struct mmsb_kern_batch *b, uint64_t lane, bool partial)
 {
-	size_t h = lane_hash(lane, b->hcap), i;
+	ptrdiff_t j = index_find(b, lane);
+	size_t i;
 
-	for (;;) {
-		uint32_t v = b->hidx[h];
-
-		if (!v)
-			break;
-		i = v - 1;
-		if ((b->addr[i] & ~(uint64_t)15) == lane) {
-			if (!partial)
-				b->addr[i] &= ~KERN_LANE_PARTIAL;
-			return i;
-		}
-		h = (h + 1) & (b->hcap - 1);
+	if (j >= 0) {
+		if (!partial)
+			b->addr[j] &= ~KERN_LANE_PARTIAL;
+		return (size_t)j;
 	}
 	i = b->n++;
-	b->hidx[h] = (uint32_t)(i + 1);
-	b->addr[i] = lane | (partial ? KERN_LANE_PARTIAL : 0);
+	b->addr[i] = lane | KERN_LANE_INDEXED | (partial ? KERN_LANE_PARTIAL : 0);
 	b->mask[i] = 0;
 	memset(b->data + i * KERN_LANE, 0, KERN_LANE);
+	index_put(b, i);
+	b->n_indexed++;
 	return i;
 }
 
@@ -203,24 +317,87 @@ static inline size_t range_lanes(uint64_t a, uint64_t n)
 	return (size_t)(((a + n - 1) >> 4) - (a >> 4) + 1);
 }
 
-/* Fold src[0..n) written at page + off into the batch (room reserved). */
+/* Fold src[0..n) written at page + off into the batch (room reserved), for
+ * the page b->cur. */
 static void batch_put(struct mmsb_kern_batch *b, uint8_t *page, uint64_t size, uint64_t off, const uint8_t *src,
 		      uint64_t n)
 {
 	uint64_t lo = (uint64_t)(uintptr_t)page, hi = lo + size;
 	uint64_t a = lo + off, end = a + n, lane = a & ~(uint64_t)15;
+	bool hashed = b->cur->hashed;
+	uint32_t start = b->cur->start;
 
 	b->uploaded = false;
 
 	for (; lane < end; lane += KERN_LANE) {
 		uint64_t s = a > lane ? a : lane, e = end < lane + KERN_LANE ? end : lane + KERN_LANE;
 		bool partial = !(lane >= lo && lane + KERN_LANE <= hi);
-		size_t i = lane_get(b, lane, partial);
 		unsigned k = (unsigned)(s - lane), len = (unsigned)(e - s);
+		size_t i;
 
+		if (hashed) {
+			i = lane_get(b, lane, partial);
+		} else if (b->n > start && (b->addr[b->n - 1] & ~(uint64_t)15) == lane) {
+			i = b->n - 1; /* shared with the previous run of this delta */
+		} else {
+			i = b->n++; /* the page's first delta: a lane of its own */
+			b->addr[i] = lane | (partial ? KERN_LANE_PARTIAL : 0);
+			if (len == KERN_LANE) {
+				memcpy(b->data + i * KERN_LANE, src + (s - a), KERN_LANE);
+				b->mask[i] = 0xffffu;
+				continue;
+			}
+			b->mask[i] = 0;
+			memset(b->data + i * KERN_LANE, 0, KERN_LANE);
+		}
 		memcpy(b->data + i * KERN_LANE + k, src + (s - a), len);
 		b->mask[i] |= (uint16_t)(((1u << len) - 1) << k);
 	}
+}
+
+/* Before folding a delta to page: room for `lanes` more lanes, the page's
+ * entry (new, or moved into the index at its second delta) as b->cur.
+ * 0 or -ENOMEM (nothing changed). */
+static int batch_begin(struct mmsb_kern_batch *b, void *page, uint64_t page_size, size_t lanes)
+{
+	uint64_t key = (uint64_t)(uintptr_t)page;
+	ptrdiff_t pi = page_find(b, key);
+	size_t more_idx = 0;
+	int rc;
+
+	if (pi >= 0)
+		more_idx = lanes + (b->pents[pi].hashed ? 0 : b->pents[pi].end - b->pents[pi].start);
+	rc = batch_reserve(b, lanes, more_idx);
+	if (rc == 0)
+		rc = batch_note_page(b, page, page_size);
+	if (rc < 0)
+		return rc;
+	if (pi < 0) {
+		struct kern_pent *pe = &b->pents[b->n_pents];
+		size_t h = page_hash(key, b->ptcap);
+
+		while (b->ptab[h])
+			h = (h + 1) & (b->ptcap - 1);
+		b->ptab[h] = (uint32_t)(b->n_pents + 1);
+		pe->page = key;
+		pe->start = pe->end = (uint32_t)b->n;
+		pe->slot = (uint32_t)h;
+		pe->hashed = false;
+		b->n_pents++;
+		b->cur = pe;
+		return 0;
+	}
+	b->cur = &b->pents[pi];
+	if (!b->cur->hashed)
+		page_index(b, b->cur);
+	return 0;
+}
+
+/* After the fold: a page's first delta ends its range. */
+static void batch_end(struct mmsb_kern_batch *b)
+{
+	if (!b->cur->hashed)
+		b->cur->end = (uint32_t)b->n;
 }
 
 /* ---- parsing ----------------------------------------------------------------- */
@@ -369,13 +546,13 @@ int mmsb_kern_batch_add(struct mmsb_kern_batch *b, void *page, uint64_t page_siz
 	if (!page || (uint64_t)(uintptr_t)page > UINT64_MAX - page_size)
 		return -EINVAL;
 	batch_wait(b);
-	rc = batch_reserve(b, lanes);
-	if (rc == 0)
-		rc = batch_note_page(b, page, page_size);
+	rc = batch_begin(b, page, page_size, lanes);
 	if (rc < 0)
 		return rc;
-	return enc == ENC_RUNS ? runs_walk(b, page, page_size, body, len, NULL)
-			       : bitmap_walk(b, page, page_size, body, len, NULL);
+	rc = enc == ENC_RUNS ? runs_walk(b, page, page_size, body, len, NULL)
+			     : bitmap_walk(b, page, page_size, body, len, NULL);
+	batch_end(b);
+	return rc;
 }
 
 int mmsb_kern_batch_add_bytes(struct mmsb_kern_batch *b, void *page, uint64_t page_size, uint64_t off,
@@ -390,36 +567,36 @@ int mmsb_kern_batch_add_bytes(struct mmsb_kern_batch *b, void *page, uint64_t pa
 	if (!page || !src || (uint64_t)(uintptr_t)page > UINT64_MAX - page_size)
 		return -EINVAL;
 	batch_wait(b);
-	rc = batch_reserve(b, range_lanes((uint64_t)(uintptr_t)page + off, n));
-	if (rc == 0)
-		rc = batch_note_page(b, page, page_size);
+	rc = batch_begin(b, page, page_size, range_lanes((uint64_t)(uintptr_t)page + off, n));
 	if (rc < 0)
 		return rc;
 	batch_put(b, page, page_size, off, src, n);
+	batch_end(b);
 	return 0;
 }
 
-/* Empty the fold index.  A batch that once held many lanes keeps its large
- * index; for a few lanes, clear just their slots, newest first: the slots
- * a lane's probe passed over then all still hold older lanes, so each is
- * found where it was put. */
+/* Empty the fold and page indexes: a slot at a time through the slots
+ * noted for each entry, or whole when most of it is in use. */
 static void index_clear(struct mmsb_kern_batch *b)
 {
 	size_t i;
 
-	if (!b->n || !b->hidx)
-		return;
-	if (b->n > b->hcap / 16) {
+	if (b->n_indexed > b->hcap / 16) {
 		memset(b->hidx, 0, b->hcap * sizeof(*b->hidx));
-		return;
+	} else if (b->n_indexed) {
+		for (i = 0; i < b->n; i++)
+			if (b->addr[i] & KERN_LANE_INDEXED)
+				b->hidx[b->lslot[i]] = 0;
 	}
-	for (i = b->n; i-- > 0;) {
-		size_t h = lane_hash(b->addr[i] & ~(uint64_t)15, b->hcap);
-
-		while (b->hidx[h] != i + 1)
-			h = (h + 1) & (b->hcap - 1);
-		b->hidx[h] = 0;
+	b->n_indexed = 0;
+	if (b->n_pents > b->ptcap / 16) {
+		memset(b->ptab, 0, b->ptcap * sizeof(*b->ptab));
+	} else {
+		for (i = 0; i < b->n_pents; i++)
+			b->ptab[b->pents[i].slot] = 0;
 	}
+	b->n_pents = 0;
+	b->cur = NULL;
 }
 
 void mmsb_kern_batch_reset(struct mmsb_kern_batch *b)

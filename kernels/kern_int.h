@@ -22,10 +22,23 @@ extern "C" {
 
 #define KERN_LANE 16		       /* bytes per lane */
 #define KERN_LANE_PARTIAL ((uint64_t)1) /* addr bit 0: write byte by byte */
+#define KERN_LANE_INDEXED ((uint64_t)2) /* addr bit 1: in the fold index (host side only) */
 
 struct kern_page_ref {
 	void *p;
 	uint64_t size;
+};
+
+/* A page of a batch (the fold's fast path): its first delta's lanes are
+ * appended as they come, [start, end), outside the lane index -- the lanes
+ * of one delta are distinct and ascending, so nothing needs folding.  A
+ * second delta to the page moves those lanes into the index (hashed), and
+ * from then on its lanes are folded through it. */
+struct kern_pent {
+	uint64_t page;	     /* page address (the key) */
+	uint32_t start, end; /* lanes of its first delta */
+	uint32_t slot;	     /* its slot in ptab */
+	bool hashed;	     /* its lanes are in the lane index */
 };
 
 struct mmsb_kern_batch {
@@ -41,6 +54,16 @@ struct mmsb_kern_batch {
 	 * kept at most half full */
 	uint32_t *hidx;
 	size_t hcap;
+	size_t n_indexed; /* lanes in hidx (KERN_LANE_INDEXED set) */
+	uint32_t *lslot;  /* cap entries: slot of an indexed lane in hidx (for clearing) */
+
+	/* page index: pents in insertion order, ptab[h] = entry + 1 (open
+	 * addressing, ptcap a power of two, at most half full) */
+	struct kern_pent *pents;
+	size_t n_pents, pents_cap;
+	uint32_t *ptab;
+	size_t ptcap;
+	struct kern_pent *cur; /* the page being added to */
 
 	/* distinct pages added (consecutive repeats dropped): the cuda table
 	 * checks each is GPU memory */

@@ -848,29 +848,53 @@ static void kq_wait_seq(struct kern_queue *q, uint64_t seq)
 	}
 }
 
+/* The flusher: submits the open batch as soon as it holds deltas, and
+ * between submissions waits for the oldest batch out and recycles it, so
+ * that writers never call into the backend (on a GPU, a driver call of a
+ * writer would queue behind the flusher's). */
 static void *kq_flusher(void *arg)
 {
 	struct kern_queue *q = arg;
 
 	pthread_mutex_lock(&q->mu);
 	for (;;) {
-		while (!q->open || q->open->n == 0) {
-			q->flusher_idle = true;
-			pthread_cond_wait(&q->wake, &q->mu);
+		struct kq_slot *s;
+		struct mmsb_kern_batch *b;
+
+		if (q->open && q->open->n) {
+			kq_submit_locked(q);
+			continue;
 		}
+		if (q->done_seq + 1 < q->next_seq) { /* a batch is out */
+			s = &q->fly[(q->done_seq + 1) % KQ_BATCHES];
+			if (s->submitting || !s->b) {
+				pthread_cond_wait(&q->cv, &q->mu);
+				continue;
+			}
+			b = s->b;
+			pthread_mutex_unlock(&q->mu);
+			q->be->done(b, true);
+			pthread_mutex_lock(&q->mu);
+			kq_reap(q);
+			pthread_cond_broadcast(&q->cv);
+			continue;
+		}
+		q->flusher_idle = true;
+		pthread_cond_wait(&q->wake, &q->mu);
 		q->flusher_idle = false;
-		kq_submit_locked(q);
-		kq_reap(q);
 	}
 	return NULL;
 }
 
-/* An empty batch for the open one (lock held; may wait for the oldest
- * batch out when all KQ_BATCHES exist). */
+/* An empty batch for the open one (lock held).  With a flusher, finished
+ * batches come back through it (this only waits for that); without one,
+ * it recycles them itself, waiting for the oldest when all KQ_BATCHES
+ * exist. */
 static int kq_take(struct kern_queue *q, struct mmsb_kern_batch **out)
 {
 	for (;;) {
-		kq_reap(q);
+		if (!q->started)
+			kq_reap(q);
 		if (q->n_spare) {
 			*out = q->spare[--q->n_spare];
 			return 0;
@@ -882,7 +906,10 @@ static int kq_take(struct kern_queue *q, struct mmsb_kern_batch **out)
 				q->n_alloc++;
 			return rc;
 		}
-		kq_wait_seq(q, q->done_seq + 1);
+		if (q->started)
+			pthread_cond_wait(&q->cv, &q->mu);
+		else
+			kq_wait_seq(q, q->done_seq + 1);
 	}
 }
 

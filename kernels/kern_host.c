@@ -330,6 +330,21 @@ static void batch_put(struct mmsb_kern_batch *b, uint8_t *page, uint64_t size, u
 	b->uploaded = false;
 
 	for (; lane < end; lane += KERN_LANE) {
+		if (!hashed && lane >= a && lane + KERN_LANE <= end && lane >= lo && lane + KERN_LANE <= hi &&
+		    !(b->n > start && (b->addr[b->n - 1] & ~(uint64_t)15) == lane)) {
+			/* whole lanes of a first delta: one copy of their bytes */
+			uint64_t top = end < hi ? end : hi;
+			size_t nf = (size_t)((top - lane) / KERN_LANE), j, i0 = b->n;
+
+			memcpy(b->data + i0 * KERN_LANE, src + (lane - a), nf * KERN_LANE);
+			for (j = 0; j < nf; j++) {
+				b->addr[i0 + j] = lane + j * KERN_LANE;
+				b->mask[i0 + j] = 0xffffu;
+			}
+			b->n += nf;
+			lane += (nf - 1) * KERN_LANE;
+			continue;
+		}
 		uint64_t s = a > lane ? a : lane, e = end < lane + KERN_LANE ? end : lane + KERN_LANE;
 		bool partial = !(lane >= lo && lane + KERN_LANE <= hi);
 		unsigned k = (unsigned)(s - lane), len = (unsigned)(e - s);

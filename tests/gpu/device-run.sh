@@ -142,6 +142,14 @@ if [ -x "$B/bench/bench_fs" ] && [ -c /dev/fuse ]; then
 		} >>"$OUT/bench.txt" 2>&1
 		say "bench_fs pwrite cpu/gpu: rc=$? ($(elapsed)s) $(grep pwrite4k "$OUT/bench.txt" | tr '\n' ' ')"
 		fusermount3 -u "$FT/mnt"
+		# the same GPU-page write path with the CPU table posing as the
+		# device (-o gpu=cpu): what the queue costs without CUDA
+		if "$B/fusefs/mmsbfs" -o gpu=cpu "$FT/store-cpudev" "$FT/mnt" >>"$OUT/bench.txt" 2>&1; then
+			echo "-o gpu=cpu (GPU pages served by the CPU table, same queue):" >>"$OUT/bench.txt"
+			timeout 60 "$B/bench/bench_fs" pwrite-gpu "$FT/mnt" 20000 >>"$OUT/bench.txt" 2>&1
+			say "bench_fs pwrite gpu=cpu: $(tail -2 "$OUT/bench.txt" | tr '\n' ' ')"
+			fusermount3 -u "$FT/mnt"
+		fi
 	else
 		say "bench_fs: mount failed"
 	fi

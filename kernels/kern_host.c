@@ -785,9 +785,12 @@ void kq_init(struct kern_queue *q, const struct kern_queue_backend *be, bool thr
 	q->next_seq = 1;
 }
 
-/* Move finished batches, oldest first, to the spares (lock held). */
+/* Move finished batches, oldest first, to the spares (lock held), and wake
+ * whoever waits for one (kq_take). */
 static void kq_reap(struct kern_queue *q)
 {
+	uint64_t was = q->done_seq;
+
 	while (q->done_seq + 1 < q->next_seq) {
 		struct kq_slot *s = &q->fly[(q->done_seq + 1) % KQ_BATCHES];
 
@@ -798,6 +801,8 @@ static void kq_reap(struct kern_queue *q)
 		s->b = NULL;
 		q->done_seq++;
 	}
+	if (q->done_seq != was)
+		pthread_cond_broadcast(&q->cv);
 }
 
 /* Hand the open batch to the backend, after any submission under way, so

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kern.h"
 
@@ -291,6 +292,79 @@ static void threads(void)
 	}
 }
 
+/* Large deltas (batches fill up and are submitted by the writers
+ * themselves) from two threads while a third allocates, writes and frees
+ * pages (page_free waits for its page and recycles finished batches): no
+ * thread may be left waiting for a batch that came back (alarm below). */
+static void *big_writer(void *arg)
+{
+	struct worker *w = arg;
+	uint8_t *body = malloc(PSIZE + 64), *src = malloc(PSIZE), *tmp = malloc(PSIZE);
+	int i;
+
+	if (k->page_alloc(PSIZE, (void **)&w->pg[0].dev) < 0 || !(w->pg[0].model = calloc(1, PSIZE))) {
+		w->fails++;
+		return NULL;
+	}
+	for (i = 0; i < 150; i++) {
+		size_t n, x;
+
+		for (x = 0; x < PSIZE; x++)
+			src[x] = (uint8_t)(w->seed + (uint64_t)i + x);
+		n = one_run(body, 0, src, PSIZE);
+		if (k->enqueue(w->pg[0].dev, PSIZE, 1, body, n) < 0)
+			w->fails++;
+		memcpy(w->pg[0].model, src, PSIZE);
+	}
+	if (k->read(tmp, w->pg[0].dev, 0, PSIZE) < 0 || memcmp(tmp, w->pg[0].model, PSIZE) != 0)
+		w->fails++;
+	k->page_free(w->pg[0].dev);
+	free(w->pg[0].model);
+	free(body);
+	free(src);
+	free(tmp);
+	return NULL;
+}
+
+static void *churner(void *arg)
+{
+	struct worker *w = arg;
+	uint8_t body[64], v = 7, got = 0;
+	int i;
+
+	for (i = 0; i < 300; i++) {
+		uint8_t *p;
+		size_t n = one_run(body, 5, &v, 1);
+
+		if (k->page_alloc(4096, (void **)&p) < 0) {
+			w->fails++;
+			break;
+		}
+		if (k->enqueue(p, 4096, 1, body, n) < 0 || k->read(&got, p, 5, 1) < 0 || got != v)
+			w->fails++;
+		if (k->page_free(p) < 0)
+			w->fails++;
+	}
+	return NULL;
+}
+
+static void stress(void)
+{
+	struct worker w[3];
+	pthread_t th[3];
+	int i;
+
+	memset(w, 0, sizeof(w));
+	for (i = 0; i < 3; i++) {
+		w[i].seed = 77 + (uint64_t)i;
+		CHECK(pthread_create(&th[i], NULL, i < 2 ? big_writer : churner, &w[i]) == 0);
+	}
+	for (i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		CHECK(w[i].fails == 0);
+	}
+}
+
 static void cap(void)
 {
 	uint64_t used = mmsb_kern_gpu_used();
@@ -324,8 +398,10 @@ int main(int argc, char **argv)
 	} else {
 		k = mmsb_kern_cpu_dev();
 	}
+	alarm(240); /* a hang is a failure */
 	sequential();
 	threads();
+	stress();
 	cap();
 	if (failures) {
 		fprintf(stderr, "test_queue: %d failures\n", failures);

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kern_int.h"
 
@@ -781,7 +782,14 @@ void kq_init(struct kern_queue *q, const struct kern_queue_backend *be, bool thr
 	q->threaded = threaded;
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_cond_init(&q->cv, NULL);
-	pthread_cond_init(&q->wake, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&q->wake, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	q->next_seq = 1;
 }
 
@@ -875,6 +883,7 @@ static void kq_wait_seq(struct kern_queue *q, uint64_t seq)
 static void *kq_flusher(void *arg)
 {
 	struct kern_queue *q = arg;
+	bool napped = false;
 
 	pthread_mutex_lock(&q->mu);
 	for (;;) {
@@ -883,6 +892,7 @@ static void *kq_flusher(void *arg)
 
 		if (q->open && q->open->n) {
 			kq_submit_locked(q);
+			napped = false;
 			continue;
 		}
 		if (q->done_seq + 1 < q->next_seq) { /* a batch is out */
@@ -897,11 +907,30 @@ static void *kq_flusher(void *arg)
 			pthread_mutex_lock(&q->mu);
 			kq_reap(q);
 			pthread_cond_broadcast(&q->cv);
+			napped = false;
+			continue;
+		}
+		if (!napped) {
+			/* idle: first a nap of KQ_NAP_NS that writers do not end
+			 * (a write then costs no wakeup, and the deltas of a
+			 * stream of writes go out together), then sleep until a
+			 * write signals */
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += KQ_NAP_NS;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&q->wake, &q->mu, &ts);
+			napped = true;
 			continue;
 		}
 		q->flusher_idle = true;
 		pthread_cond_wait(&q->wake, &q->mu);
 		q->flusher_idle = false;
+		napped = false;
 	}
 	return NULL;
 }

@@ -89,8 +89,10 @@ struct mmsb_kern_batch {
  * Deltas to device pages are folded into the OPEN batch (kq_enqueue, which
  * only touches host memory) and applied later: the open batch is SUBMITTED
  * (handed to the backend, which may apply it asynchronously) by the flusher
- * thread as soon as it is not empty, once it holds KQ_MAX_LANES lanes, or
- * when an operation needs it (kq_submit, kq_wait_page, kq_drain).  Batches
+ * thread (at once when it is awake; a writer wakes it only when it has
+ * slept KQ_NAP_NS without work, so a stream of writes costs no wakeups and
+ * its deltas go out in batches), once it holds KQ_MAX_LANES lanes, or when
+ * an operation needs it (kq_submit, kq_wait_page, kq_drain).  Batches
  * are numbered (seq) in submission order; a backend finishes them in that
  * order, so "seq s finished" means every batch up to s did.
  *
@@ -101,6 +103,7 @@ struct mmsb_kern_batch {
 #define KQ_SLOTS 16384		   /* last[] entries (a power of two) */
 #define KQ_BATCHES 8		   /* batches in flight or open at most */
 #define KQ_MAX_LANES ((size_t)1 << 16) /* submit an open batch this large at once */
+#define KQ_NAP_NS 200000L	       /* the flusher's idle nap, before it waits for a signal */
 
 struct kern_queue;
 

@@ -843,6 +843,8 @@ static void kq_submit_locked(struct kern_queue *q)
 	if (rc < 0 && !q->err)
 		q->err = rc;
 	pthread_cond_broadcast(&q->cv);
+	if (q->flusher_idle)
+		pthread_cond_signal(&q->wake); /* it recycles the batch when done */
 }
 
 /* Wait until batch seq has finished (lock held; dropped while waiting). */
@@ -955,8 +957,11 @@ static int kq_take(struct kern_queue *q, struct mmsb_kern_batch **out)
 				q->n_alloc++;
 			return rc;
 		}
-		if (q->started)
+		if (q->started) {
+			if (q->flusher_idle)
+				pthread_cond_signal(&q->wake);
 			pthread_cond_wait(&q->cv, &q->mu);
+		}
 		else
 			kq_wait_seq(q, q->done_seq + 1);
 	}

@@ -296,27 +296,30 @@ static void threads(void)
  * themselves) from two threads while a third allocates, writes and frees
  * pages (page_free waits for its page and recycles finished batches): no
  * thread may be left waiting for a batch that came back (alarm below). */
+#define BIG (1u << 20) /* a whole-page delta of BIG bytes fills a batch (KQ_MAX_LANES) */
+
 static void *big_writer(void *arg)
 {
 	struct worker *w = arg;
-	uint8_t *body = malloc(PSIZE + 64), *src = malloc(PSIZE), *tmp = malloc(PSIZE);
+	uint8_t *body = malloc(BIG + 64), *src = malloc(BIG), *tmp = malloc(BIG);
 	int i;
 
-	if (k->page_alloc(PSIZE, (void **)&w->pg[0].dev) < 0 || !(w->pg[0].model = calloc(1, PSIZE))) {
+	if (k->page_alloc(BIG, (void **)&w->pg[0].dev) < 0 || !(w->pg[0].model = calloc(1, BIG))) {
 		w->fails++;
 		return NULL;
 	}
-	for (i = 0; i < 150; i++) {
+	usleep(5000); /* let the flusher fall asleep: the writers' own submissions must wake it */
+	for (i = 0; i < 40; i++) {
 		size_t n, x;
 
-		for (x = 0; x < PSIZE; x++)
+		for (x = 0; x < BIG; x++)
 			src[x] = (uint8_t)(w->seed + (uint64_t)i + x);
-		n = one_run(body, 0, src, PSIZE);
-		if (k->enqueue(w->pg[0].dev, PSIZE, 1, body, n) < 0)
+		n = one_run(body, 0, src, BIG);
+		if (k->enqueue(w->pg[0].dev, BIG, 1, body, n) < 0)
 			w->fails++;
-		memcpy(w->pg[0].model, src, PSIZE);
+		memcpy(w->pg[0].model, src, BIG);
 	}
-	if (k->read(tmp, w->pg[0].dev, 0, PSIZE) < 0 || memcmp(tmp, w->pg[0].model, PSIZE) != 0)
+	if (k->read(tmp, w->pg[0].dev, 0, BIG) < 0 || memcmp(tmp, w->pg[0].model, BIG) != 0)
 		w->fails++;
 	k->page_free(w->pg[0].dev);
 	free(w->pg[0].model);

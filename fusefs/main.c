@@ -11,16 +11,24 @@
  *   3. block SIGINT/SIGTERM/SIGHUP, so that every thread the core, the
  *      notifier and libfuse start inherits them blocked and only the main
  *      thread (in the loop) takes them;
- *   4. open the store (-EBUSY: another daemon has it; recovery may take a
- *      while), detach a stale mount on MOUNTPOINT (a GETATTR forced through
- *      statx fails with ENOTCONN: umount2(MNT_DETACH), else fusermount3),
+ *   4. refuse what would go wrong before anything is created (startup.c:
+ *      MOUNTPOINT not an empty directory, STORE and MOUNTPOINT nested),
+ *      take the one-daemon-per-store lock on STORE (naming the holder's
+ *      pid when refused), open the store (recovery may take a while;
+ *      -ENOTEMPTY: a foreign non-empty directory), detach a stale mount
+ *      on MOUNTPOINT (a GETATTR forced through statx fails with ENOTCONN:
+ *      umount2(MNT_DETACH), else fusermount3),
  *      create the session and mount (always default_permissions and
  *      auto_unmount), hook /dev/fuse (wire.c), start the notifier and the
  *      control socket for mmsbctl (ctl.c; without it the mount still works:
  *      a warning).  The stale mount goes only once the store is open, so
  *      that MOUNTPOINT shows the plain directory for as short a time as
- *      possible and not at all when the store cannot be opened;
- *   5. report success, switch diagnostics to syslog when daemonized;
+ *      possible and not at all when the store cannot be opened.
+ *      On a failure from here on, a store this process created is removed
+ *      before the verdict is reported, so a refused mount leaves nothing;
+ *   5. report success, switch diagnostics to syslog when daemonized (to
+ *      STORE/mmsbfs.log when no syslog daemon listens), tell systemd
+ *      READY=1 when $NOTIFY_SOCKET is set (Type=notify);
  *   6. run the loop until unmount or a signal, then tear down: notifier,
  *      control socket, unmount, session (destroy frees the inode table),
  *      store close (final checkpoint and sync).
@@ -40,15 +48,19 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include "ctl.h"
 #include "feed.h"
+#include "xattr.h"
 #include "inode.h"
 #include "metrics.h"
 #include "notify.h"
+#include "startup.h"
 #include "wire.h"
 
 #define MAIN_THREADS_DEFAULT 4u
@@ -60,16 +72,45 @@
 /* The process-wide diagnostic sink: the one mutable global (STYLE 2.10
  * allows the default diag sink), because libfuse's log hook carries no
  * user pointer.  During a daemon's start-up, lines go to the report pipe
- * (the parent prints them); afterwards to syslog; in the foreground to
- * stderr. */
+ * (the parent prints them); afterwards to syslog, or to STORE/mmsbfs.log
+ * when no syslog daemon listens (/dev/log missing), so that nothing is
+ * lost; in the foreground to stderr.  With -o log=FILE every line is also
+ * appended to FILE with a timestamp. */
 static struct {
-	pthread_mutex_t lock; /* protects report_fd and to_syslog */
+	pthread_mutex_t lock; /* protects report_fd, to_syslog, log_fd and sink_fd */
 	int report_fd;	      /* daemon start-up: the report pipe, else -1 */
 	bool to_syslog;	      /* daemonized and started: syslog(3) */
+	int log_fd;	      /* -o log=FILE (O_APPEND), else -1 */
+	int sink_fd;	      /* daemonized without syslog: STORE/mmsbfs.log, else -1 */
 	atomic_int level;     /* drop messages above this syslog level */
-} main_diag = {PTHREAD_MUTEX_INITIALIZER, -1, false, MMSB_DIAG_INFO};
+} main_diag = {PTHREAD_MUTEX_INITIALIZER, -1, false, -1, -1, MMSB_DIAG_INFO};
+
+#define MAIN_FALLBACK_LOG "mmsbfs.log" /* in STORE: messages of a daemon without syslog */
+
+static const char *const main_level_names[] = {"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"};
 
 /* ---- diagnostics ------------------------------------------------------------ */
+
+/* One timestamped line to a log file: "2026-01-02T03:04:05.678Z mmsbfs[PID] info: msg". */
+static void main_diag_file(int fd, int level, const char *msg)
+{
+	char line[MAIN_MSG_CAP + 96], stamp[32];
+	struct timespec ts;
+	struct tm tm;
+	int len;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	len = snprintf(line, sizeof(line), "%s.%03ldZ mmsbfs[%d] %s: %s\n", stamp, ts.tv_nsec / 1000000L, (int)getpid(),
+		       main_level_names[level & 7], msg);
+	if (len > (int)sizeof(line) - 1) {
+		len = (int)sizeof(line) - 1;
+		line[len - 1] = '\n';
+	}
+	if (write(fd, line, (size_t)len) < 0) /* one O_APPEND write: whole lines */
+		len = 0;
+}
 
 static void main_diag_emit(int level, const char *msg)
 {
@@ -79,7 +120,12 @@ static void main_diag_emit(int level, const char *msg)
 	if (level > atomic_load(&main_diag.level))
 		return;
 	pthread_mutex_lock(&main_diag.lock);
-	if (main_diag.to_syslog) {
+	if (main_diag.log_fd >= 0)
+		main_diag_file(main_diag.log_fd, level, msg);
+	if (main_diag.sink_fd >= 0) {
+		if (main_diag.sink_fd != main_diag.log_fd)
+			main_diag_file(main_diag.sink_fd, level, msg);
+	} else if (main_diag.to_syslog) {
 		syslog(level, "%s", msg);
 	} else {
 		fd = main_diag.report_fd >= 0 ? main_diag.report_fd : STDERR_FILENO;
@@ -157,6 +203,12 @@ static const struct fuse_opt main_opt_spec[] = {
 	{"exec_timeout=%s", offsetof(struct mmsbfs_opts, exec_timeout_arg), 0},
 	{"gpu=%s", offsetof(struct mmsbfs_opts, gpu), 0},
 	{"gpu_mem=%s", offsetof(struct mmsbfs_opts, gpu_mem), 0},
+	{"nonempty", offsetof(struct mmsbfs_opts, nonempty), 1},
+	{"log=%s", offsetof(struct mmsbfs_opts, log_file), 0},
+	{"loglevel=%s", offsetof(struct mmsbfs_opts, log_level), 0},
+	{"show_mmsb_xattrs", offsetof(struct mmsbfs_opts, show_mmsb_xattrs), 1},
+	{"-v", offsetof(struct mmsbfs_opts, verbose), 1},
+	{"--verbose", offsetof(struct mmsbfs_opts, verbose), 1},
 	{"nosuid", offsetof(struct mmsbfs_opts, nosuid), 1},
 	{"nodev", offsetof(struct mmsbfs_opts, nodev), 1},
 	{"noexec", offsetof(struct mmsbfs_opts, noexec), 1},
@@ -187,6 +239,8 @@ static int main_opt_proc(void *data, const char *arg, int key, struct fuse_args 
 		*slot = strdup(arg);
 		return *slot != NULL ? 0 : -1;
 	}
+	if (key == FUSE_OPT_KEY_OPT && arg[0] != '-')
+		return mmsbfs_generic_opt(o, arg) < 0 ? -1 : 0; /* mount(8)'s options (startup.c) */
 	fprintf(stderr, "mmsbfs: unknown option '%s'\n", arg);
 	return -1;
 }
@@ -201,7 +255,8 @@ static void main_usage(FILE *f)
 		"\n"
 		"options:\n"
 		"    -f                     stay in the foreground\n"
-		"    -d, -o debug           debug output (implies -f)\n"
+		"    -v, --verbose          debug messages from mmsbfs and the store\n"
+		"    -d, -o debug           -v, libfuse's request trace, and -f\n"
 		"    -s                     single-threaded\n"
 		"    -h, --help             this help\n"
 		"    -V, --version          versions\n"
@@ -228,7 +283,16 @@ static void main_usage(FILE *f)
 		"    -o keep=RULE[:RULE...] retention after each checkpoint: an age (7d, 12h),\n"
 		"                           epochs (100000e) and/or disk use (10G); never\n"
 		"                           drops a tagged epoch\n"
-		"    -o metrics=HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics\n");
+		"    -o metrics=HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics\n"
+		"    -o nonempty            mount over a non-empty directory\n"
+		"    -o log=FILE            append every message to FILE, timestamped\n"
+		"    -o loglevel=LEVEL      err, warning, notice, info (default) or debug\n"
+		"    -o show_mmsb_xattrs    listxattr lists user.mmsb.* too (hidden by default,\n"
+		"                           so that copy tools carry only the user's attributes)\n"
+		"    -o sync                the same as -o sync=commit\n"
+		"    mount(8)'s generic options are accepted: defaults, rw, ro, suid, nosuid,\n"
+		"    dev, nodev, exec, noexec, the atime family, fsname=, subtype=, auto,\n"
+		"    noauto, user, nofail, _netdev, x-*, comment=; see mmsbfs(8)\n");
 }
 
 /* N with an optional k/m/g/t suffix (powers of 1024), into *out. */
@@ -351,6 +415,21 @@ static char *main_absolute(const char *path)
 	return abs;
 }
 
+/* The message level the options ask for: -o loglevel=, else debug with -v
+ * or -d, else info.  -EINVAL (reported) for a bad name. */
+static int main_log_level(const struct mmsbfs_opts *o)
+{
+	int l;
+
+	if (o->log_level == NULL)
+		return o->verbose || o->debug ? MMSB_DIAG_DEBUG : MMSB_DIAG_INFO;
+	for (l = MMSB_DIAG_ERR; l <= MMSB_DIAG_DEBUG; l++)
+		if (strcmp(o->log_level, main_level_names[l]) == 0)
+			return l;
+	fprintf(stderr, "mmsbfs: bad -o loglevel=%s (err, warning, notice, info or debug)\n", o->log_level);
+	return -EINVAL;
+}
+
 static int main_parse(int argc, char **argv, struct mmsbfs_opts *o)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -370,6 +449,8 @@ static int main_parse(int argc, char **argv, struct mmsbfs_opts *o)
 		o->foreground = 1;
 	o->threads = MAIN_THREADS_DEFAULT;
 	if (o->threads_arg != NULL && main_parse_count("threads", o->threads_arg, 1, MAIN_THREADS_MAX, &o->threads) < 0)
+		return -EINVAL;
+	if (main_log_level(o) < 0)
 		return -EINVAL;
 	o->store_abs = main_absolute(o->store);
 	o->mnt_abs = main_absolute(o->mountpoint);
@@ -503,21 +584,26 @@ static void main_report(int report_fd, const char *msg)
 	pthread_mutex_unlock(&main_diag.lock);
 }
 
-static const char *main_open_error(int rc)
+static const char *main_open_error(int rc, bool read_only)
 {
 	switch (rc) {
 	case -EBUSY:
 		return "store is in use by another process";
 	case -EUCLEAN:
 	case -EBADMSG:
-		return "the transaction log is damaged before its end (see the messages above); "
-		       "refusing a read-write mount: mount with -o ro to read the epochs before the damage";
+		if (read_only)
+			return "the store is damaged beyond what a read-only mount can serve (see the messages "
+			       "above; 'mmsbctl --store STORE verify' lists the damage)";
+		return "the store is damaged where no checkpoint covers it (see the messages above); "
+		       "refusing a read-write mount: mount with -o ro to read every epoch that can be rebuilt";
 	case -EINVAL:
 		return "not an MMSB store";
 	case -ENOTSUP:
 		return "store format not supported by this mmsbfs (written by a newer version?)";
 	case -ENOENT:
 		return "no such store (a read-only mount does not create one)";
+	case -ENOTEMPTY:
+		return "not an MMSB store, and not empty: a new store needs an empty or absent directory";
 	default:
 		return NULL;
 	}
@@ -560,9 +646,8 @@ static void main_extra_stats(void *arg, ctl_emit_fn emit, void *ectx)
 	emit(ectx, "fuse.snapshot_inodes", fs->itab != NULL ? mmsbfs_itab_count(fs->itab) : 0);
 }
 
-/* Open the store into fs->st; on failure, *err gets the message. */
-/* Undo /proc/self/mountinfo's octal escapes (\040 for a space) in place. */
-static void main_unescape(char *s)
+/* mmsbfs.h: undo mountinfo's octal escapes in place. */
+void mmsbfs_unescape(char *s)
 {
 	char *d = s;
 
@@ -592,13 +677,14 @@ static bool main_store_mounted(const char *store_abs)
 
 		if (sep == NULL || sscanf(sep + 3, "%63s %4095s", fstype, source) != 2)
 			continue;
-		main_unescape(source);
+		mmsbfs_unescape(source);
 		found = strcmp(fstype, "fuse.mmsbfs") == 0 && strcmp(source, store_abs) == 0;
 	}
 	fclose(f);
 	return found;
 }
 
+/* Open the store into fs->st; on failure, *err gets the message. */
 static int main_open_store(struct mmsbfs *fs, const struct mmsbfs_opts *o, char *err, size_t cap)
 {
 	struct mmsb_store_opts so;
@@ -612,7 +698,7 @@ static int main_open_store(struct mmsbfs *fs, const struct mmsbfs_opts *o, char 
 	rc = mmsbfs_feed_new(&fs->feed); /* the commit hook feeds it from the start */
 	if (rc < 0)
 		return snprintf(err, cap, "out of memory"), rc;
-	so.diag_level = o->debug ? MMSB_DIAG_DEBUG : MMSB_DIAG_INFO;
+	so.diag_level = atomic_load(&main_diag.level);
 	so.diag_fn = mmsbfs_diag_core;
 	so.diag_arg = fs;
 	so.commit_fn = main_commit;
@@ -628,7 +714,7 @@ static int main_open_store(struct mmsbfs *fs, const struct mmsbfs_opts *o, char 
 		rc = mmsb_store_open(o->store_abs, &so, &fs->st);
 	}
 	if (rc < 0) {
-		why = main_open_error(rc);
+		why = main_open_error(rc, o->read_only);
 		snprintf(err, cap, "%s: %s", o->store, why != NULL ? why : strerror(-rc));
 		return rc;
 	}
@@ -654,11 +740,13 @@ static char *main_mount_opts(const struct mmsbfs_opts *o)
 	if (rc == 0 && o->read_only)
 		rc = fuse_opt_add_opt(&mo, "ro");
 	if (rc == 0 && o->nosuid)
-		rc = fuse_opt_add_opt(&mo, "nosuid");
+		rc = fuse_opt_add_opt(&mo, o->nosuid > 0 ? "nosuid" : "suid");
 	if (rc == 0 && o->nodev)
-		rc = fuse_opt_add_opt(&mo, "nodev");
+		rc = fuse_opt_add_opt(&mo, o->nodev > 0 ? "nodev" : "dev");
 	if (rc == 0 && o->noexec)
-		rc = fuse_opt_add_opt(&mo, "noexec");
+		rc = fuse_opt_add_opt(&mo, o->noexec > 0 ? "noexec" : "exec");
+	if (rc == 0 && o->kernel_opts != NULL)
+		rc = fuse_opt_add_opt(&mo, o->kernel_opts);
 	free(fsname);
 	if (rc < 0) {
 		free(mo);
@@ -707,11 +795,28 @@ static void main_block_signals(sigset_t *old)
 	pthread_sigmask(SIG_BLOCK, &set, old);
 }
 
-/* Daemon, started: diagnostics to syslog, out of the caller's cwd. */
-static void main_detach(int report_fd)
+/* Daemon, started: diagnostics to syslog (or, when no syslog daemon
+ * listens and there is no -o log=, to STORE/mmsbfs.log), out of the
+ * caller's cwd. */
+static void main_detach(int report_fd, const struct mmsbfs_opts *o)
 {
-	openlog("mmsbfs", LOG_PID | LOG_NDELAY, LOG_DAEMON);
-	main_diag_route(-1, true);
+	char *path;
+	int fd = -1;
+
+	if (o->log_file == NULL && access("/dev/log", F_OK) < 0) {
+		path = malloc(strlen(o->store_abs) + sizeof(MAIN_FALLBACK_LOG) + 1);
+		if (path != NULL) {
+			sprintf(path, "%s/%s", o->store_abs, MAIN_FALLBACK_LOG);
+			fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		}
+		free(path);
+	}
+	if (fd < 0)
+		openlog("mmsbfs", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	pthread_mutex_lock(&main_diag.lock);
+	main_diag.sink_fd = fd >= 0 ? fd : main_diag.log_fd; /* -o log=FILE: that file only */
+	pthread_mutex_unlock(&main_diag.lock);
+	main_diag_route(-1, main_diag.sink_fd < 0);
 	close(report_fd);
 	if (chdir("/") < 0)
 		return;
@@ -754,6 +859,7 @@ static void main_teardown(struct mmsbfs *fs, struct mmsbfs_notify *nt, struct mm
 	fs->st = NULL;
 	mmsbfs_feed_free(fs->feed); /* after the last commit hook */
 	fs->feed = NULL;
+	mmsbfs_xattr_refusals_free(atomic_exchange(&fs->refusals, NULL));
 	atomic_store(&fs->ctl, NULL);
 	mmsbfs_ctl_free(ctl);
 	mmsbfs_notify_free(nt);
@@ -776,18 +882,27 @@ static void main_start_ctl(struct mmsbfs *fs, struct mmsbfs_ctl **ctl)
 	atomic_store_explicit(&fs->ctl, *ctl, memory_order_release);
 }
 
-/* Steps 3-6 of the header comment.  report_fd < 0 in the foreground. */
-static int main_serve(struct mmsbfs *fs, const struct mmsbfs_opts *o, int report_fd)
+/* Steps 3-6 of the header comment.  report_fd < 0 in the foreground;
+ * sd_sock: $NOTIFY_SOCKET (systemd), or NULL. */
+static int main_serve(struct mmsbfs *fs, const struct mmsbfs_opts *o, int report_fd, const char *sd_sock)
 {
 	struct mmsbfs_notify *nt = NULL;
 	struct mmsbfs_ctl *ctl = NULL;
-	char err[MAIN_MSG_CAP] = "";
+	char err[MAIN_MSG_CAP] = "", ready[MAIN_MSG_CAP];
+	struct mmsbfs_startup su;
 	bool signals = false;
 	sigset_t old;
 	int rc;
 
 	main_block_signals(&old);
-	rc = main_open_store(fs, o, err, sizeof(err));
+	rc = mmsbfs_startup_check(o, &su, err, sizeof(err)); /* before anything is created */
+	if (rc == 0) {
+		rc = mmsbfs_startup_lock(o, &su, err, sizeof(err));
+		if (rc == -ENOENT && err[0] == '\0')
+			rc = 0; /* no store and a read-only mount: the open says so */
+	}
+	if (rc == 0)
+		rc = main_open_store(fs, o, err, sizeof(err));
 	if (rc == 0 && mmsbfs_itab_new(fs->st, &fs->itab) < 0)
 		rc = -ENOMEM, snprintf(err, sizeof(err), "out of memory");
 	if (rc == 0) {
@@ -805,13 +920,19 @@ static int main_serve(struct mmsbfs *fs, const struct mmsbfs_opts *o, int report
 		snprintf(err, sizeof(err), "-o metrics=%s: cannot listen: %s", o->metrics, strerror(-rc));
 	if (rc == 0 && !(signals = fuse_set_signal_handlers(fs->se) == 0))
 		rc = -EIO, snprintf(err, sizeof(err), "cannot install signal handlers");
-	main_report(report_fd, err);
-	if (report_fd >= 0)
-		main_detach(report_fd);
-	if (rc < 0) {
+	if (rc < 0) { /* undo before the verdict: nothing is left once mmsbfs has exited */
 		main_teardown(fs, nt, ctl, signals);
+		mmsbfs_startup_finish(o, &su);
+		main_report(report_fd, err);
 		return 1;
 	}
+	su.committed = true;
+	main_report(report_fd, err);
+	if (report_fd >= 0)
+		main_detach(report_fd, o);
+	snprintf(ready, sizeof(ready), "READY=1\nSTATUS=%s mounted on %s\nMAINPID=%d", o->store_abs, o->mnt_abs,
+		 (int)getpid());
+	mmsbfs_sd_notify(sd_sock, ready);
 	mmsbfs_diag(fs, MMSB_DIAG_INFO, "%s mounted on %s%s%s", o->store_abs, o->mnt_abs,
 		    fs->read_only ? " (read-only)" : "", fs->wire != NULL ? "" : " (no /dev/fuse hook)");
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -819,10 +940,13 @@ static int main_serve(struct mmsbfs *fs, const struct mmsbfs_opts *o, int report
 	main_block_signals(NULL);
 	if (rc < 0)
 		mmsbfs_diag(fs, MMSB_DIAG_ERR, "session loop failed: %s", strerror(-rc));
+	mmsbfs_sd_notify(sd_sock, "STOPPING=1\nSTATUS=unmounting, final checkpoint");
 	mmsbfs_diag(fs, MMSB_DIAG_INFO, "%s unmounted from %s (%" PRIu64 " GETXATTR security.capability answered%s)",
 		    o->store_abs, o->mnt_abs, (uint64_t)atomic_load(&fs->n_capability),
 		    mmsbfs_wire_killpriv_v2(fs->wire) ? ", KILLPRIV_V2 on" : "");
 	main_teardown(fs, nt, ctl, signals);
+	mmsbfs_startup_finish(o, &su);
+	mmsbfs_diag(fs, MMSB_DIAG_INFO, "%s closed", o->store_abs);
 	return rc < 0 ? 1 : 0;
 }
 
@@ -837,6 +961,9 @@ static void main_free_opts(struct mmsbfs_opts *o)
 	free(o->gpu);
 	free(o->gpu_mem);
 	free(o->cache);
+	free(o->kernel_opts);
+	free(o->log_file);
+	free(o->log_level);
 	free(o->threads_arg);
 	free(o->sync_interval_arg);
 	free(o->exec_timeout_arg);
@@ -849,6 +976,7 @@ int main(int argc, char **argv)
 	struct mmsbfs_opts o = {0};
 	struct mmsbfs fs = {0};
 	int report_fd = -1, rc;
+	char *sd_sock;
 
 	fuse_set_log_func(main_fuse_log);
 	rc = main_parse(argc, argv, &o);
@@ -863,21 +991,33 @@ int main(int argc, char **argv)
 		main_free_opts(&o);
 		return rc < 0 ? 1 : 0;
 	}
-	if (o.debug)
-		atomic_store(&main_diag.level, MMSB_DIAG_DEBUG);
+	atomic_store(&main_diag.level, main_log_level(&o));
+	if (o.log_file != NULL) { /* opened here: a relative FILE is the caller's, errors reach the terminal */
+		main_diag.log_fd = open(o.log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (main_diag.log_fd < 0) {
+			fprintf(stderr, "mmsbfs: -o log=%s: %s\n", o.log_file, strerror(errno));
+			main_free_opts(&o);
+			return 1;
+		}
+	}
+	/* systemd's readiness socket: ours alone, not for exec: recomputes */
+	sd_sock = getenv("NOTIFY_SOCKET") != NULL ? strdup(getenv("NOTIFY_SOCKET")) : NULL;
+	unsetenv("NOTIFY_SOCKET");
 	fs.opts = &o;
 	fs.show_epochs = o.show_epochs != 0;
 	if (!o.foreground) {
 		report_fd = main_daemonize();
 		if (report_fd < 0) {
 			fprintf(stderr, "mmsbfs: cannot fork: %s\n", strerror(-report_fd));
+			free(sd_sock);
 			main_free_opts(&o);
 			return 1;
 		}
 	}
 	pthread_mutex_init(&fs.hook_mu, NULL);
 	pthread_cond_init(&fs.hook_cond, NULL);
-	rc = main_serve(&fs, &o, report_fd);
+	rc = main_serve(&fs, &o, report_fd, sd_sock);
+	free(sd_sock);
 	pthread_cond_destroy(&fs.hook_cond);
 	pthread_mutex_destroy(&fs.hook_mu);
 	main_free_opts(&o);

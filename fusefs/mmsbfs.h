@@ -14,6 +14,8 @@
  *   notify.c  notifier thread: kernel cache invalidations after commits
  *   wire.c    /dev/fuse I/O hook: INIT capabilities libfuse 3.14 lacks
  *   ctl.c     the control socket mmsbctl talks to (STORE/ctl.sock)
+ *   startup.c mount(8)'s generic options, start-up checks, the one-daemon-
+ *             per-store lock, undo of a failed mount, sd_notify
  *
  * Conventions (STYLE.md): functions return >= 0 on success and -errno on
  * failure; the sign flips once, in ops.c, at fuse_reply_err().  There is no
@@ -103,12 +105,19 @@ struct mmsbfs_opts {
 	int show_epochs;	   /* -o show_epochs: list epochs in the root */
 	int no_killpriv_v2;	   /* -o nokillpriv_v2: keep the per-write GETXATTR */
 	int cached_writes;	   /* -o cached_writes: no direct I/O for writers */
-	int nosuid, nodev, noexec; /* -o nosuid/nodev/noexec, passed to the kernel */
+	int nosuid, nodev, noexec; /* 1: -o nosuid/nodev/noexec, -1: -o exec (the last
+				    * given wins), 0: not given (nosuid,nodev: libfuse's default) */
 	int clone_fd;		   /* -o clone_fd: one /dev/fuse fd per worker */
 	int allow_exec;		   /* -o allow_exec: exec: recompute operations run */
 	char *exec_timeout_arg;	   /* -o exec_timeout=MS (checked: 1..86400000) */
 	char *gpu;		   /* -o gpu=auto|cpu: where GPU pages live */
 	char *gpu_mem;		   /* -o gpu_mem=N[kmgt]: cap on the GPU memory of GPU pages */
+	char *kernel_opts;	   /* generic options passed on to the kernel (noatime, ...) */
+	int nonempty;		   /* -o nonempty: mount over a non-empty directory */
+	char *log_file;		   /* -o log=FILE: append every message, timestamped */
+	char *log_level;	   /* -o loglevel=err|warning|notice|info|debug */
+	int verbose;		   /* -v: debug messages (without libfuse's request trace) */
+	int show_mmsb_xattrs;	   /* -o show_mmsb_xattrs: listxattr lists user.mmsb.* */
 };
 
 struct mmsbfs_itab;
@@ -137,6 +146,7 @@ struct mmsbfs {
 	int diag_level;			     /* drop messages above this syslog level */
 	atomic_bool diag_syslog;	     /* daemonized: diagnostics go to syslog */
 	atomic_uint_fast64_t n_capability;   /* GETXATTR security.capability answered */
+	_Atomic(struct mmsbfs_refusals *) refusals; /* why dependency attributes were refused (xattr.c) */
 };
 
 /* ---- diagnostics (main.c) ------------------------------------------------ */
@@ -149,6 +159,9 @@ void mmsbfs_diag(struct mmsbfs *fs, int level, const char *fmt, ...) MMSBFS_PRIN
 
 /* The core's diag sink (mmsb_store_opts.diag_fn); arg is the struct mmsbfs. */
 void mmsbfs_diag_core(void *arg, int level, const char *msg);
+
+/* Undo /proc/self/mountinfo's octal escapes (\040 for a space) in place. */
+void mmsbfs_unescape(char *s);
 
 /* ---- helpers shared by the modules -------------------------------------- */
 

@@ -11,8 +11,9 @@
  * What is sent per record:
  *   WRITE, TRUNCATE  inval_inode(id, 0, 0): attributes and cached data
  *   SETATTR          inval_inode(id, -1, 0): attributes
- *   CREATE           inval_entry(parent, name at head): drops a cached
+ *   CREATE, MKNOD    inval_entry(parent, name at head): drops a cached
  *                    negative entry
+ *   LINK             inval_inode of the parent and of the node (nlink)
  *   UNLINK, RMDIR    notify_delete(parent, id, name at epoch-1), which
  *                    also tells inotify watchers
  *   RENAME           inval_entry of the old name (at epoch-1) and of the
@@ -211,8 +212,11 @@ static void notify_removed(struct mmsbfs_notify *nt, const struct notify_item *i
 			   struct mmsb_snap **prev)
 {
 	const char *name = notify_old_name(nt, it->epoch, r->id, prev);
+	struct mmsb_attr a;
 	int rc;
 
+	if (r->kind == MMSB_CH_UNLINK && mmsb_getattr(nt->fs->st, r->id, &a) == 0 && a.nlink > 0)
+		name = NULL; /* one of several names went: the name of id at epoch-1 may be another */
 	if (name == NULL) {
 		notify_inode(nt, r->parent, -1);
 	} else if (r->kind == MMSB_CH_RENAME) {
@@ -243,7 +247,12 @@ static void notify_process(struct mmsbfs_notify *nt, const struct notify_item *i
 		case MMSB_CH_SETATTR:
 			notify_inode(nt, r->id, -1);
 			break;
+		case MMSB_CH_LINK:
+			notify_inode(nt, r->parent, -1);
+			notify_inode(nt, r->id, -1);
+			break;
 		case MMSB_CH_CREATE:
+		case MMSB_CH_MKNOD:
 			if (!notify_head_name(nt, r->id))
 				notify_inode(nt, r->parent, -1);
 			break;

@@ -17,6 +17,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -55,6 +56,38 @@ static void ops_caller(fuse_req_t req, struct mmsbfs_caller *who)
 
 	who->uid = ctx->uid;
 	who->gid = ctx->gid;
+}
+
+/* The caller's credentials for the core's permission checks: fsuid, fsgid
+ * and the supplementary groups of the calling thread as the kernel holds
+ * them now (fuse_req_getgroups reads /proc/PID/task/TID/status), so
+ * setgroups(2), newgrp and --clear-groups count as they do for open(2),
+ * which the user database (getgrouplist) would not reflect.  When they
+ * cannot be read (the caller already exited, another pid namespace), no
+ * supplementary group is counted: that can only deny.  *groups is malloc'd
+ * past OPS_GROUPS entries; free it when it is not stack. */
+#define OPS_GROUPS 64u
+static void ops_cred(fuse_req_t req, struct mmsb_cred *c, uint32_t *stack, uint32_t **groups)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	gid_t g[OPS_GROUPS], *gp = g;
+	int n = fuse_req_getgroups(req, OPS_GROUPS, g), i;
+
+	*groups = stack;
+	if (n > (int)OPS_GROUPS) {
+		gp = malloc((size_t)n * sizeof(*gp));
+		*groups = malloc((size_t)n * sizeof(**groups));
+		if (!gp || !*groups || fuse_req_getgroups(req, n, gp) != n) {
+			free(*groups);
+			*groups = stack;
+			n = 0;
+		}
+	}
+	for (i = 0; i < n; i++)
+		(*groups)[i] = (uint32_t)gp[i];
+	if (gp != g)
+		free(gp);
+	*c = (struct mmsb_cred){ctx->uid, ctx->gid, n > 0 ? (size_t)n : 0, *groups};
 }
 
 /* ---- session ------------------------------------------------------------- */
@@ -161,8 +194,8 @@ static void ops_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int rc;
 
 	ops_caller(req, &who);
-	/* Pages only: devices, fifos and sockets get -EPERM (tree.c). */
-	rc = mmsbfs_tree_mknod(fs, parent, name, mode, NULL, &who, &e);
+	/* bind(2) of a unix socket arrives here too, as S_IFSOCK */
+	rc = mmsbfs_tree_mknod(fs, parent, name, mode, rdev, NULL, &who, &e);
 	ops_reply_entry(req, fs, rc, &e);
 }
 
@@ -174,7 +207,7 @@ static void ops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int rc;
 
 	ops_caller(req, &who);
-	rc = mmsbfs_tree_mknod(fs, parent, name, (mode & 07777) | S_IFDIR, NULL, &who, &e);
+	rc = mmsbfs_tree_mknod(fs, parent, name, (mode & 07777) | S_IFDIR, 0, NULL, &who, &e);
 	ops_reply_entry(req, fs, rc, &e);
 }
 
@@ -186,7 +219,7 @@ static void ops_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, con
 	int rc;
 
 	ops_caller(req, &who);
-	rc = mmsbfs_tree_mknod(fs, parent, name, S_IFLNK | 0777, link, &who, &e);
+	rc = mmsbfs_tree_mknod(fs, parent, name, S_IFLNK | 0777, 0, link, &who, &e);
 	ops_reply_entry(req, fs, rc, &e);
 }
 
@@ -208,7 +241,11 @@ static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
 
 static void ops_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	ops_reply_err(req, -EPERM); /* no hard links: a page has one name */
+	struct mmsbfs *fs = ops_fs(req);
+	struct fuse_entry_param e;
+	int rc = mmsbfs_tree_link(fs, ino, newparent, newname, &e);
+
+	ops_reply_entry(req, fs, rc, &e);
 }
 
 /* ---- files ---------------------------------------------------------------------- */
@@ -231,10 +268,29 @@ static void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 	}
 }
 
+/* The change feed: each open reads as its opener may see (feed.h). */
+static int ops_open_feed(fuse_req_t req, struct mmsbfs *fs, struct fuse_file_info *fi)
+{
+	uint32_t stack[OPS_GROUPS], *groups;
+	struct mmsbfs_feed_reader *r = NULL;
+	struct mmsb_cred who;
+	int rc;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+		return -EROFS;
+	ops_cred(req, &who, stack, &groups);
+	rc = mmsbfs_feed_open(fs->feed, fs->st, &who, &r);
+	if (groups != stack)
+		free(groups);
+	fi->direct_io = 1;
+	fi->fh = (uint64_t)(uintptr_t)r;
+	return rc;
+}
+
 static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mmsbfs *fs = ops_fs(req);
-	int rc = mmsbfs_tree_open(fs, ino, fi);
+	int rc = ino == MMSBFS_INO_FEED ? ops_open_feed(req, fs, fi) : mmsbfs_tree_open(fs, ino, fi);
 
 	if (rc < 0)
 		ops_reply_err(req, rc);
@@ -253,8 +309,11 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 		return;
 	}
 	if (ino == MMSBFS_INO_FEED) { /* remember how far this open has read (poll) */
-		len = mmsbfs_feed_read(ops_fs(req)->feed, (uint64_t)off, buf, size);
-		*(uint64_t *)(uintptr_t)fi->fh = (uint64_t)off + (uint64_t)len;
+		struct mmsbfs_feed_reader *r = (struct mmsbfs_feed_reader *)(uintptr_t)fi->fh;
+
+		len = mmsbfs_feed_read_as(ops_fs(req)->feed, r, (uint64_t)off, buf, size);
+		if (len >= 0)
+			*(uint64_t *)r = (uint64_t)off + (uint64_t)len;
 	} else {
 		len = mmsbfs_tree_read(ops_fs(req), ino, (uint64_t)off, buf, size);
 	}
@@ -287,7 +346,7 @@ static void ops_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void ops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	if (ino == MMSBFS_INO_FEED)
-		free((void *)(uintptr_t)fi->fh);
+		mmsbfs_feed_close((struct mmsbfs_feed_reader *)(uintptr_t)fi->fh);
 	else
 		mmsbfs_tree_release(ops_fs(req), ino);
 	ops_reply_err(req, 0);
@@ -389,7 +448,15 @@ static void ops_statfs(fuse_req_t req, fuse_ino_t ino)
 static void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
 			 int flags)
 {
-	ops_reply_err(req, mmsbfs_xattr_set(ops_fs(req), ino, name, value, size, flags));
+	uint32_t stack[OPS_GROUPS], *groups;
+	struct mmsb_cred who;
+	int rc;
+
+	ops_cred(req, &who, stack, &groups);
+	rc = mmsbfs_xattr_set(ops_fs(req), ino, name, value, size, flags, &who);
+	if (groups != stack)
+		free(groups);
+	ops_reply_err(req, rc);
 }
 
 /* Reply to getxattr/listxattr: a size query (size 0) or the bytes. */

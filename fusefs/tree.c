@@ -126,6 +126,14 @@ static mode_t tree_type_bits(enum mmsb_type t)
 		return S_IFDIR;
 	case MMSB_T_SYMLINK:
 		return S_IFLNK;
+	case MMSB_T_FIFO:
+		return S_IFIFO;
+	case MMSB_T_SOCK:
+		return S_IFSOCK;
+	case MMSB_T_CHR:
+		return S_IFCHR;
+	case MMSB_T_BLK:
+		return S_IFBLK;
 	default:
 		return S_IFREG;
 	}
@@ -137,6 +145,7 @@ static void tree_fill_stat(const struct mmsb_attr *a, uint64_t ino, struct stat 
 	st->st_ino = ino;
 	st->st_mode = tree_type_bits(a->type) | (a->mode & 07777);
 	st->st_nlink = a->nlink;
+	st->st_rdev = (dev_t)a->rdev;
 	st->st_uid = a->uid;
 	st->st_gid = a->gid;
 	st->st_size = (off_t)a->size;
@@ -445,6 +454,8 @@ int mmsbfs_tree_lookup(struct mmsbfs *fs, fuse_ino_t parent, const char *name, s
 	int rc;
 
 	memset(e, 0, sizeof(*e));
+	if (strlen(name) > MMSB_NAME_MAX)
+		return -ENAMETOOLONG; /* no name that long exists: no negative entry either */
 	rc = mmsbfs_tree_get(fs, parent, &n);
 	if (rc < 0)
 		return rc;
@@ -579,6 +590,17 @@ static int tree_inherit_gid(struct mmsb_txn *txn, uint64_t parent, enum mmsb_typ
 
 static int tree_type_of(mode_t mode, const char *target, enum mmsb_type *type)
 {
+	static const struct {
+		mode_t fmt;
+		enum mmsb_type type;
+	} special[] = {{S_IFIFO, MMSB_T_FIFO}, {S_IFSOCK, MMSB_T_SOCK}, {S_IFCHR, MMSB_T_CHR}, {S_IFBLK, MMSB_T_BLK}};
+	size_t i;
+
+	for (i = 0; i < sizeof(special) / sizeof(special[0]); i++)
+		if ((mode & S_IFMT) == special[i].fmt) {
+			*type = special[i].type;
+			return target == NULL ? 0 : -EINVAL;
+		}
 	switch (mode & S_IFMT) {
 	case 0:
 	case S_IFREG:
@@ -591,12 +613,12 @@ static int tree_type_of(mode_t mode, const char *target, enum mmsb_type *type)
 		*type = MMSB_T_SYMLINK;
 		return target != NULL ? 0 : -EINVAL;
 	default:
-		return -EPERM; /* devices, fifos, sockets: pages only */
+		return -EINVAL; /* not a file type */
 	}
 }
 
-int mmsbfs_tree_mknod(struct mmsbfs *fs, fuse_ino_t parent, const char *name, mode_t mode, const char *target,
-		      const struct mmsbfs_caller *who, struct fuse_entry_param *e)
+int mmsbfs_tree_mknod(struct mmsbfs *fs, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev,
+		      const char *target, const struct mmsbfs_caller *who, struct fuse_entry_param *e)
 {
 	uint32_t m = (uint32_t)(mode & 07777), gid = who->gid;
 	enum mmsb_type type = MMSB_T_PAGE;
@@ -611,7 +633,9 @@ int mmsbfs_tree_mknod(struct mmsbfs *fs, fuse_ino_t parent, const char *name, mo
 	if (rc < 0)
 		return rc;
 	rc = tree_inherit_gid(txn, parent, type, &gid, &m);
-	if (rc == 0)
+	if (rc == 0 && type > MMSB_T_SYMLINK)
+		rc = mmsb_txn_mknod(txn, parent, name, type, m, who->uid, gid, (uint64_t)rdev, &a);
+	else if (rc == 0)
 		rc = mmsb_txn_create(txn, parent, name, type, type == MMSB_T_SYMLINK ? 0777 : m, who->uid, gid,
 				     target, &a);
 	rc = mmsbfs_txn_end(txn, rc);
@@ -641,7 +665,7 @@ static void tree_open_flags(struct mmsbfs *fs, struct fuse_file_info *fi, bool s
 int mmsbfs_tree_create(struct mmsbfs *fs, fuse_ino_t parent, const char *name, mode_t mode,
 		       const struct mmsbfs_caller *who, struct fuse_file_info *fi, struct fuse_entry_param *e)
 {
-	int rc = mmsbfs_tree_mknod(fs, parent, name, (mode & 07777) | S_IFREG, NULL, who, e);
+	int rc = mmsbfs_tree_mknod(fs, parent, name, (mode & 07777) | S_IFREG, 0, NULL, who, e);
 
 	if (rc < 0)
 		return rc;
@@ -649,6 +673,29 @@ int mmsbfs_tree_create(struct mmsbfs *fs, fuse_ino_t parent, const char *name, m
 	if (rc < 0)
 		return rc;
 	tree_open_flags(fs, fi, false);
+	return 0;
+}
+
+int mmsbfs_tree_link(struct mmsbfs *fs, fuse_ino_t ino, fuse_ino_t newparent, const char *newname,
+		     struct fuse_entry_param *e)
+{
+	struct mmsb_txn *txn;
+	struct mmsb_attr a;
+	int rc = tree_check_create(fs, newparent, newname); /* a name in epochs/: -EROFS */
+
+	if (rc == 0 && mmsbfs_ino_is_synth(ino))
+		rc = -EXDEV; /* a snapshot's node into the live tree: another tree */
+	if (rc == 0)
+		rc = mmsb_txn_begin(fs->st, MMSB_SRC_USER, &txn);
+	if (rc < 0)
+		return rc;
+	rc = mmsbfs_txn_end(txn, mmsb_txn_link(txn, ino, newparent, newname, &a));
+	if (rc < 0)
+		return rc;
+	memset(e, 0, sizeof(*e));
+	e->ino = a.id;
+	tree_fill_stat(&a, a.id, &e->attr);
+	tree_entry_timeouts(e, MMSBFS_LIVE_TIMEOUT);
 	return 0;
 }
 
@@ -746,12 +793,22 @@ ssize_t mmsbfs_tree_readlink(struct mmsbfs *fs, fuse_ino_t ino, char *buf, size_
 
 static int tree_truncate_on_open(struct mmsbfs *fs, uint64_t id, int flags)
 {
+	struct mmsb_setattr sa = {0};
+	struct mmsb_attr a;
 	struct mmsb_txn *txn;
 	int rc = mmsb_txn_begin(fs->st, MMSB_SRC_USER, &txn);
 
 	if (rc < 0)
 		return rc;
-	rc = mmsb_txn_truncate(txn, id, 0);
+	rc = mmsb_txn_getattr(txn, id, &a);
+	if (rc == 0 && a.size > 0) {
+		rc = mmsb_txn_truncate(txn, id, 0);
+	} else if (rc == 0 && a.type == MMSB_T_PAGE) {
+		/* already empty: O_TRUNC still marks mtime and ctime (POSIX open()) */
+		sa.valid = MMSB_SET_MTIME;
+		sa.mtime_ns = tree_now_ns();
+		rc = mmsb_txn_setattr(txn, id, &sa);
+	}
 	if (rc == 0 && (flags & MMSBFS_KILL_SUIDGID))
 		rc = tree_kill_suidgid(txn, id);
 	return mmsbfs_txn_end(txn, rc);

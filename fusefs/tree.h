@@ -64,10 +64,16 @@ int mmsbfs_tree_getattr(struct mmsbfs *fs, fuse_ino_t ino, struct stat *out, dou
 int mmsbfs_tree_setattr(struct mmsbfs *fs, fuse_ino_t ino, const struct stat *in, int to_set,
 			struct stat *out, double *timeout);
 
-/* Create a page (S_IFREG or type 0), directory (S_IFDIR) or symlink (S_IFLNK,
- * target != NULL) named name in parent; any other type is -EPERM. */
-int mmsbfs_tree_mknod(struct mmsbfs *fs, fuse_ino_t parent, const char *name, mode_t mode, const char *target,
-		      const struct mmsbfs_caller *who, struct fuse_entry_param *e);
+/* Create a page (S_IFREG or type 0), directory (S_IFDIR), symlink (S_IFLNK,
+ * target != NULL), fifo, socket, or character or block device (rdev) named
+ * name in parent; no file type: -EINVAL. */
+int mmsbfs_tree_mknod(struct mmsbfs *fs, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev,
+		      const char *target, const struct mmsbfs_caller *who, struct fuse_entry_param *e);
+/* link(2): one more name for live node ino.  -EROFS for a name under
+ * epochs/, -EXDEV for a snapshot's node, -EPERM for a directory, and
+ * mmsb_txn_link's errors. */
+int mmsbfs_tree_link(struct mmsbfs *fs, fuse_ino_t ino, fuse_ino_t newparent, const char *newname,
+		     struct fuse_entry_param *e);
 /* create(2): a page, opened with fi->flags (takes an open reference).  If
  * the reply fails, call mmsbfs_tree_release() and mmsbfs_tree_forget(). */
 int mmsbfs_tree_create(struct mmsbfs *fs, fuse_ino_t parent, const char *name, mode_t mode,

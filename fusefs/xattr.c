@@ -7,6 +7,8 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/xattr.h>
@@ -16,6 +18,7 @@
 
 #define XATTR_USER "user."
 #define XATTR_MMSB "user.mmsb."
+#define XATTR_ERROR "user.mmsb.error"
 
 enum xattr_virt {
 	XV_ID = 0,    /* node id */
@@ -138,6 +141,112 @@ static int xattr_snap_usage(struct mmsb_snap *snap, uint64_t *pages, uint64_t *b
 	return rc;
 }
 
+/* ---- why a dependency attribute was refused ------------------------------------
+ *
+ * setxattr(2) can only return an errno, and a refusal must change nothing
+ * (no epoch).  So the daemon keeps the reason in memory and getxattr of
+ * user.mmsb.error on that node answers it until the node next changes (its
+ * epoch moves) or the mount ends; a recompute's own failure is stored in the
+ * node (logged) and shows once the refusal is stale.  The reason is also in
+ * the daemon log (the core's diag line).
+ */
+#define XATTR_REFUSALS 64u /* reasons kept; the oldest goes first */
+
+struct mmsbfs_refusal {
+	uint64_t ino;	     /* node refused (0: free slot) */
+	uint64_t epoch;	     /* the node's last-change epoch when refused */
+	uint64_t seq;	     /* age: higher is newer */
+	char why[400];	     /* the core's reason (mmsb_txn_why) */
+};
+
+struct mmsbfs_refusals {
+	pthread_mutex_t mu;			      /* protects everything below */
+	uint64_t seq;				      /* last seq handed out */
+	struct mmsbfs_refusal slot[XATTR_REFUSALS];   /* the reasons */
+};
+
+void mmsbfs_xattr_refusals_free(struct mmsbfs_refusals *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
+
+static struct mmsbfs_refusals *xattr_refusals(struct mmsbfs *fs)
+{
+	struct mmsbfs_refusals *r = atomic_load(&fs->refusals), *none = NULL;
+
+	if (r)
+		return r;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	pthread_mutex_init(&r->mu, NULL);
+	if (!atomic_compare_exchange_strong(&fs->refusals, &none, r)) {
+		mmsbfs_xattr_refusals_free(r);
+		r = none;
+	}
+	return r;
+}
+
+static void xattr_note_refusal(struct mmsbfs *fs, fuse_ino_t ino, const char *why)
+{
+	struct mmsbfs_refusals *r = why[0] ? xattr_refusals(fs) : NULL;
+	struct mmsbfs_refusal *s = NULL;
+	struct mmsb_attr a;
+	unsigned i;
+
+	if (!r || mmsb_getattr(fs->st, ino, &a) < 0)
+		return;
+	pthread_mutex_lock(&r->mu);
+	for (i = 0; i < XATTR_REFUSALS; i++) {
+		if (r->slot[i].ino == ino) {
+			s = &r->slot[i];
+			break;
+		}
+		if (!s || r->slot[i].seq < s->seq)
+			s = &r->slot[i]; /* free (seq 0) or oldest */
+	}
+	s->ino = ino;
+	s->epoch = a.epoch;
+	s->seq = ++r->seq;
+	snprintf(s->why, sizeof(s->why), "%s", why);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* The kept refusal of a live node, if still current: its length (copied
+ * like getxattr), or -ENODATA. */
+static ssize_t xattr_get_refusal(struct mmsbfs *fs, uint64_t ino, char *buf, size_t cap)
+{
+	struct mmsbfs_refusals *r = atomic_load(&fs->refusals);
+	ssize_t len = -ENODATA;
+	struct mmsb_attr a;
+	unsigned i;
+
+	if (!r || mmsb_getattr(fs->st, ino, &a) < 0)
+		return -ENODATA;
+	pthread_mutex_lock(&r->mu);
+	for (i = 0; i < XATTR_REFUSALS; i++) {
+		struct mmsbfs_refusal *s = &r->slot[i];
+
+		if (s->ino != ino)
+			continue;
+		if (s->epoch != a.epoch) {
+			*s = (struct mmsbfs_refusal){0}; /* the node changed since */
+			break;
+		}
+		len = (ssize_t)strlen(s->why);
+		if (cap != 0 && (size_t)len > cap)
+			len = -ERANGE;
+		else if (cap != 0)
+			memcpy(buf, s->why, (size_t)len);
+		break;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return len;
+}
+
 /* ---- get ------------------------------------------------------------------- */
 
 static int xattr_virt_value(struct mmsbfs *fs, const struct mmsbfs_node *n, int which, uint64_t *v)
@@ -204,7 +313,11 @@ ssize_t mmsbfs_xattr_get(struct mmsbfs *fs, fuse_ino_t ino, const char *name, ch
 	if (rc < 0)
 		return rc;
 	which = xattr_virt_index(name);
-	if (which >= 0)
+	len = n.kind == MMSBFS_K_LIVE && strcmp(name, XATTR_ERROR) == 0 ? xattr_get_refusal(fs, n.id, buf, cap)
+									 : -ENODATA;
+	if (len != -ENODATA) {
+		/* a current refusal */
+	} else if (which >= 0)
 		len = xattr_get_virt(fs, &n, which, buf, cap);
 	else if (n.kind == MMSBFS_K_LIVE)
 		len = mmsb_getxattr(fs->st, n.id, name, buf, cap);
@@ -217,6 +330,18 @@ ssize_t mmsbfs_xattr_get(struct mmsbfs *fs, fuse_ino_t ino, const char *name, ch
 }
 
 /* ---- list ------------------------------------------------------------------- */
+
+/* Listing (mmsbfs(8), "Extended attributes").  By default listxattr gives the
+ * user's own attributes only: every user.mmsb.* name, the read-only virtual
+ * ones and the settable deps, recompute and location, is left out, as
+ * CernVM-FS hides its magic attributes.  Copy tools (cp -a, rsync -X,
+ * tar --xattrs) copy what is listed: listing the read-only names made them
+ * fail on the way in (EPERM) and carry stale values; listing the graph made
+ * them re-create edges whose parents may not exist at the destination.
+ * Every name still reads by name; -o show_mmsb_xattrs lists them all.
+ * A node that is neither a page nor a directory lists nothing: the kernel
+ * answers user.* on symlinks, fifos and devices with ENODATA itself, so a
+ * listed name could never be read (rsync then skipped the symlink). */
 
 /* Append the virtual names of n after the core's len bytes. */
 static ssize_t xattr_list_virt(const struct mmsbfs_node *n, char *buf, size_t cap, size_t len)
@@ -236,20 +361,84 @@ static ssize_t xattr_list_virt(const struct mmsbfs_node *n, char *buf, size_t ca
 	return (ssize_t)len;
 }
 
+/* The core's list of n into a malloc'd *out (NULL when empty); its length,
+ * or -errno. */
+static ssize_t xattr_list_core(struct mmsbfs *fs, const struct mmsbfs_node *n, char **out)
+{
+	ssize_t len = 0, got;
+	int tries;
+
+	*out = NULL;
+	for (tries = 0; tries < 8; tries++) { /* the list may grow between the two calls */
+		len = n->kind == MMSBFS_K_LIVE ? mmsb_listxattr(fs->st, n->id, NULL, 0)
+					       : mmsb_snap_listxattr(n->snap, n->id, NULL, 0);
+		if (len <= 0)
+			return len;
+		free(*out);
+		*out = malloc((size_t)len);
+		if (*out == NULL)
+			return -ENOMEM;
+		got = n->kind == MMSBFS_K_LIVE ? mmsb_listxattr(fs->st, n->id, *out, (size_t)len)
+					       : mmsb_snap_listxattr(n->snap, n->id, *out, (size_t)len);
+		if (got != -ERANGE) {
+			if (got < 0) {
+				free(*out);
+				*out = NULL;
+			}
+			return got;
+		}
+	}
+	free(*out);
+	*out = NULL;
+	return -ERANGE;
+}
+
+/* Copy the names of list[0..len) that a default listing shows into buf. */
+static ssize_t xattr_list_user(const char *list, size_t len, char *buf, size_t cap)
+{
+	size_t off = 0, sz, used = 0;
+
+	for (; off < len; off += sz) {
+		sz = strnlen(list + off, len - off) + 1;
+		if (strncmp(list + off, XATTR_MMSB, sizeof(XATTR_MMSB) - 1) == 0)
+			continue;
+		if (cap != 0) {
+			if (used + sz > cap)
+				return -ERANGE;
+			memcpy(buf + used, list + off, sz);
+		}
+		used += sz;
+	}
+	return (ssize_t)used;
+}
+
 ssize_t mmsbfs_xattr_list(struct mmsbfs *fs, fuse_ino_t ino, char *buf, size_t cap)
 {
+	bool all = fs->opts != NULL && fs->opts->show_mmsb_xattrs, listable = false;
 	struct mmsbfs_node n;
+	struct mmsb_attr a;
+	char *list = NULL;
 	ssize_t len = 0;
 	int rc = mmsbfs_tree_get(fs, ino, &n);
 
 	if (rc < 0)
 		return rc;
-	if (n.kind == MMSBFS_K_LIVE)
-		len = mmsb_listxattr(fs->st, n.id, buf, cap);
-	else if (n.kind == MMSBFS_K_SNAP)
-		len = mmsb_snap_listxattr(n.snap, n.id, buf, cap);
-	if (len >= 0)
+	if (n.kind == MMSBFS_K_LIVE || n.kind == MMSBFS_K_SNAP) {
+		rc = mmsbfs_tree_node_attr(fs, &n, &a);
+		listable = rc == 0 && (a.type == MMSB_T_PAGE || a.type == MMSB_T_DIR);
+		len = rc < 0 ? rc : listable ? xattr_list_core(fs, &n, &list) : 0;
+	}
+	if (len > 0 && !all) {
+		len = xattr_list_user(list, (size_t)len, buf, cap);
+	} else if (len > 0 && cap != 0) {
+		if ((size_t)len <= cap)
+			memcpy(buf, list, (size_t)len);
+		else
+			len = -ERANGE;
+	}
+	if (len >= 0 && all && listable)
 		len = xattr_list_virt(&n, buf, cap, (size_t)len);
+	free(list);
 	mmsbfs_tree_put(fs, &n);
 	return len;
 }
@@ -269,10 +458,11 @@ static int xattr_check_change(struct mmsbfs *fs, fuse_ino_t ino, const char *nam
 }
 
 int mmsbfs_xattr_set(struct mmsbfs *fs, fuse_ino_t ino, const char *name, const char *value, size_t size,
-		     int flags)
+		     int flags, const struct mmsb_cred *who)
 {
 	unsigned mflags = 0;
 	struct mmsb_txn *txn;
+	char why[400];
 	int rc = xattr_check_change(fs, ino, name);
 
 	if (rc == 0 && (flags & ~(XATTR_CREATE | XATTR_REPLACE)))
@@ -283,7 +473,14 @@ int mmsbfs_xattr_set(struct mmsbfs *fs, fuse_ino_t ino, const char *name, const 
 		return rc;
 	mflags |= (flags & XATTR_CREATE) ? MMSB_XATTR_CREATE : 0;
 	mflags |= (flags & XATTR_REPLACE) ? MMSB_XATTR_REPLACE : 0;
-	return mmsbfs_txn_end(txn, mmsb_txn_setxattr(txn, ino, name, value, size, mflags));
+	rc = who ? mmsb_txn_set_cred(txn, who) : 0;
+	if (rc == 0)
+		rc = mmsb_txn_setxattr(txn, ino, name, value, size, mflags);
+	snprintf(why, sizeof(why), "%s", rc < 0 ? mmsb_txn_why(txn) : "");
+	rc = mmsbfs_txn_end(txn, rc);
+	if (rc < 0)
+		xattr_note_refusal(fs, ino, why); /* after the abort: nothing changed */
+	return rc;
 }
 
 int mmsbfs_xattr_remove(struct mmsbfs *fs, fuse_ino_t ino, const char *name)

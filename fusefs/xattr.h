@@ -35,9 +35,13 @@ static inline bool mmsbfs_xattr_is_capability(const char *name)
 ssize_t mmsbfs_xattr_get(struct mmsbfs *fs, fuse_ino_t ino, const char *name, char *buf, size_t cap);
 /* NUL-separated names into buf (cap 0: just the size), like listxattr(2). */
 ssize_t mmsbfs_xattr_list(struct mmsbfs *fs, fuse_ino_t ino, char *buf, size_t cap);
-/* flags: XATTR_CREATE, XATTR_REPLACE.  One transaction. */
+/* flags: XATTR_CREATE, XATTR_REPLACE.  One transaction.  who: the caller,
+ * against whom dependency attributes are checked (NULL: unchecked); a
+ * refused one gets its reason in user.mmsb.error (mmsb(5), XATTRS). */
 int mmsbfs_xattr_set(struct mmsbfs *fs, fuse_ino_t ino, const char *name, const char *value, size_t size,
-		     int flags);
+		     int flags, const struct mmsb_cred *who);
 int mmsbfs_xattr_remove(struct mmsbfs *fs, fuse_ino_t ino, const char *name);
+/* Free the table of refusal reasons (NULL-safe); at shutdown. */
+void mmsbfs_xattr_refusals_free(struct mmsbfs_refusals *r);
 
 #endif

@@ -38,10 +38,10 @@ _OPTS_BYTES = 1024  # more than sizeof(struct mmsb_store_opts); tests check
 _OPTS_CREATE = 0
 _OPTS_READ_ONLY = 1
 
-_TYPES = {1: "dir", 2: "page", 3: "symlink"}
+_TYPES = {1: "dir", 2: "page", 3: "symlink", 4: "fifo", 5: "socket", 6: "chardev", 7: "blockdev"}
 _SOURCES = {0: "user", 1: "propagation", 2: "restore", 3: "system"}
 _CHANGES = {1: "create", 2: "write", 3: "truncate", 4: "unlink", 5: "rmdir",
-            6: "rename", 7: "setattr", 8: "setxattr", 9: "rmxattr"}
+            6: "rename", 7: "setattr", 8: "setxattr", 9: "rmxattr", 10: "link", 11: "mknod"}
 
 
 class _Attr(ctypes.Structure):
@@ -51,7 +51,8 @@ class _Attr(ctypes.Structure):
                 ("nlink", ctypes.c_uint32), ("size", ctypes.c_uint64),
                 ("atime_ns", ctypes.c_int64), ("mtime_ns", ctypes.c_int64),
                 ("ctime_ns", ctypes.c_int64), ("version", ctypes.c_uint64),
-                ("epoch", ctypes.c_uint64), ("birth", ctypes.c_uint64)]
+                ("epoch", ctypes.c_uint64), ("birth", ctypes.c_uint64),
+                ("rdev", ctypes.c_uint64)]
 
 
 class _HistEntry(ctypes.Structure):
@@ -75,7 +76,7 @@ _HIST_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(_HistE
 _DIRENT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
                               ctypes.POINTER(_Attr), ctypes.c_uint64)
 
-Stat = namedtuple("Stat", "id parent type mode uid gid nlink size mtime_ns ctime_ns version epoch birth")
+Stat = namedtuple("Stat", "id parent type mode uid gid nlink size mtime_ns ctime_ns version epoch birth rdev")
 Change = namedtuple("Change", "epoch time_ns source kind id path bytes")
 EpochInfo = namedtuple("EpochInfo", "epoch time_ns source n_records bytes_changed")
 Tag = namedtuple("Tag", "name epoch time_ns")
@@ -202,7 +203,7 @@ class Store:
         finally:
             self._lib.mmsb_snap_close(snap)
         return Stat(a.id, a.parent, _TYPES.get(a.type, a.type), a.mode, a.uid, a.gid, a.nlink,
-                    a.size, a.mtime_ns, a.ctime_ns, a.version, a.epoch, a.birth)
+                    a.size, a.mtime_ns, a.ctime_ns, a.version, a.epoch, a.birth, a.rdev)
 
     def read(self, path, epoch="head", offset=0, size=None):
         """The bytes of page path at epoch (all of them, or size from offset)."""

@@ -127,7 +127,8 @@ static int encode_node(struct mmsb_buf *m, const struct ns_node *n, uint64_t dat
 	mmsb_put_le64(e + 0x40, n->version);
 	mmsb_put_le64(e + 0x48, n->epoch);
 	mmsb_put_le64(e + 0x50, n->birth);
-	mmsb_put_le64(e + 0x58, data_off);
+	/* devices have no data blocks: the field holds their rdev */
+	mmsb_put_le64(e + MMSB_CK_NODE_OFF_RDEV, n->type == MMSB_T_CHR || n->type == MMSB_T_BLK ? n->rdev : data_off);
 	mmsb_put_le32(e + 0x60, n_blocks);
 	mmsb_put_le16(e + 0x64, (uint16_t)n->n_xattrs);
 	mmsb_put_le16(e + 0x66, n->n_deps);
@@ -159,6 +160,7 @@ struct walk_ctx {
 	struct ckpt_writer *w;
 	struct mmsb_buf meta;
 	uint64_t n_nodes;
+	uint32_t incompat; /* MMSB_FEAT_INCOMPAT_NODES once a link entry or special file is written */
 };
 
 static int write_node(void *arg, const struct ns_node *n)
@@ -184,8 +186,29 @@ static int write_node(void *arg, const struct ns_node *n)
 	}
 	if (rc == 0)
 		rc = encode_node(&k->meta, n, off, nb);
+	if (n->type > MMSB_T_SYMLINK)
+		k->incompat |= MMSB_FEAT_INCOMPAT_NODES;
 	k->n_nodes++;
 	return rc;
+}
+
+/* A link entry: one more name of node l->id (format.h: MMSB_CK_T_LINK). */
+static int write_link(void *arg, const struct ns_node *l)
+{
+	struct walk_ctx *k = arg;
+	uint8_t *e;
+	int rc = mmsb_buf_grow(&k->meta, MMSB_CK_NODE_FIXED, &e);
+
+	if (rc < 0)
+		return rc;
+	memset(e, 0, MMSB_CK_NODE_FIXED);
+	mmsb_put_le64(e + 0x00, l->id);
+	mmsb_put_le64(e + 0x08, l->parent);
+	e[MMSB_CK_NODE_OFF_TYPE] = MMSB_CK_T_LINK;
+	mmsb_put_le16(e + 0x12, l->name_len);
+	k->n_nodes++;
+	k->incompat |= MMSB_FEAT_INCOMPAT_NODES;
+	return mmsb_buf_put(&k->meta, l->name, l->name_len);
 }
 
 static void ckpt_name(char *buf, size_t cap, uint64_t epoch)
@@ -196,12 +219,13 @@ static void ckpt_name(char *buf, size_t cap, uint64_t epoch)
 /*   00 magic | 08 major | 0a minor | 0c incompat | 10 epoch | 18 time
  *   20 next_id | 28 n_nodes | 30 seed | 38 sum */
 static void encode_header(uint8_t *h, uint64_t epoch, int64_t time, uint64_t next_id, uint64_t n_nodes,
-			  uint64_t seed)
+			  uint32_t incompat, uint64_t seed)
 {
 	memset(h, 0, MMSB_CK_HDR_SIZE);
 	memcpy(h, MMSB_CK_MAGIC, 8);
 	mmsb_put_le16(h + MMSB_CK_OFF_MAJOR, MMSB_FMT_MAJOR);
 	mmsb_put_le16(h + MMSB_CK_OFF_MINOR, MMSB_FMT_MINOR);
+	mmsb_put_le32(h + MMSB_CK_OFF_INCOMPAT, incompat);
 	mmsb_put_le64(h + MMSB_CK_OFF_EPOCH, epoch);
 	mmsb_put_le64(h + MMSB_CK_OFF_TIME, (uint64_t)time);
 	mmsb_put_le64(h + MMSB_CK_OFF_NEXT_ID, next_id);
@@ -221,6 +245,8 @@ static int write_body(struct ckpt_writer *w, const struct ns *ns, uint64_t epoch
 	rc = mmsb_buf_grow(&w->wb, MMSB_CK_HDR_SIZE, &(uint8_t *){NULL}); /* header written last */
 	if (rc == 0)
 		rc = ns_walk(ns, write_node, &k);
+	if (rc == 0)
+		rc = ns_walk_links(ns, write_link, &k); /* after every node they name */
 	meta_off = wr_pos(w);
 	for (done = 0; rc == 0 && done < k.meta.len; done += MMSB_BK_RAW_MAX) {
 		size_t len = k.meta.len - done < MMSB_BK_RAW_MAX ? k.meta.len - done : MMSB_BK_RAW_MAX;
@@ -239,7 +265,7 @@ static int write_body(struct ckpt_writer *w, const struct ns *ns, uint64_t epoch
 	if (rc == 0)
 		rc = wr_flush(w);
 	if (rc == 0) {
-		encode_header(h, epoch, time, ns->next_id, k.n_nodes, w->c->seed);
+		encode_header(h, epoch, time, ns->next_id, k.n_nodes, k.incompat, w->c->seed);
 		rc = mmsb_io_pwrite_all(w->c->io, w->fd, h, sizeof(h), 0);
 	}
 	mmsb_buf_free(&k.meta);
@@ -492,6 +518,35 @@ int mmsb_ckpt_read_page(const struct ckpt_ctx *c, int fd, const struct ns_node *
 	return 0;
 }
 
+static bool zero_bytes(const uint8_t *p, size_t n)
+{
+	while (n--)
+		if (*p++)
+			return false;
+	return true;
+}
+
+/* A link entry at m[*pos..len): a node with ino set to a placeholder (the
+ * caller adds the name with ns_link_insert once every node is in). */
+static int parse_link(const struct ckpt_ctx *c, const uint8_t *m, size_t len, size_t *pos, struct ns_node **out)
+{
+	const uint8_t *e = m + *pos;
+	uint16_t nl = mmsb_get_le16(e + 0x12);
+	struct ns_node *n;
+
+	if (*pos + MMSB_CK_NODE_FIXED + nl > len || !zero_bytes(e + 0x11, 1) ||
+	    !zero_bytes(e + 0x14, MMSB_CK_NODE_FIXED - 0x14) ||
+	    mmsb_name_check((const char *)e + MMSB_CK_NODE_FIXED, nl) < 0)
+		return MMSB_CORRUPT(c->diag, "ckpt: bad link entry @%zu", *pos);
+	n = ns_node_new(mmsb_get_le64(e), MMSB_CK_T_LINK, (const char *)e + MMSB_CK_NODE_FIXED, nl);
+	if (!n)
+		return -ENOMEM;
+	n->parent = mmsb_get_le64(e + 0x08);
+	*pos += MMSB_CK_NODE_FIXED + nl;
+	*out = n;
+	return 0;
+}
+
 /* Parse one node table entry at m[*pos..len) into a new node. */
 static int parse_node(const struct ckpt_ctx *c, const uint8_t *m, size_t len, size_t *pos, struct ns_node **out)
 {
@@ -509,7 +564,10 @@ static int parse_node(const struct ckpt_ctx *c, const uint8_t *m, size_t len, si
 	size = mmsb_get_le64(e + 0x20);
 	nx = mmsb_get_le16(e + 0x64);
 	nd = mmsb_get_le16(e + 0x66);
-	if (type < MMSB_T_DIR || type > MMSB_T_SYMLINK || e[0x11] || nd > MMSB_DEPS_MAX || p + nl > len ||
+	if (type == MMSB_CK_T_LINK) /* only a name: every other field zero */
+		return parse_link(c, m, len, pos, out);
+	if (type < MMSB_T_DIR || type > MMSB_T_MAX || e[0x11] || nd > MMSB_DEPS_MAX || p + nl > len ||
+	    (type > MMSB_T_SYMLINK && size != 0) ||
 	    (type == MMSB_T_SYMLINK && (size == 0 || size > 4096 || p + nl + size > len)))
 		return MMSB_CORRUPT(c->diag, "ckpt: bad node table entry @%zu", *pos);
 	n = ns_node_new(mmsb_get_le64(e), type, (const char *)m + p, nl);
@@ -528,6 +586,10 @@ static int parse_node(const struct ckpt_ctx *c, const uint8_t *m, size_t len, si
 	n->epoch = mmsb_get_le64(e + 0x48);
 	n->birth = mmsb_get_le64(e + 0x50);
 	n->ck_data_off = mmsb_get_le64(e + 0x58);
+	if (type == MMSB_T_CHR || type == MMSB_T_BLK) {
+		n->rdev = n->ck_data_off; /* MMSB_CK_NODE_OFF_RDEV */
+		n->ck_data_off = 0;
+	}
 	n->ck_size = size;
 	n->ck_n_blocks = mmsb_get_le32(e + 0x60);
 	if (type == MMSB_T_SYMLINK) {
@@ -613,6 +675,14 @@ static int load_nodes(const struct ckpt_ctx *c, int fd, const struct mmsb_buf *m
 			break;
 		if (k == 0) {
 			rc = n->id == MMSB_ROOT_ID ? adopt_root(ns, n) : MMSB_CORRUPT(c->diag, "ckpt: first node is not the root");
+			continue;
+		}
+		if (n->type == MMSB_CK_T_LINK) {
+			rc = ns_link_insert(ns, n->id, n->parent, n->name, n->name_len);
+			if (rc == -MMSB_ECORRUPT)
+				mmsb_diag(c->diag, MMSB_DIAG_ERR, "ckpt: link to node %" PRIu64 " does not fit the tree",
+					  n->id);
+			ns_node_free(n);
 			continue;
 		}
 		if (n->type == MMSB_T_PAGE && n->size) {

@@ -57,8 +57,11 @@ static inline uint64_t mmsb_align8(uint64_t n)
  * major version or an unknown incompat feature bit (-ENOTSUP); an unknown
  * ro_compat bit forces a read-only open; unknown compat bits are ignored. */
 #define MMSB_FMT_MAJOR 1
-#define MMSB_FMT_MINOR 0
-#define MMSB_FEAT_INCOMPAT_KNOWN 0u
+#define MMSB_FMT_MINOR 1 /* 1: LINK and MKNOD frames, link entries and special files in checkpoints */
+/* incompat: the store (or checkpoint) may hold LINK and MKNOD frames, link
+ * entries and special files (minor 1); set before the first is written */
+#define MMSB_FEAT_INCOMPAT_NODES 0x1u
+#define MMSB_FEAT_INCOMPAT_KNOWN MMSB_FEAT_INCOMPAT_NODES
 #define MMSB_FEAT_RO_COMPAT_KNOWN 0u
 
 /* ---- store directory -------------------------------------------------------
@@ -161,6 +164,8 @@ enum mmsb_fr_type {
 	MMSB_FR_SETATTR = 7,
 	MMSB_FR_SETXATTR = 8,
 	MMSB_FR_RMXATTR = 9,
+	MMSB_FR_LINK = 10,  /* minor 1 */
+	MMSB_FR_MKNOD = 11, /* minor 1 */
 	MMSB_FR_COMMIT = 15,
 };
 
@@ -193,6 +198,12 @@ enum mmsb_fr_type {
  *   00 time le64 | 08 name_len le16 | 0a zero[2] | 0c value_len le32 | 10 name | value (16 + ...)
  * RMXATTR  (node)
  *   00 time le64 | 08 name_len le16 | 0a zero[6] | 10 name                (16 + ...)
+ * LINK     (node = the node that gets a name; same layout as UNLINK)
+ *   00 time le64 | 08 newparent le64 | 10 name_len le16 | 12 zero[6] | 18 name (24 + ...)
+ * MKNOD    (node = new id; a fifo, socket or device: no bytes)
+ *   00 time le64 | 08 parent le64 | 10 mode le32 | 14 uid le32 | 18 gid le32
+ *   1c type u8 (4 fifo, 5 socket, 6 char, 7 block) | 1d zero u8 | 1e name_len le16
+ *   20 rdev le64 (devices; 0 for fifos and sockets) | 28 name[name_len]  (40 + ...)
  * COMMIT   (node = 0) ends a transaction
  *   00 time le64 | 08 n_frames le32 (frames of this epoch before it) | 0c source u8
  *   0d zero[3] | 10 changed le64 (bytes changed by its writes)            (24)
@@ -206,6 +217,21 @@ enum mmsb_fr_type {
 #define MMSB_SETXATTR_FIXED 16
 #define MMSB_RMXATTR_FIXED 16
 #define MMSB_COMMIT_FIXED 24
+#define MMSB_LINK_FIXED 24
+#define MMSB_MKNOD_FIXED 40
+
+/* Payload offsets of the frames added in minor 1 (LINK shares UNLINK's). */
+#define MMSB_LINK_OFF_PARENT 0x08
+#define MMSB_LINK_OFF_NAME_LEN 0x10
+#define MMSB_LINK_OFF_ZERO 0x12
+#define MMSB_MKNOD_OFF_PARENT 0x08
+#define MMSB_MKNOD_OFF_MODE 0x10
+#define MMSB_MKNOD_OFF_UID 0x14
+#define MMSB_MKNOD_OFF_GID 0x18
+#define MMSB_MKNOD_OFF_TYPE 0x1c
+#define MMSB_MKNOD_OFF_ZERO 0x1d
+#define MMSB_MKNOD_OFF_NAME_LEN 0x1e
+#define MMSB_MKNOD_OFF_RDEV 0x20
 
 #define MMSB_WF_LZ4 0x01u /* body is LZ4-compressed */
 
@@ -287,7 +313,16 @@ _Static_assert(sizeof(struct mmsb_tr_layout) == MMSB_TR_SIZE, "trailer is 48 byt
  *   50 birth le64 | 58 data_off le64 | 60 n_blocks le32 | 64 n_xattrs le16
  *   66 n_deps le16 | 68 name | target (size bytes, symlinks only) |
  *   n_xattrs x { name_len le16 | value_len le32 | name | value } |
- *   n_deps x le64 (the node ids user.mmsb.deps resolved to; see ns.c) */
+ *   n_deps x le64 (the node ids user.mmsb.deps resolved to; see ns.c)
+ * Minor 1 adds: type 4..7 (fifo, socket, char, block: size 0, no blocks;
+ * for char and block devices data_off holds the rdev), and link entries
+ * (type MMSB_CK_T_LINK): one more name of node `id` (a page, symlink or
+ * special file whose own entry precedes it), under `parent`; every other
+ * fixed field zero, no target, xattrs or deps.  Link entries follow all
+ * node entries. */
 #define MMSB_CK_NODE_FIXED 104
+#define MMSB_CK_T_LINK 15	    /* node table entry type: another name of a node */
+#define MMSB_CK_NODE_OFF_TYPE 0x10
+#define MMSB_CK_NODE_OFF_RDEV 0x58 /* == data_off: devices have no data blocks */
 
 #endif

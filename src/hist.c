@@ -59,6 +59,15 @@ int hist_add_epoch(struct mmsb_hist *h, uint64_t epoch, int64_t time, uint8_t so
 	return 0;
 }
 
+int hist_skip_to(struct mmsb_hist *h, uint64_t epoch)
+{
+	int rc = 0;
+
+	while (rc == 0 && h->ebase + h->en < epoch)
+		rc = hist_add_epoch(h, h->ebase + h->en, 0, HIST_LOST, 0);
+	return rc;
+}
+
 static uint64_t id_hash(uint64_t id)
 {
 	return id * 0x9E3779B97F4A7C15ull;
@@ -192,4 +201,74 @@ void hist_drop_upto(struct mmsb_hist *h, uint64_t e)
 				hn->seqs[k++] = hn->seqs[j];
 		hn->n = k;
 	}
+}
+
+int hist_prepend(struct mmsb_hist *h, struct mmsb_hist *p)
+{
+	uint64_t shift, i, **news = NULL;
+	int rc = 0;
+
+	if (p->en == 0) {
+		hist_free(p);
+		return 0;
+	}
+	if (p->ebase + p->en != h->ebase || p->n > h->base || p->base != 0) {
+		hist_free(p);
+		return -EINVAL;
+	}
+	shift = h->base - p->n; /* prefix record i gets sequence number shift + i */
+	rc = grow((void **)&h->recs, &h->cap, h->n + p->n, sizeof(*h->recs));
+	if (rc == 0)
+		rc = grow((void **)&h->eps, &h->ecap, h->en + p->en, sizeof(*h->eps));
+	/* each node: its older records first; allocate everything before
+	 * changing anything, so a failure leaves h as it was */
+	news = rc == 0 ? calloc(p->nodes_cap ? p->nodes_cap : 1, sizeof(*news)) : NULL;
+	if (rc == 0 && !news)
+		rc = -ENOMEM;
+	for (i = 0; rc == 0 && i < p->nodes_cap; i++) {
+		const struct hist_node *pn = &p->nodes[i];
+		struct hist_node *hn;
+
+		if (!pn->id)
+			continue;
+		hn = node_slot(h, pn->id); /* may add an empty slot: harmless */
+		news[i] = hn ? malloc(((size_t)pn->n + hn->n) * sizeof(**news)) : NULL;
+		if (!news[i])
+			rc = -ENOMEM;
+	}
+	for (i = 0; rc == 0 && i < p->nodes_cap; i++) {
+		const struct hist_node *pn = &p->nodes[i];
+		struct hist_node *hn;
+		uint64_t k;
+
+		if (!pn->id)
+			continue;
+		hn = (struct hist_node *)hist_node(h, pn->id); /* inserted above: no growth now */
+		for (k = 0; k < pn->n; k++)
+			news[i][k] = pn->seqs[k] + shift;
+		if (hn->n)
+			memcpy(news[i] + pn->n, hn->seqs, hn->n * sizeof(**news));
+		free(hn->seqs);
+		hn->seqs = news[i];
+		news[i] = NULL;
+		hn->n += pn->n;
+		hn->cap = hn->n;
+	}
+	for (i = 0; news && i < p->nodes_cap; i++)
+		free(news[i]);
+	free(news);
+	if (rc == 0) {
+		memmove(h->recs + p->n, h->recs, h->n * sizeof(*h->recs));
+		memcpy(h->recs, p->recs, p->n * sizeof(*h->recs));
+		h->n += p->n;
+		h->base = shift;
+		memmove(h->eps + p->en, h->eps, h->en * sizeof(*h->eps));
+		memcpy(h->eps, p->eps, p->en * sizeof(*h->eps));
+		for (i = 0; i < p->en; i++)
+			h->eps[i].first += shift;
+		h->en += p->en;
+		h->ebase = p->ebase;
+	}
+	hist_free(p);
+	return rc;
 }

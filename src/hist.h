@@ -30,8 +30,10 @@ struct hist_epoch {
 	uint64_t changed; /* bytes changed by its writes */
 	uint64_t first;	  /* sequence number of its first record */
 	uint32_t n;	  /* records */
-	uint8_t source;	  /* enum mmsb_source */
+	uint8_t source;	  /* enum mmsb_source; HIST_LOST: its records are lost (damaged log) */
 };
+
+#define HIST_LOST 0xffu /* hist_epoch.source of an epoch whose records are lost */
 
 struct hist_node {
 	uint64_t id;	/* 0: empty slot */
@@ -54,6 +56,9 @@ void hist_free(struct mmsb_hist *h);
 /* Add epoch (which must be the next one) and its records.  -ENOMEM. */
 int hist_add_epoch(struct mmsb_hist *h, uint64_t epoch, int64_t time, uint8_t source, uint64_t changed);
 int hist_add_rec(struct mmsb_hist *h, const struct hist_rec *r);
+/* Mark the epochs from the next one up to epoch - 1 lost (no records),
+ * so that epoch can be added next.  -ENOMEM. */
+int hist_skip_to(struct mmsb_hist *h, uint64_t epoch);
 /* NULL when not retained. */
 const struct hist_epoch *hist_epoch(const struct mmsb_hist *h, uint64_t epoch);
 const struct hist_rec *hist_rec(const struct mmsb_hist *h, uint64_t seq);
@@ -62,6 +67,11 @@ const struct hist_rec *hist_rec(const struct mmsb_hist *h, uint64_t seq);
 uint32_t hist_node_index_after(const struct hist_node *hn, const struct mmsb_hist *h, uint64_t e);
 uint64_t hist_global_seq_after(const struct mmsb_hist *h, uint64_t e);
 const struct hist_node *hist_node(const struct mmsb_hist *h, uint64_t id);
+/* Put the index p of the epochs right before h's first one in front of h
+ * (p is consumed, even on error).  h->base must leave room: p->n <= h->base
+ * (start h with HIST_PREFIX_ROOM).  -ENOMEM, -EINVAL. */
+int hist_prepend(struct mmsb_hist *h, struct mmsb_hist *p);
+#define HIST_PREFIX_ROOM (1ull << 48) /* sequence numbers left free for a prefix */
 /* Forget epochs <= e (compaction). */
 void hist_drop_upto(struct mmsb_hist *h, uint64_t e);
 

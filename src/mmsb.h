@@ -36,12 +36,26 @@ struct mmsb_io_ops;
 #define MMSB_NAME_MAX 255u
 #define MMSB_XATTR_NAME_MAX 255u
 #define MMSB_XATTR_SIZE_MAX 65536u
+/* Per-node caps on stored extended attributes (mmsb(5), XATTRS).  A set that
+ * would exceed one fails with -ENOSPC, as ext4 does when an inode's xattr
+ * space is full.  LIST_MAX keeps every name list (with the virtual names a
+ * frontend adds) under Linux's XATTR_LIST_MAX of 65536 bytes, so listxattr(2)
+ * never fails with E2BIG. */
+#define MMSB_XATTR_COUNT_MAX 1024u	  /* attributes per node */
+#define MMSB_XATTR_LIST_MAX 61440u	  /* sum of (name length + 1) per node */
+#define MMSB_XATTR_TOTAL_MAX (1u << 20)	  /* sum of name and value bytes per node */
 
 enum mmsb_type {
 	MMSB_T_DIR = 1,
 	MMSB_T_PAGE = 2,
 	MMSB_T_SYMLINK = 3,
+	MMSB_T_FIFO = 4, /* special files: metadata only, no bytes */
+	MMSB_T_SOCK = 5,
+	MMSB_T_CHR = 6,	 /* devices: rdev names the device */
+	MMSB_T_BLK = 7,
 };
+#define MMSB_T_MAX MMSB_T_BLK
+#define MMSB_LINK_MAX 65000u /* names of one page; -EMLINK past it */
 
 /* Who caused a transaction; recorded in its commit marker. */
 enum mmsb_source {
@@ -75,6 +89,22 @@ enum mmsb_diag_level {
 
 /* Diagnostic sink: one line, no trailing newline.  Must be thread-safe. */
 typedef void (*mmsb_diag_fn)(void *arg, int level, const char *msg);
+
+/* Credentials of whoever asks for a checked operation (permission rule of
+ * dependencies: mmsb(5), XATTRS).  uid 0 passes every check
+ * (CAP_DAC_OVERRIDE). */
+struct mmsb_cred {
+	uint32_t uid;		/* file-system uid */
+	uint32_t gid;		/* file-system gid */
+	size_t n_groups;	/* entries in groups */
+	const uint32_t *groups; /* supplementary groups (borrowed for the call) */
+};
+
+/* The supplementary groups of user uid (primary group gid): at most cap
+ * into out.  Returns how many there are (more than cap: call again with a
+ * larger buffer), or -errno.  Used for the owner of a derived page when it
+ * is recomputed (no process of the owner is at hand then). */
+typedef int (*mmsb_groups_fn)(void *arg, uint32_t uid, uint32_t gid, uint32_t *out, size_t cap);
 
 /* Retention: history dropped automatically after each checkpoint (the
  * same compaction as mmsb_compact(), at a checkpoint boundary).  Each field
@@ -121,6 +151,8 @@ struct mmsb_store_opts {
 	void *diag_arg;
 	mmsb_commit_fn commit_fn;     /* NULL: none */
 	void *commit_arg;
+	mmsb_groups_fn groups_fn;     /* NULL: getgrouplist(3) of uid's passwd name */
+	void *groups_arg;	      /* for groups_fn */
 	const struct mmsb_io_ops *io; /* NULL: the POSIX table (tests inject faults here) */
 	struct mmsb_keep keep;	      /* retention, applied after each checkpoint (read-write) */
 };
@@ -136,7 +168,8 @@ void mmsb_store_opts_init(struct mmsb_store_opts *o);
  * diagnostic naming segment, offset and check; a read-only open serves every
  * epoch before the damage.
  * Returns 0, or -ENOENT (no store and !create), -EINVAL (not an MMSB store),
- * -ENOTSUP (unknown incompat feature / major version), -EBUSY (locked by
+ * -ENOTEMPTY (no store, create, and dir holds other files: a store is only
+ * created in an empty or absent directory), -ENOTSUP (unknown incompat feature / major version), -EBUSY (locked by
  * another process), -EUCLEAN, -EBADMSG, -EIO, -ENOMEM. */
 int mmsb_store_open(const char *dir, const struct mmsb_store_opts *o, struct mmsb_store **out);
 
@@ -162,12 +195,13 @@ struct mmsb_attr {
 	enum mmsb_type type;
 	uint32_t mode;	   /* permission bits only (07777) */
 	uint32_t uid, gid;
-	uint32_t nlink;	   /* dirs: 2 + subdirs; others: 1 */
+	uint32_t nlink;	   /* dirs: 2 + subdirs; others: their names (0: unlinked while open) */
 	uint64_t size;	   /* bytes (symlink: target length) */
 	int64_t atime_ns, mtime_ns, ctime_ns;
 	uint64_t version;  /* number of byte changes applied to the page (writes and truncates) */
 	uint64_t epoch;	   /* epoch of the last change to this node */
 	uint64_t birth;	   /* epoch that created it */
+	uint64_t rdev;	   /* MMSB_T_CHR, MMSB_T_BLK: the device (a dev_t); else 0 */
 };
 
 /* Attribute changes; valid says which fields apply. */
@@ -198,6 +232,12 @@ ssize_t mmsb_path(struct mmsb_store *st, uint64_t id, char *buf, size_t cap);
  * -ENOENT, -EISDIR. */
 ssize_t mmsb_read(struct mmsb_store *st, uint64_t id, uint64_t off, void *buf, size_t len);
 ssize_t mmsb_readlink(struct mmsb_store *st, uint64_t id, char *buf, size_t cap);
+
+/* Could c find path (relative to the root) by itself: search on every
+ * directory from the root down to the one holding it, and read on that one
+ * (its name is listed there)?  The root is visible to all; uid 0 sees
+ * everything.  0, -EACCES, -ENOENT (path names nothing now). */
+int mmsb_path_visible(struct mmsb_store *st, const char *path, const struct mmsb_cred *c);
 
 /* Directory listing: calls fn for each entry after cookie `from` (0 = start),
  * in a stable order; each entry carries the cookie to resume after it.
@@ -235,27 +275,54 @@ void mmsb_txn_abort(struct mmsb_txn *txn);
  * -EEXIST, -ENOENT (parent), -ENOTDIR, -ENAMETOOLONG, -EINVAL (bad name). */
 int mmsb_txn_create(struct mmsb_txn *txn, uint64_t parent, const char *name, enum mmsb_type type,
 		    uint32_t mode, uint32_t uid, uint32_t gid, const char *target, struct mmsb_attr *out);
+/* Create a fifo, socket, character or block device node (rdev: the device
+ * of MMSB_T_CHR/MMSB_T_BLK, else ignored).  Other types: -EINVAL.  Same
+ * errors as mmsb_txn_create. */
+int mmsb_txn_mknod(struct mmsb_txn *txn, uint64_t parent, const char *name, enum mmsb_type type, uint32_t mode,
+		   uint32_t uid, uint32_t gid, uint64_t rdev, struct mmsb_attr *out);
+/* Give node id one more name (link(2)): it then has nlink names, all equal;
+ * removing one keeps the others.  -ENOENT (no node, unlinked node or no
+ * parent), -EPERM (a directory), -EEXIST, -ENOTDIR, -ENAMETOOLONG, -EINVAL
+ * (bad name), -EMLINK (MMSB_LINK_MAX names). */
+int mmsb_txn_link(struct mmsb_txn *txn, uint64_t id, uint64_t newparent, const char *newname,
+		  struct mmsb_attr *out);
 /* Write len bytes at off; only the bytes that differ become a delta.
  * Returns len, or -ENOENT, -EISDIR, -EFBIG, -ENOMEM. */
 ssize_t mmsb_txn_write(struct mmsb_txn *txn, uint64_t id, uint64_t off, const void *buf, size_t len);
 int mmsb_txn_truncate(struct mmsb_txn *txn, uint64_t id, uint64_t size);
-/* Remove a page or symlink (-EISDIR for a directory) / an empty directory
+/* Remove a name of a non-directory (-EISDIR for a directory; the node lives
+ * on while it has other names) / an empty directory
  * (-ENOTDIR, -ENOTEMPTY). */
 int mmsb_txn_unlink(struct mmsb_txn *txn, uint64_t parent, const char *name);
 int mmsb_txn_rmdir(struct mmsb_txn *txn, uint64_t parent, const char *name);
 #define MMSB_RENAME_NOREPLACE 1u
 #define MMSB_RENAME_EXCHANGE 2u
-/* rename(2) semantics, including replacing a target and both flags.
+/* rename(2) semantics, including replacing a target and both flags.  Two
+ * names of one node: nothing happens (0), as POSIX says.
  * -ENOENT, -EEXIST, -EISDIR, -ENOTDIR, -ENOTEMPTY, -EINVAL (dir into itself). */
 int mmsb_txn_rename(struct mmsb_txn *txn, uint64_t parent, const char *name, uint64_t newparent,
 		    const char *newname, unsigned flags);
 int mmsb_txn_setattr(struct mmsb_txn *txn, uint64_t id, const struct mmsb_setattr *sa);
 #define MMSB_XATTR_CREATE 1u
 #define MMSB_XATTR_REPLACE 2u
-/* -EEXIST / -ENODATA per flags, -ERANGE / -E2BIG for oversized names/values. */
+/* -EEXIST / -ENODATA per flags, -ERANGE / -E2BIG for oversized names/values,
+ * -ENOSPC past a per-node cap (MMSB_XATTR_*_MAX).  Dependency attributes:
+ * -ENOENT / -ENOTDIR a parent path, -EISDIR a directory as parent, -EINVAL
+ * (not a page, bad operation, sizes), -EACCES (mmsb_txn_set_cred), -ELOOP a
+ * cycle, -EPERM exec: not allowed; mmsb_txn_why() says which and why. */
 int mmsb_txn_setxattr(struct mmsb_txn *txn, uint64_t id, const char *name, const void *value, size_t len,
 		      unsigned flags);
 int mmsb_txn_removexattr(struct mmsb_txn *txn, uint64_t id, const char *name);
+/* Check this transaction's dependency operations against cred (copied):
+ * setting user.mmsb.deps or user.mmsb.recompute then requires that cred may
+ * read every parent (search on every directory of its path, read on the
+ * page), else -EACCES.  Without it (library use, replay) nothing is checked.
+ * Lasts until commit or abort.  0 or -ENOMEM. */
+int mmsb_txn_set_cred(struct mmsb_txn *txn, const struct mmsb_cred *cred);
+/* Why the last refused dependency operation of txn was refused: one line
+ * naming the rule and the path ("" when none).  Valid until the next call on
+ * txn; copy it before mmsb_txn_abort(). */
+const char *mmsb_txn_why(const struct mmsb_txn *txn);
 /* Reads inside a transaction (they see its changes).  The head readers
  * above must not be called by the thread that holds a transaction. */
 int mmsb_txn_getattr(struct mmsb_txn *txn, uint64_t id, struct mmsb_attr *out);
@@ -274,6 +341,8 @@ enum mmsb_change {
 	MMSB_CH_SETATTR,
 	MMSB_CH_SETXATTR,
 	MMSB_CH_RMXATTR,
+	MMSB_CH_LINK,	/* id got a new name in parent */
+	MMSB_CH_MKNOD,	/* a special file was created */
 };
 
 struct mmsb_change_rec {
@@ -308,6 +377,15 @@ struct mmsb_ckpt_info {
 /* List checkpoints, oldest first, into out (at most cap).  Returns the
  * total number (which may exceed cap). */
 ssize_t mmsb_checkpoints(struct mmsb_store *st, struct mmsb_ckpt_info *out, size_t cap);
+
+/* A range of epochs, both ends included. */
+struct mmsb_epoch_range {
+	uint64_t first, last;
+};
+/* The epochs a damaged store cannot reconstruct (their log records are lost
+ * and no later checkpoint at or before them helps), oldest first: reading
+ * them fails with -EUCLEAN.  Fills up to cap; returns how many there are. */
+ssize_t mmsb_lost_epochs(struct mmsb_store *st, struct mmsb_epoch_range *out, size_t cap);
 
 /* Drop history before the newest checkpoint at or before `before`: earlier
  * checkpoints and log segments are deleted and time travel before it stops
@@ -417,6 +495,7 @@ struct mmsb_stats {
 	uint64_t replay_bytes, replay_ns;      /* recovery at open */
 	uint64_t ckpt_write_bytes, ckpt_write_ns; /* last checkpoint written */
 	uint64_t cache_bytes, cache_hits, cache_misses; /* time-travel page cache */
+	uint64_t indexed_epochs;	       /* epochs in the time-travel index (older ones load on first need) */
 };
 void mmsb_store_stats(struct mmsb_store *st, struct mmsb_stats *out);
 

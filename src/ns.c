@@ -19,6 +19,7 @@
 #include "delta.h"
 #include "err.h"
 #include "ns.h"
+#include "perm.h"
 #include "sum.h"
 
 /* ---- page buffers --------------------------------------------------------
@@ -450,6 +451,7 @@ struct ns_node *ns_node_new(uint64_t id, uint8_t type, const char *name, size_t 
 	n->type = type;
 	n->loaded = true;
 	n->next_seq = 1;
+	n->nlink = 1;
 	return n;
 }
 
@@ -459,6 +461,12 @@ void ns_node_free(struct ns_node *n)
 
 	if (!n)
 		return;
+	while (n->links) { /* the node's other names */
+		struct ns_node *l = n->links;
+
+		n->links = l->next_link;
+		ns_node_free(l);
+	}
 	for (i = 0; i < n->n_xattrs; i++) {
 		free(n->xattrs[i].name);
 		free(n->xattrs[i].value);
@@ -544,10 +552,20 @@ static void dent_del(struct ns_node *dir, struct ns_node *n)
 	}
 }
 
+/* Index n by its (parent, name) hash; the table has room. */
+static void names_put(struct ns *ns, struct ns_node *n)
+{
+	size_t i;
+
+	for (i = n->nhash & (ns->names_cap - 1); ns->names[i]; i = (i + 1) & (ns->names_cap - 1))
+		;
+	ns->names[i] = n;
+	ns->n_names++;
+}
+
 /* Put n into the tree under parent p with its current name. */
 static int link_node(struct ns *ns, struct ns_node *p, struct ns_node *n)
 {
-	size_t i;
 	int rc;
 
 	rc = table_grow(&ns->names, &ns->names_cap, ns->n_names, false);
@@ -557,10 +575,7 @@ static int link_node(struct ns *ns, struct ns_node *p, struct ns_node *n)
 		return rc;
 	n->parent = p->id;
 	n->nhash = name_hash(p->id, n->name, n->name_len);
-	for (i = n->nhash & (ns->names_cap - 1); ns->names[i]; i = (i + 1) & (ns->names_cap - 1))
-		;
-	ns->names[i] = n;
-	ns->n_names++;
+	names_put(ns, n);
 	return 0;
 }
 
@@ -590,6 +605,73 @@ static void drop_node(struct ns *ns, struct ns_node *n)
 	}
 	ids_del(ns, n);
 	ns_node_free(n);
+}
+
+/* n lost its own name (already out of the tables) but keeps others: it
+ * takes over its first link entry's name and directory slot (so a listing
+ * in progress sees no change there), and that entry goes. */
+static void promote_link(struct ns *ns, struct ns_node *n)
+{
+	struct ns_node *l = n->links, *p = ns_get(ns, l->parent);
+	uint32_t i = dent_seek(p, l->dseq - 1);
+
+	names_del(ns, l);
+	n->links = l->next_link;
+	if (i < p->n_dents && p->dents[i].node == l)
+		p->dents[i].node = n;
+	free(n->name);
+	n->name = l->name;
+	l->name = NULL;
+	n->name_len = l->name_len;
+	n->parent = l->parent;
+	n->nhash = l->nhash;
+	n->dseq = l->dseq;
+	names_put(ns, n);
+	ns_node_free(l);
+}
+
+/* Directory entry d has been taken out of the tables: one name less for
+ * its node, which goes (or becomes an orphan) with its last name. */
+static void drop_name(struct ns *ns, struct ns_node *d)
+{
+	struct ns_node *n = ns_inode(d), **pp;
+
+	if (n->nlink <= 1) {
+		drop_node(ns, n);
+		return;
+	}
+	n->nlink--;
+	if (d == n) {
+		promote_link(ns, n);
+		return;
+	}
+	for (pp = &n->links; *pp != d; pp = &(*pp)->next_link)
+		;
+	*pp = d->next_link;
+	ns_node_free(d);
+}
+
+int ns_link_insert(struct ns *ns, uint64_t id, uint64_t parent, const char *name, size_t len)
+{
+	struct ns_node *n = ns_get(ns, id), *p = ns_get(ns, parent), *l;
+	int rc;
+
+	if (!n || n->orphan || n->type == MMSB_T_DIR || n->id == MMSB_ROOT_ID || !p || p->orphan ||
+	    p->type != MMSB_T_DIR || ns_lookup(ns, parent, name, len))
+		return -MMSB_ECORRUPT;
+	l = ns_node_new(id, n->type, name, len);
+	if (!l)
+		return -ENOMEM;
+	l->ino = n;
+	rc = link_node(ns, p, l);
+	if (rc < 0) {
+		ns_node_free(l);
+		return rc;
+	}
+	l->next_link = n->links;
+	n->links = l;
+	n->nlink++;
+	return 0;
 }
 
 void ns_unref(struct ns *ns, struct ns_node *n)
@@ -710,6 +792,7 @@ static struct ns_node *clone_node(const struct ns_node *s)
 	n->mtime = s->mtime;
 	n->ctime = s->ctime;
 	n->size = s->size;
+	n->rdev = s->rdev;
 	n->version = s->version;
 	n->epoch = s->epoch;
 	n->birth = s->birth;
@@ -776,6 +859,14 @@ static int clone_one(void *arg, const struct ns_node *s)
 	return c->rc;
 }
 
+static int clone_link(void *arg, const struct ns_node *l)
+{
+	struct clone_ctx *c = arg;
+
+	c->rc = ns_link_insert(c->dst, l->id, l->parent, l->name, l->name_len);
+	return c->rc;
+}
+
 int ns_clone(const struct ns *ns, struct ns **out)
 {
 	struct clone_ctx c = {NULL, 0};
@@ -784,6 +875,8 @@ int ns_clone(const struct ns *ns, struct ns **out)
 	if (rc < 0)
 		return rc;
 	ns_walk(ns, clone_one, &c);
+	if (c.rc == 0)
+		ns_walk_links(ns, clone_link, &c);
 	if (c.rc < 0) {
 		ns_free(c.dst);
 		return c.rc;
@@ -812,7 +905,7 @@ int ns_walk(const struct ns *ns, int (*fn)(void *arg, const struct ns_node *n), 
 		for (i = 0; i < d->n_dents && rc == 0; i++) {
 			const struct ns_node *c = d->dents[i].node;
 
-			if (!c)
+			if (!c || c->ino)
 				continue;
 			rc = fn(arg, c);
 			if (c->type == MMSB_T_DIR && tail <= ns->n_dirs)
@@ -820,6 +913,20 @@ int ns_walk(const struct ns *ns, int (*fn)(void *arg, const struct ns_node *n), 
 		}
 	}
 	free(q);
+	return rc;
+}
+
+int ns_walk_links(const struct ns *ns, int (*fn)(void *arg, const struct ns_node *l), void *arg)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < ns->ids_cap && rc == 0; i++) {
+		const struct ns_node *l;
+
+		for (l = ns->ids[i] ? ns->ids[i]->links : NULL; l && rc == 0; l = l->next_link)
+			rc = fn(arg, l);
+	}
 	return rc;
 }
 
@@ -834,7 +941,8 @@ void ns_attr(const struct ns_node *n, struct mmsb_attr *a)
 	a->mode = n->mode;
 	a->uid = n->uid;
 	a->gid = n->gid;
-	a->nlink = n->type == MMSB_T_DIR ? 2 + n->n_subdirs : 1;
+	a->nlink = n->type == MMSB_T_DIR ? 2 + n->n_subdirs : n->orphan ? 0 : n->nlink;
+	a->rdev = n->rdev;
 	a->size = n->size;
 	a->atime_ns = n->atime;
 	a->mtime_ns = n->mtime;
@@ -845,6 +953,16 @@ void ns_attr(const struct ns_node *n, struct mmsb_attr *a)
 }
 
 int ns_resolve(const struct ns *ns, const char *path, struct ns_node **out)
+{
+	struct ns_node *d = NULL;
+	int rc = ns_resolve_entry(ns, path, &d);
+
+	if (rc == 0)
+		*out = ns_inode(d);
+	return rc;
+}
+
+int ns_resolve_entry(const struct ns *ns, const char *path, struct ns_node **out)
 {
 	struct ns_node *n = ns->root;
 
@@ -912,7 +1030,7 @@ int ns_readdir(const struct ns *ns, const struct ns_node *dir, uint64_t from, mm
 
 		if (!c)
 			continue;
-		ns_attr(c, &a);
+		ns_attr(ns_inode(c), &a);
 		if (fn(arg, c->name, &a, dir->dents[i].seq))
 			break;
 	}
@@ -930,7 +1048,7 @@ int ns_lookup_attr(const struct ns *ns, uint64_t parent, const char *name, struc
 	n = ns_lookup(ns, parent, name, strlen(name));
 	if (!n)
 		return -ENOENT;
-	ns_attr(n, out);
+	ns_attr(ns_inode(n), out);
 	return 0;
 }
 
@@ -1056,6 +1174,7 @@ static int apply_create(struct ns *ns, const struct mmsb_rec *r)
 	n->gid = c->gid;
 	n->atime = n->mtime = n->ctime = r->time;
 	n->epoch = n->birth = r->epoch;
+	n->rdev = r->type == MMSB_FR_MKNOD ? c->rdev : 0;
 	if (c->ntype == MMSB_T_SYMLINK) {
 		n->data = pbuf_new(c->target_len);
 		if (!n->data) {
@@ -1197,7 +1316,33 @@ static int apply_remove(struct ns *ns, const struct mmsb_rec *r)
 		return -EISDIR;
 	}
 	unlink_node(ns, n);
-	drop_node(ns, n);
+	if (ns_inode(n)->nlink > 1)
+		touch(ns_inode(n), r, false); /* nlink changed: ctime */
+	drop_name(ns, n);
+	touch(p, r, true);
+	return 0;
+}
+
+static int apply_link(struct ns *ns, const struct mmsb_rec *r)
+{
+	const __typeof__(r->u.unlink) *l = &r->u.unlink;
+	struct ns_node *p, *n = ns_get(ns, r->node);
+	int rc = get_dir(ns, l->parent, &p);
+
+	if (rc < 0)
+		return rc;
+	if (!n || n->orphan || n->id == MMSB_ROOT_ID)
+		return -ENOENT;
+	if (n->type == MMSB_T_DIR)
+		return -EPERM;
+	if (ns_lookup(ns, p->id, l->name, l->name_len))
+		return -EEXIST;
+	if (n->nlink >= MMSB_LINK_MAX)
+		return -EMLINK;
+	rc = ns_link_insert(ns, n->id, p->id, l->name, l->name_len);
+	if (rc < 0)
+		return rc;
+	touch(n, r, false);
 	touch(p, r, true);
 	return 0;
 }
@@ -1275,7 +1420,7 @@ static int apply_rename(struct ns *ns, const struct mmsb_rec *r)
 	if (n->id != r->node)
 		return -MMSB_ECORRUPT;
 	v = ns_lookup(ns, np->id, m->newname, m->newname_len);
-	if (v == n)
+	if (v && ns_inode(v) == ns_inode(n))
 		return -MMSB_ECORRUPT; /* the txn layer never logs a no-op rename */
 	rc = rename_check(ns, r, n, np, v);
 	if (rc < 0)
@@ -1304,16 +1449,18 @@ static int apply_rename(struct ns *ns, const struct mmsb_rec *r)
 			v->name = vname;
 			v->name_len = (uint16_t)strlen(vname);
 			rc = link_node(ns, p, v);
-			touch(v, r, false);
+			touch(ns_inode(v), r, false);
 		} else {
-			drop_node(ns, v);
+			if (ns_inode(v)->nlink > 1)
+				touch(ns_inode(v), r, false);
+			drop_name(ns, v);
 		}
 	}
 	if (rc == 0)
 		rc = link_node(ns, np, n);
 	if (rc < 0)
 		return rc; /* only -ENOMEM from dents growth: the caller reloads */
-	touch(n, r, false);
+	touch(ns_inode(n), r, false);
 	touch(p, r, true);
 	touch(np, r, true);
 	return 0;
@@ -1364,7 +1511,7 @@ static int apply_xattr(struct ns *ns, const struct mmsb_rec *r)
 	ssize_t nd = 0;
 
 	if (r->type == MMSB_FR_SETXATTR && deps) {
-		nd = ns_deps_resolve(ns, (const char *)x->value, x->value_len, ids, MMSB_DEPS_MAX, NULL);
+		nd = ns_deps_resolve(ns, (const char *)x->value, x->value_len, ids, MMSB_DEPS_MAX, NULL, NULL);
 		if (nd < 0)
 			nd = 0; /* validated before logging; nothing to follow now */
 	}
@@ -1395,14 +1542,65 @@ static int apply_xattr(struct ns *ns, const struct mmsb_rec *r)
 
 /* ---- dependency edges ------------------------------------------------------------ */
 
-int ns_deps_resolve(const struct ns *ns, const char *val, size_t len, uint64_t *out, size_t cap, size_t *bad)
+/* Resolve one deps path as cred's path walk would (no cred: unchecked). */
+static int deps_walk(const struct ns *ns, const char *path, const struct mmsb_cred *cred, struct ns_node **out,
+		     uint64_t *deny)
+{
+	struct ns_node *n = ns->root;
+	bool slash = false;
+
+	while (*path) {
+		const char *e;
+		size_t len;
+
+		while (*path == '/') {
+			path++;
+			slash = true;
+		}
+		if (!*path)
+			break;
+		slash = false;
+		e = strchr(path, '/');
+		len = e ? (size_t)(e - path) : strlen(path);
+		if (n->type != MMSB_T_DIR)
+			return -ENOTDIR;
+		if (cred && !perm_allows(n, cred, PERM_X)) {
+			*deny = n->id;
+			return -EACCES; /* before the name is looked up: nothing leaks */
+		}
+		if (len == 2 && path[0] == '.' && path[1] == '.')
+			n = ns_get(ns, n->parent);
+		else if (!(len == 1 && path[0] == '.'))
+			n = ns_lookup(ns, n->id, path, len);
+		if (!n)
+			return -ENOENT;
+		n = ns_inode(n); /* a hard link's name: its node's mode and owner */
+		path += len;
+	}
+	if (slash && n->type != MMSB_T_DIR)
+		return -ENOTDIR; /* "page/" names a directory that is not there */
+	if (n->type == MMSB_T_DIR)
+		return -EISDIR;
+	if (n->type != MMSB_T_PAGE)
+		return -EINVAL;
+	if (cred && !perm_allows(n, cred, PERM_R)) {
+		*deny = n->id;
+		return -EACCES;
+	}
+	*out = n;
+	return 0;
+}
+
+int ns_deps_resolve(const struct ns *ns, const char *val, size_t len, uint64_t *out, size_t cap,
+		    struct ns_deps_bad *bad, const struct mmsb_cred *cred)
 {
 	size_t pos = 0, k = 0;
 	char path[4097];
 
 	while (pos < len) {
 		size_t s = pos, e;
-		struct ns_node *p;
+		struct ns_node *p = NULL;
+		uint64_t deny = 0;
 		int rc;
 
 		while (pos < len && val[pos] != ',' && val[pos] != '\n')
@@ -1415,18 +1613,21 @@ int ns_deps_resolve(const struct ns *ns, const char *val, size_t len, uint64_t *
 		if (s == e)
 			continue;
 		if (bad)
-			*bad = k;
+			*bad = (struct ns_deps_bad){k, s, e - s, 0};
 		if (e - s >= sizeof(path) || k == cap || memchr(val + s, '\0', e - s))
 			return -EINVAL;
 		memcpy(path, val + s, e - s);
 		path[e - s] = '\0';
-		rc = ns_resolve(ns, path, &p);
-		if (rc < 0)
+		rc = deps_walk(ns, path, cred, &p, &deny);
+		if (rc < 0) {
+			if (bad)
+				bad->deny = deny;
 			return rc;
-		if (p->type != MMSB_T_PAGE)
-			return -EINVAL;
+		}
 		out[k++] = p->id;
 	}
+	if (bad)
+		*bad = (struct ns_deps_bad){k, len, 0, 0};
 	return k ? (int)k : -EINVAL;
 }
 
@@ -1514,7 +1715,10 @@ int ns_apply(struct ns *ns, const struct mmsb_rec *r, struct mmsb_buf *scratch)
 {
 	switch (r->type) {
 	case MMSB_FR_CREATE:
+	case MMSB_FR_MKNOD:
 		return apply_create(ns, r);
+	case MMSB_FR_LINK:
+		return apply_link(ns, r);
 	case MMSB_FR_WRITE:
 	case MMSB_FR_TRUNCATE:
 		return apply_bytes(ns, r, scratch);

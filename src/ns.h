@@ -48,7 +48,7 @@ struct ns_dent {
 struct ns_node {
 	uint64_t id;	   /* node id, never reused */
 	uint64_t parent;   /* parent id (root: itself; orphan: 0) */
-	uint8_t type;	   /* enum mmsb_type */
+	uint8_t type;	   /* enum mmsb_type (a link entry: its node's) */
 	bool orphan;	   /* unlinked while referenced: out of the tree */
 	bool loaded;	   /* bytes present (false only in time-travel views) */
 	uint16_t name_len; /* bytes of name */
@@ -57,6 +57,14 @@ struct ns_node {
 	const struct mmsb_kern_ops *dev; /* GPU page: the table its bytes live in; NULL: host */
 	int64_t atime, mtime, ctime;
 	uint64_t size;	   /* page bytes / symlink target length */
+	uint64_t rdev;	   /* character and block devices: the device */
+	/* hard links: a node's first name is the node itself; each further
+	 * name is a link entry, an ns_node with the same id (not in the id
+	 * table) that is only a name: parent, name, nhash, dseq, ino. */
+	uint32_t nlink;		   /* nodes: names (1 + link entries); dirs: 1 */
+	struct ns_node *ino;	   /* link entries: the node they name; NULL for nodes */
+	struct ns_node *links;	   /* nodes: their link entries, chained by next_link */
+	struct ns_node *next_link; /* link entries: the next of the same node */
 	uint64_t version;  /* byte deltas applied */
 	uint64_t epoch;	   /* last change */
 	uint64_t birth;	   /* creating epoch */
@@ -86,6 +94,12 @@ struct ns_node {
 	uint64_t from_size;  /* views: the page's size at from_epoch */
 };
 
+/* The node a directory entry names (the entry itself unless a link entry). */
+static inline struct ns_node *ns_inode(const struct ns_node *d)
+{
+	return d->ino ? d->ino : (struct ns_node *)d;
+}
+
 struct ns {
 	struct ns_node **ids;	/* open addressing by id */
 	size_t ids_cap, n_ids;	/* power of two / used */
@@ -103,8 +117,11 @@ void ns_free(struct ns *ns);
 int ns_clone(const struct ns *ns, struct ns **out);
 
 struct ns_node *ns_get(const struct ns *ns, uint64_t id);
+/* The directory entry (a node or a link entry: see ns_inode) of name. */
 struct ns_node *ns_lookup(const struct ns *ns, uint64_t parent, const char *name, size_t len);
 int ns_resolve(const struct ns *ns, const char *path, struct ns_node **out);
+/* Same, but the last component's directory entry (maybe a link entry). */
+int ns_resolve_entry(const struct ns *ns, const char *path, struct ns_node **out);
 ssize_t ns_path(const struct ns *ns, uint64_t id, char *buf, size_t cap);
 void ns_attr(const struct ns_node *n, struct mmsb_attr *a);
 
@@ -163,6 +180,9 @@ ssize_t ns_listxattr(const struct ns_node *n, char *buf, size_t cap);
  * must exist.  The root entry updates ns->root in place instead. */
 struct ns_node *ns_node_new(uint64_t id, uint8_t type, const char *name, size_t name_len);
 int ns_insert(struct ns *ns, struct ns_node *n);
+/* Add one more name (parent, name) to node id, as a LINK record does.
+ * -MMSB_ECORRUPT when that does not fit the tree, -ENOMEM. */
+int ns_link_insert(struct ns *ns, uint64_t id, uint64_t parent, const char *name, size_t len);
 int ns_xattr_set(struct ns_node *n, const char *name, size_t nlen, const void *value, size_t vlen);
 void ns_node_free(struct ns_node *n);
 
@@ -176,17 +196,31 @@ void ns_node_free(struct ns_node *n);
 #define MMSB_XATTR_ERROR "user.mmsb.error"
 #define MMSB_XATTR_LOCATION "user.mmsb.location"
 #define MMSB_DEPS_MAX 4096
-/* Resolve a deps value: ids into out (cap entries).  Returns the count, or
- * -ENOENT (a path names nothing) / -EINVAL (not a page, empty, too many),
- * with *bad (may be NULL) the offending path index. */
-int ns_deps_resolve(const struct ns *ns, const char *val, size_t len, uint64_t *out, size_t cap, size_t *bad);
+/* Where ns_deps_resolve stopped: the offending path, as bytes of the value. */
+struct ns_deps_bad {
+	size_t idx;	   /* index of the path among the value's paths */
+	size_t off, len;   /* its bytes in the value */
+	uint64_t deny;	   /* -EACCES: the node that refused (a directory or the page) */
+};
+/* Resolve a deps value: ids into out (cap entries).  With cred, resolve as
+ * cred's path walk would (search on each directory before looking in it,
+ * read on the page: -EACCES).  Returns the count, or -ENOENT (a path names
+ * nothing), -ENOTDIR (a path goes through a non-directory or ends in '/'
+ * after one), -EISDIR (a directory), -EINVAL (a symlink, empty, too many),
+ * with *bad (may be NULL) saying which path. */
+int ns_deps_resolve(const struct ns *ns, const char *val, size_t len, uint64_t *out, size_t cap,
+		    struct ns_deps_bad *bad, const struct mmsb_cred *cred);
 /* Set n's parents (and the parents' kids lists). */
 int ns_deps_set(struct ns *ns, struct ns_node *n, const uint64_t *ids, size_t count);
 /* Rebuild every kids list from the deps lists (after a checkpoint load). */
 int ns_kids_rebuild(struct ns *ns);
 
 /* Call fn on every node in tree order (parents before children, children in
- * directory order).  fn returns nonzero to stop; that value is returned. */
+ * directory order); link entries are skipped (see ns_walk_links).  fn
+ * returns nonzero to stop; that value is returned. */
 int ns_walk(const struct ns *ns, int (*fn)(void *arg, const struct ns_node *n), void *arg);
+/* Call fn on every link entry (nodes with several names), in no particular
+ * order; same stop rule. */
+int ns_walk_links(const struct ns *ns, int (*fn)(void *arg, const struct ns_node *l), void *arg);
 
 #endif

@@ -38,6 +38,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "perm.h"
 #include "prop.h"
 #include "stats.h"
 #include "store_int.h"
@@ -95,20 +97,225 @@ static bool sizes_fit(const struct prop_spec *sp, const uint64_t *len, size_t n)
 	return n >= 1 && mmsb_kern_recompute_len(sp->op, sp->elem, sz, n, &out) == 0;
 }
 
-/* Does walking the parents from `from` reach `target`? */
-static bool reaches(struct ns *ns, uint64_t from, uint64_t target, unsigned depth)
+/* A set of node ids in visiting order (small open-addressing index). */
+struct idset {
+	uint64_t *v;	   /* members, in insertion order */
+	size_t n, cap;
+	size_t *slots;	   /* hash slots: index into v plus one (0 = empty) */
+	size_t n_slots;
+};
+
+static uint64_t idhash(uint64_t id)
 {
-	struct ns_node *n = ns_get(ns, from);
+	return id * 0x9E3779B97F4A7C15ull;
+}
+
+/* Index of id in s->v, or -1. */
+static ssize_t idset_find(const struct idset *s, uint64_t id)
+{
+	size_t i;
+
+	if (!s->n_slots)
+		return -1;
+	for (i = idhash(id) & (s->n_slots - 1); s->slots[i]; i = (i + 1) & (s->n_slots - 1))
+		if (s->v[s->slots[i] - 1] == id)
+			return (ssize_t)(s->slots[i] - 1);
+	return -1;
+}
+
+static bool idset_has(const struct idset *s, uint64_t id)
+{
+	return idset_find(s, id) >= 0;
+}
+
+static int idset_add(struct idset *s, uint64_t id)
+{
+	size_t i;
+
+	if (idset_has(s, id))
+		return 0;
+	if ((s->n + 1) * 2 > s->n_slots) {
+		size_t ns = s->n_slots ? s->n_slots * 2 : 64, k;
+		size_t *sl = calloc(ns, sizeof(*sl));
+
+		if (!sl)
+			return -ENOMEM;
+		free(s->slots);
+		s->slots = sl;
+		s->n_slots = ns;
+		for (k = 0; k < s->n; k++) {
+			for (i = idhash(s->v[k]) & (ns - 1); sl[i]; i = (i + 1) & (ns - 1))
+				;
+			sl[i] = k + 1;
+		}
+	}
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 32;
+		uint64_t *v = realloc(s->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = id;
+	for (i = idhash(id) & (s->n_slots - 1); s->slots[i]; i = (i + 1) & (s->n_slots - 1))
+		;
+	s->slots[i] = s->n;
+	return 0;
+}
+
+static void idset_free(struct idset *s)
+{
+	free(s->v);
+	free(s->slots);
+}
+
+/* Does walking the parents from any of ids[0..n) reach target?  Every node
+ * is visited at most once (a visited set shared by all the starts and an
+ * explicit stack): O(nodes + edges) of the graph above ids whatever its
+ * shape (a ladder of L levels costs 2L visits, not 2^L) or depth (no
+ * recursion).  1 (*via: the index in ids), 0, or -ENOMEM. */
+static int push(uint64_t **stack, size_t *sp, size_t *cap, uint64_t id)
+{
+	if (*sp == *cap) {
+		size_t nc = *cap ? *cap * 2 : 64;
+		uint64_t *v = realloc(*stack, nc * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		*stack = v;
+		*cap = nc;
+	}
+	(*stack)[(*sp)++] = id;
+	return 0;
+}
+
+static int reaches(struct ns *ns, const uint64_t *ids, size_t n, uint64_t target, size_t *via)
+{
+	struct idset seen = {0};
+	uint64_t *stack = NULL;
+	size_t sp = 0, cap = 0, i;
+	int rc = 0;
+
+	for (i = 0; i < n && rc == 0; i++) {
+		if (idset_has(&seen, ids[i]))
+			continue;
+		rc = idset_add(&seen, ids[i]);
+		sp = 0;
+		if (rc == 0)
+			rc = push(&stack, &sp, &cap, ids[i]);
+		while (sp > 0 && rc == 0) {
+			struct ns_node *x = ns_get(ns, stack[--sp]);
+			uint16_t j;
+
+			if (x && x->id == target) {
+				*via = i;
+				rc = 1;
+				break;
+			}
+			for (j = 0; x && j < x->n_deps && rc == 0; j++) {
+				if (idset_has(&seen, x->deps[j]))
+					continue;
+				rc = idset_add(&seen, x->deps[j]);
+				if (rc == 0)
+					rc = push(&stack, &sp, &cap, x->deps[j]);
+			}
+		}
+	}
+	free(stack);
+	idset_free(&seen);
+	return rc;
+}
+
+/* Refuse a dependency operation on n with rc: the reason ("RULE: PATH:
+ * why") into t->why and the daemon log.  Returns rc. */
+static int refuse(struct mmsb_txn *t, const struct ns_node *n, const char *rule, int rc, const char *fmt, ...)
+	MMSB_PRINTF(5, 6);
+static int refuse(struct mmsb_txn *t, const struct ns_node *n, const char *rule, int rc, const char *fmt, ...)
+{
+	char path[4096], why[256];
+	va_list ap;
+
+	if (ns_path(t->st->ns, n->id, path, sizeof(path)) < 0)
+		snprintf(path, sizeof(path), "#%" PRIu64, n->id);
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	snprintf(t->why, sizeof(t->why), "%s: %.120s: %s", rule, path[0] ? path : "/", why);
+	mmsb_diag(&t->st->diag, MMSB_DIAG_NOTICE, "%s (%s)", t->why, strerror(-rc));
+	return rc;
+}
+
+/* Refuse a deps value that did not resolve (rc from ns_deps_resolve). */
+static int refuse_deps(struct mmsb_txn *t, const struct ns_node *n, int rc, const char *val,
+		       const struct ns_deps_bad *b)
+{
+	int pl = b->len > 200 ? 200 : (int)b->len;
+	const char *p = val + b->off;
+	char deny[4096] = "";
+
+	switch (rc) {
+	case -ENOENT:
+		return refuse(t, n, "deps", rc, "parent '%.*s' not found", pl, p);
+	case -ENOTDIR:
+		return refuse(t, n, "deps", rc, "parent '%.*s': a component of the path is not a directory", pl, p);
+	case -EISDIR:
+		return refuse(t, n, "deps", rc, "parent '%.*s' is a directory, not a page", pl, p);
+	case -EACCES:
+		if (ns_path(t->st->ns, b->deny, deny, sizeof(deny)) < 0)
+			deny[0] = '\0';
+		return refuse(t, n, "deps", rc, "parent '%.*s': permission denied: uid %u may not %s '/%.200s'", pl, p,
+			      t->cred.uid, ns_get(t->st->ns, b->deny) && ns_get(t->st->ns, b->deny)->type == MMSB_T_DIR
+						   ? "search"
+						   : "read",
+			      deny);
+	case -EINVAL:
+		if (b->len == 0)
+			return refuse(t, n, "deps", rc, "no parent named");
+		if (b->idx == MMSB_DEPS_MAX)
+			return refuse(t, n, "deps", rc, "more than %u parents", MMSB_DEPS_MAX);
+		return refuse(t, n, "deps", rc, "parent '%.*s' is not a page", pl, p);
+	}
+	return refuse(t, n, "deps", rc, "parent '%.*s': %s", pl, p, strerror(-rc));
+}
+
+/* Why a recompute value does not parse. */
+static int refuse_op(struct mmsb_txn *t, const struct ns_node *n, const char *val, size_t len)
+{
+	const char *colon = memchr(val, ':', len);
+	int vl = len > 64 ? 64 : (int)len;
+	struct prop_spec sp;
+	char probe[40];
+
+	while (vl && (val[vl - 1] == '\n' || val[vl - 1] == ' '))
+		vl--;
+	if (colon && colon - val < 16) {
+		snprintf(probe, sizeof(probe), "%.*s:u8", (int)(colon - val), val);
+		if (prop_parse(probe, strlen(probe), &sp) == 0)
+			return refuse(t, n, "recompute", -EINVAL, "%.*s: unknown element type", vl, val);
+	}
+	return refuse(t, n, "recompute", -EINVAL, "%.*s: unknown operation", vl, val);
+}
+
+/* May the caller read the parents n already has (setting recompute)? */
+static int check_old_parents(struct mmsb_txn *t, struct ns_node *n)
+{
+	uint64_t deny = 0;
 	uint16_t i;
 
-	if (from == target)
-		return true;
-	if (!n || depth > 100000)
-		return false;
-	for (i = 0; i < n->n_deps; i++)
-		if (reaches(ns, n->deps[i], target, depth + 1))
-			return true;
-	return false;
+	for (i = 0; t->has_cred && i < n->n_deps; i++) {
+		struct ns_node *p = ns_get(t->st->ns, n->deps[i]);
+		char path[4096];
+
+		if (!p || perm_may_read(t->st->ns, p, &t->cred, &deny) == 0)
+			continue;
+		if (ns_path(t->st->ns, p->id, path, sizeof(path)) < 0)
+			snprintf(path, sizeof(path), "#%" PRIu64, p->id);
+		return refuse(t, n, "recompute", -EACCES, "parent '%.200s': permission denied for uid %u", path,
+			      t->cred.uid);
+	}
+	return 0;
 }
 
 int prop_check_xattr(struct mmsb_txn *t, struct ns_node *n, const char *name, const void *value, size_t len)
@@ -116,33 +323,47 @@ int prop_check_xattr(struct mmsb_txn *t, struct ns_node *n, const char *name, co
 	struct ns *ns = t->st->ns;
 	const struct ns_xattr *ox;
 	uint64_t ids[MMSB_DEPS_MAX], lens[MMSB_DEPS_MAX];
+	struct ns_deps_bad bad = {0};
+	bool deps = is_name(name, MMSB_XATTR_DEPS);
+	const char *rule = deps ? "deps" : "recompute";
 	struct prop_spec sp;
+	size_t i, via = 0;
 	ssize_t nd;
-	size_t i;
+	int rc;
 
 	if (is_name(name, MMSB_XATTR_ERROR))
 		return -EPERM; /* only recomputes set it */
-	if (!is_name(name, MMSB_XATTR_DEPS) && !is_name(name, MMSB_XATTR_RECOMPUTE))
+	if (!deps && !is_name(name, MMSB_XATTR_RECOMPUTE))
 		return 0;
 	if (n->type != MMSB_T_PAGE)
-		return -EINVAL;
+		return refuse(t, n, rule, n->type == MMSB_T_DIR ? -EISDIR : -EINVAL, "only pages can be derived");
 	if (!value)
 		return 0; /* removing either just stops recomputing */
-	if (is_name(name, MMSB_XATTR_DEPS)) {
-		nd = ns_deps_resolve(ns, value, len, ids, MMSB_DEPS_MAX, NULL);
+	if (deps) {
+		nd = ns_deps_resolve(ns, value, len, ids, MMSB_DEPS_MAX, &bad, t->has_cred ? &t->cred : NULL);
 		if (nd < 0)
-			return (int)nd;
-		for (i = 0; i < (size_t)nd; i++)
-			if (reaches(ns, ids[i], n->id, 0))
-				return -ELOOP;
+			return refuse_deps(t, n, (int)nd, value, &bad);
+		rc = reaches(ns, ids, (size_t)nd, n->id, &via);
+		if (rc < 0)
+			return rc;
+		if (rc > 0) {
+			/* locate path number via: resolving with room for via ids
+			 * stops there, with bad saying where it lies */
+			ns_deps_resolve(ns, value, len, ids, via, &bad, NULL);
+			return refuse(t, n, "deps", -ELOOP, "parent '%.*s' depends on this page (a cycle)",
+				      bad.len > 200 ? 200 : (int)bad.len, (const char *)value + bad.off);
+		}
 		ox = ns_xattr_find(n, MMSB_XATTR_RECOMPUTE, strlen(MMSB_XATTR_RECOMPUTE));
 		if (!ox || prop_parse((const char *)ox->value, ox->len, &sp) < 0)
 			return 0;
 	} else {
 		if (prop_parse(value, len, &sp) < 0)
-			return -EINVAL;
+			return refuse_op(t, n, value, len);
 		if (sp.exec && !t->st->o.allow_exec)
-			return -EPERM;
+			return refuse(t, n, "recompute", -EPERM, "exec: operations are not allowed on this mount");
+		rc = check_old_parents(t, n);
+		if (rc < 0)
+			return rc;
 		nd = n->n_deps;
 		memcpy(ids, n->deps, (size_t)nd * sizeof(*ids));
 	}
@@ -153,7 +374,9 @@ int prop_check_xattr(struct mmsb_txn *t, struct ns_node *n, const char *name, co
 			return 0; /* a dangling edge: reported at recompute time */
 		lens[i] = p->size;
 	}
-	return nd == 0 || sizes_fit(&sp, lens, (size_t)nd) ? 0 : -EINVAL;
+	if (nd == 0 || sizes_fit(&sp, lens, (size_t)nd))
+		return 0;
+	return refuse(t, n, rule, -EINVAL, "parent sizes do not fit the operation");
 }
 
 /* ---- exec: ------------------------------------------------------------------------- */
@@ -357,80 +580,6 @@ static int prop_exec(struct exec_job *j, struct mmsb_buf *out)
 
 /* ---- running propagation ----------------------------------------------------------------- */
 
-/* A set of node ids in visiting order (small open-addressing index). */
-struct idset {
-	uint64_t *v;	   /* members, in insertion order */
-	size_t n, cap;
-	size_t *slots;	   /* hash slots: index into v plus one (0 = empty) */
-	size_t n_slots;
-};
-
-static uint64_t idhash(uint64_t id)
-{
-	return id * 0x9E3779B97F4A7C15ull;
-}
-
-/* Index of id in s->v, or -1. */
-static ssize_t idset_find(const struct idset *s, uint64_t id)
-{
-	size_t i;
-
-	if (!s->n_slots)
-		return -1;
-	for (i = idhash(id) & (s->n_slots - 1); s->slots[i]; i = (i + 1) & (s->n_slots - 1))
-		if (s->v[s->slots[i] - 1] == id)
-			return (ssize_t)(s->slots[i] - 1);
-	return -1;
-}
-
-static bool idset_has(const struct idset *s, uint64_t id)
-{
-	return idset_find(s, id) >= 0;
-}
-
-static int idset_add(struct idset *s, uint64_t id)
-{
-	size_t i;
-
-	if (idset_has(s, id))
-		return 0;
-	if ((s->n + 1) * 2 > s->n_slots) {
-		size_t ns = s->n_slots ? s->n_slots * 2 : 64, k;
-		size_t *sl = calloc(ns, sizeof(*sl));
-
-		if (!sl)
-			return -ENOMEM;
-		free(s->slots);
-		s->slots = sl;
-		s->n_slots = ns;
-		for (k = 0; k < s->n; k++) {
-			for (i = idhash(s->v[k]) & (ns - 1); sl[i]; i = (i + 1) & (ns - 1))
-				;
-			sl[i] = k + 1;
-		}
-	}
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 32;
-		uint64_t *v = realloc(s->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		s->v = v;
-		s->cap = cap;
-	}
-	s->v[s->n++] = id;
-	for (i = idhash(id) & (s->n_slots - 1); s->slots[i]; i = (i + 1) & (s->n_slots - 1))
-		;
-	s->slots[i] = s->n;
-	return 0;
-}
-
-static void idset_free(struct idset *s)
-{
-	free(s->v);
-	free(s->slots);
-}
-
 static int set_error(struct mmsb_txn *t, struct ns_node *c, const char *msg);
 
 /* Recompute child c from its parents, as records of t. */
@@ -494,9 +643,64 @@ static int compute(struct mmsb_txn *t, const struct ns_node *c, const struct pro
 /* Gather c's parents.  When c and every parent are GPU pages of one device
  * the operation runs there; otherwise on the CPU, with GPU parents copied
  * out.  Returns 0, -ENOENT (a parent is gone: err says which), -ENOMEM, -EIO. */
-static int gather(struct ns *ns, const struct ns_node *c, bool exec, struct parents *pa, char *err, size_t errcap)
+/* The credentials of c's owner: uid, gid and the supplementary groups the
+ * store's groups_fn gives (cached for the transaction).  NULL on -ENOMEM. */
+static const struct mmsb_cred *owner_cred(struct mmsb_txn *t, const struct ns_node *c)
+{
+	mmsb_groups_fn fn = t->st->o.groups_fn ? t->st->o.groups_fn : perm_groups_default;
+	int n;
+
+	if (t->owner_ok && t->owner.uid == c->uid && t->owner.gid == c->gid)
+		return &t->owner;
+	t->owner = (struct mmsb_cred){c->uid, c->gid, 0, t->owner_groups};
+	t->owner_ok = true;
+	if (c->uid == 0)
+		return &t->owner; /* passes every check: no lookup */
+	for (;;) {
+		n = fn(t->st->o.groups_arg, c->uid, c->gid, t->owner_groups, t->cap_owner_groups);
+		if (n < 0 || (size_t)n <= t->cap_owner_groups)
+			break;
+		uint32_t *g = realloc(t->owner_groups, (size_t)n * sizeof(*g));
+
+		if (!g) {
+			t->owner_ok = false;
+			return NULL;
+		}
+		t->owner_groups = g;
+		t->cap_owner_groups = (size_t)n;
+	}
+	/* a failed lookup counts no supplementary group: it can only deny */
+	t->owner.n_groups = n > 0 ? (size_t)n : 0;
+	t->owner.groups = t->owner_groups;
+	return &t->owner;
+}
+
+/* May c's owner still read parent p?  -EACCES with the reason in err. */
+static int parent_readable(struct mmsb_txn *t, const struct ns_node *c, const struct ns_node *p, uint16_t i,
+			   char *err, size_t errcap)
+{
+	const struct mmsb_cred *who = owner_cred(t, c);
+	char path[4096], deny[4096];
+	uint64_t d = 0;
+
+	if (!who)
+		return -ENOMEM;
+	if (perm_may_read(t->st->ns, p, who, &d) == 0)
+		return 0;
+	if (ns_path(t->st->ns, p->id, path, sizeof(path)) < 0)
+		path[0] = '\0';
+	if (ns_path(t->st->ns, d, deny, sizeof(deny)) < 0)
+		deny[0] = '\0';
+	snprintf(err, errcap, "parent %u of %u ('%.80s'): permission denied: owner uid %u may not %s '/%.80s'", i + 1,
+		 c->n_deps, path, c->uid, d == p->id ? "read" : "search", deny);
+	return -EACCES;
+}
+
+static int gather(struct mmsb_txn *t, const struct ns_node *c, bool exec, struct parents *pa, char *err,
+		  size_t errcap)
 {
 	static const uint8_t empty[1];
+	struct ns *ns = t->st->ns;
 	uint16_t i;
 	int rc = 0;
 
@@ -510,6 +714,9 @@ static int gather(struct ns *ns, const struct ns_node *c, bool exec, struct pare
 				 c->deps[i]);
 			return -ENOENT;
 		}
+		rc = parent_readable(t, c, p, i, err, errcap);
+		if (rc < 0)
+			return rc;
 		pa->len[i] = p->size;
 		pa->sz[i] = (size_t)p->size;
 		if (p->size && (!p->data->k || p->data->k != c->dev))
@@ -555,7 +762,7 @@ static int recompute_one(struct mmsb_txn *t, struct ns_node *c)
 	pa = calloc(1, sizeof(*pa));
 	if (!pa)
 		return -ENOMEM;
-	rc = gather(t->st->ns, c, sp.exec, pa, err, sizeof(err));
+	rc = gather(t, c, sp.exec, pa, err, sizeof(err));
 	if (rc == 0)
 		rc = compute(t, c, &sp, pa, err, sizeof(err));
 	parents_free(pa);
@@ -578,8 +785,12 @@ static int set_error(struct mmsb_txn *t, struct ns_node *c, const char *msg)
 {
 	int rc;
 
-	mmsb_diag(&t->st->diag, MMSB_DIAG_NOTICE, "prop: epoch %" PRIu64 ": recompute of node %" PRIu64 " failed: %s",
-		  t->epoch, c->id, msg);
+	char path[4096];
+
+	if (ns_path(t->st->ns, c->id, path, sizeof(path)) < 0)
+		snprintf(path, sizeof(path), "#%" PRIu64, c->id);
+	mmsb_diag(&t->st->diag, MMSB_DIAG_NOTICE, "recompute: %s: epoch %" PRIu64 ": %s (child unchanged)", path,
+		  t->epoch, msg);
 	t->rec_flags = MMSB_FRF_PROPAGATED;
 	rc = txn_setxattr_raw(t, c->id, MMSB_XATTR_ERROR, msg, strlen(msg), 0);
 	t->rec_flags = 0;
@@ -621,6 +832,7 @@ int prop_run(struct mmsb_txn *t)
 	struct idset all = {0}, redo = {0};
 	uint32_t *indeg = NULL;
 	uint64_t *queue = NULL;
+	size_t *seen = NULL;
 	size_t i, head = 0, tail = 0;
 	int rc = collect(t, &all, &redo);
 
@@ -628,21 +840,26 @@ int prop_run(struct mmsb_txn *t)
 		goto out;
 	indeg = calloc(all.n, sizeof(*indeg));
 	queue = malloc(all.n * sizeof(*queue));
-	if (!indeg || !queue) {
+	seen = calloc(all.n, sizeof(*seen));
+	if (!indeg || !queue || !seen) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	/* Kahn's algorithm over the affected subgraph: indeg counts the
-	 * distinct parents in it (a kids list holds each child once) */
+	 * distinct parents in it (a kids list holds each child once); seen[x]
+	 * = i + 1 marks parent x as counted for node i, so a page naming the
+	 * same parent many times costs one pass, not a quadratic one */
 	for (i = 0; i < all.n; i++) {
 		struct ns_node *n = ns_get(ns, all.v[i]);
-		uint16_t j, k;
+		uint16_t j;
 
 		for (j = 0; n && j < n->n_deps; j++) {
-			for (k = 0; k < j && n->deps[k] != n->deps[j]; k++)
-				;
-			if (k == j && idset_has(&all, n->deps[j]))
+			ssize_t x = idset_find(&all, n->deps[j]);
+
+			if (x >= 0 && seen[x] != i + 1) {
+				seen[x] = i + 1;
 				indeg[i]++;
+			}
 		}
 		if (!indeg[i])
 			queue[tail++] = all.v[i];
@@ -665,6 +882,7 @@ int prop_run(struct mmsb_txn *t)
 out:
 	free(indeg);
 	free(queue);
+	free(seen);
 	idset_free(&all);
 	idset_free(&redo);
 	return rc;

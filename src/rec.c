@@ -23,7 +23,7 @@ static const char *const frame_type_name[16] = {
 	[MMSB_FR_CREATE] = "create",   [MMSB_FR_WRITE] = "write",	  [MMSB_FR_TRUNCATE] = "truncate",
 	[MMSB_FR_UNLINK] = "unlink",   [MMSB_FR_RMDIR] = "rmdir",	  [MMSB_FR_RENAME] = "rename",
 	[MMSB_FR_SETATTR] = "setattr", [MMSB_FR_SETXATTR] = "setxattr", [MMSB_FR_RMXATTR] = "rmxattr",
-	[MMSB_FR_COMMIT] = "commit",
+	[MMSB_FR_LINK] = "link",       [MMSB_FR_MKNOD] = "mknod",	  [MMSB_FR_COMMIT] = "commit",
 };
 
 const char *mmsb_rec_type_name(uint8_t type)
@@ -57,7 +57,10 @@ static size_t payload_len(const struct mmsb_rec *r)
 		return MMSB_TRUNCATE_FIXED;
 	case MMSB_FR_UNLINK:
 	case MMSB_FR_RMDIR:
+	case MMSB_FR_LINK:
 		return MMSB_UNLINK_FIXED + r->u.unlink.name_len;
+	case MMSB_FR_MKNOD:
+		return MMSB_MKNOD_FIXED + r->u.create.name_len;
 	case MMSB_FR_RENAME:
 		return MMSB_RENAME_FIXED + r->u.rename.name_len + r->u.rename.newname_len;
 	case MMSB_FR_SETATTR:
@@ -101,8 +104,19 @@ static void encode_payload(const struct mmsb_rec *r, uint8_t *p)
 	case MMSB_FR_TRUNCATE:
 		mmsb_put_le64(p + 0x08, r->u.truncate.size);
 		break;
+	case MMSB_FR_MKNOD:
+		mmsb_put_le64(p + MMSB_MKNOD_OFF_PARENT, r->u.create.parent);
+		mmsb_put_le32(p + MMSB_MKNOD_OFF_MODE, r->u.create.mode);
+		mmsb_put_le32(p + MMSB_MKNOD_OFF_UID, r->u.create.uid);
+		mmsb_put_le32(p + MMSB_MKNOD_OFF_GID, r->u.create.gid);
+		p[MMSB_MKNOD_OFF_TYPE] = r->u.create.ntype;
+		mmsb_put_le16(p + MMSB_MKNOD_OFF_NAME_LEN, r->u.create.name_len);
+		mmsb_put_le64(p + MMSB_MKNOD_OFF_RDEV, r->u.create.rdev);
+		memcpy(p + MMSB_MKNOD_FIXED, r->u.create.name, r->u.create.name_len);
+		break;
 	case MMSB_FR_UNLINK:
 	case MMSB_FR_RMDIR:
+	case MMSB_FR_LINK: /* MMSB_LINK_OFF_* == the UNLINK offsets */
 		mmsb_put_le64(p + 0x08, r->u.unlink.parent);
 		mmsb_put_le16(p + 0x10, r->u.unlink.name_len);
 		memcpy(p + MMSB_UNLINK_FIXED, r->u.unlink.name, r->u.unlink.name_len);
@@ -206,6 +220,37 @@ static const char *decode_create(const uint8_t *p, uint32_t len, struct mmsb_rec
 		return "create: bad symlink target";
 	if (r->u.create.parent == 0)
 		return "create: no parent";
+	return NULL;
+}
+
+static const char *decode_mknod(const uint8_t *p, uint32_t len, struct mmsb_rec *r)
+{
+	if (len < MMSB_MKNOD_FIXED)
+		return "mknod payload too short";
+	r->u.create.parent = mmsb_get_le64(p + MMSB_MKNOD_OFF_PARENT);
+	r->u.create.mode = mmsb_get_le32(p + MMSB_MKNOD_OFF_MODE);
+	r->u.create.uid = mmsb_get_le32(p + MMSB_MKNOD_OFF_UID);
+	r->u.create.gid = mmsb_get_le32(p + MMSB_MKNOD_OFF_GID);
+	r->u.create.ntype = p[MMSB_MKNOD_OFF_TYPE];
+	r->u.create.name_len = mmsb_get_le16(p + MMSB_MKNOD_OFF_NAME_LEN);
+	r->u.create.rdev = mmsb_get_le64(p + MMSB_MKNOD_OFF_RDEV);
+	r->u.create.name = (const char *)p + MMSB_MKNOD_FIXED;
+	r->u.create.target = NULL;
+	r->u.create.target_len = 0;
+	if (p[MMSB_MKNOD_OFF_ZERO] != 0)
+		return "mknod: nonzero reserved byte";
+	if (r->u.create.ntype < MMSB_T_FIFO || r->u.create.ntype > MMSB_T_BLK)
+		return "mknod: bad node type";
+	if (r->u.create.mode & ~07777u)
+		return "mknod: bad mode";
+	if ((uint64_t)MMSB_MKNOD_FIXED + r->u.create.name_len != len)
+		return "mknod: lengths do not add up";
+	if (r->u.create.rdev && r->u.create.ntype != MMSB_T_CHR && r->u.create.ntype != MMSB_T_BLK)
+		return "mknod: rdev on a fifo or socket";
+	if (mmsb_name_check(r->u.create.name, r->u.create.name_len) < 0)
+		return "mknod: bad name";
+	if (r->u.create.parent == 0)
+		return "mknod: no parent";
 	return NULL;
 }
 
@@ -316,7 +361,10 @@ static const char *decode_payload(const uint8_t *p, uint32_t len, struct mmsb_re
 		return NULL;
 	case MMSB_FR_UNLINK:
 	case MMSB_FR_RMDIR:
+	case MMSB_FR_LINK:
 		return decode_unlink(p, len, r);
+	case MMSB_FR_MKNOD:
+		return decode_mknod(p, len, r);
 	case MMSB_FR_RENAME:
 		return decode_rename(p, len, r);
 	case MMSB_FR_SETATTR:

@@ -30,7 +30,8 @@ struct mmsb_rec {
 			uint32_t target_len;
 			const char *name;   /* not NUL-terminated */
 			const char *target; /* symlinks */
-		} create;
+			uint64_t rdev;	    /* MKNOD: the device (0 for fifos and sockets) */
+		} create; /* CREATE and MKNOD */
 		struct {
 			uint64_t size;	      /* page size after */
 			uint64_t changed;     /* bytes changed */
@@ -44,7 +45,7 @@ struct mmsb_rec {
 		struct {
 			uint64_t size;
 		} truncate;
-		struct { /* UNLINK and RMDIR */
+		struct { /* UNLINK, RMDIR, and LINK (parent: the new name's directory) */
 			uint64_t parent;
 			uint16_t name_len;
 			const char *name;

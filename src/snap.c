@@ -167,8 +167,11 @@ int snap_build(struct mmsb_store *st, uint64_t e, struct mmsb_snap **out)
 	uint64_t from;
 	int rc = 0;
 
-	if (!s)
-		return -ENOMEM;
+	rc = store_hist_need(st, e);
+	if (rc < 0 || !s) {
+		free(s);
+		return rc < 0 ? rc : -ENOMEM;
+	}
 	s->st = st;
 	s->epoch = e;
 	s->refs = 1;
@@ -196,10 +199,20 @@ int snap_build(struct mmsb_store *st, uint64_t e, struct mmsb_snap **out)
 			s->ns = NULL;
 			from = s->base;
 		}
-		if (!s->ns && s->base)
-			rc = mmsb_ckpt_load(&c, s->base, true, &s->ns, NULL, &s->ck_fd);
-		else if (!s->ns)
-			rc = ns_new(st->ctime, &s->ns);
+		for (;;) { /* never an older state: exact, or -EUCLEAN */
+			rc = store_epoch_readable(st, s->base, e);
+			if (rc == 0 && !s->ns && s->base)
+				rc = mmsb_ckpt_load(&c, s->base, true, &s->ns, NULL, &s->ck_fd);
+			else if (rc == 0 && !s->ns)
+				rc = ns_new(st->ctime, &s->ns);
+			if (rc != -MMSB_ECORRUPT && rc != -MMSB_EBADCRC)
+				break;
+			if (s->ns || !s->base || store_epoch_readable(st, s->base, e) < 0)
+				break;
+			/* that checkpoint is damaged: an older one and the log may still do */
+			store_ckpt_drop(st, s->base, rc);
+			from = s->base = store_base_ckpt(st, e);
+		}
 		if (rc == 0)
 			rc = snap_replay_meta(st, s, from);
 	}
@@ -231,6 +244,53 @@ static void snap_evict(struct mmsb_snap *s, const struct ns_node *keep)
 	}
 }
 
+/* The bytes of page n in checkpoint s->base are damaged (err): start from
+ * an older checkpoint instead (or the empty store), whose page and the
+ * page's own records up to s->epoch rebuild it, when the log between holds
+ * every record.  Node ids are never reused, so a page absent from an older
+ * checkpoint was empty there.  st->lock held.  *pb, *size, *from: the
+ * starting point; err when no older source works. */
+static int snap_page_fallback(struct mmsb_snap *s, struct ns_node *n, int err, struct pbuf **pb, uint64_t *size,
+			      uint64_t *from)
+{
+	struct mmsb_store *st = s->st;
+	struct ckpt_ctx c = store_ckpt_ctx(st);
+	uint64_t older = s->base;
+
+	mmsb_diag(&st->diag, MMSB_DIAG_ERR,
+		  "snap: page %" PRIu64 " in checkpoint %" PRIu64 " is damaged (%s): rebuilding it from an older one",
+		  n->id, s->base, strerror(-err));
+	while (older > 0) {
+		struct ns *ons = NULL;
+		struct ns_node *on;
+		int fd = -1, rc;
+
+		older = store_base_ckpt(st, older - 1);
+		if (store_epoch_readable(st, older, s->epoch) < 0)
+			return err;
+		if (older + 1 < st->hist_from && st->hist_from > st->oldest + 1)
+			return err; /* its records are not indexed yet (and st->lock is held) */
+		*pb = NULL;
+		*size = 0;
+		*from = older;
+		if (older == 0)
+			return 0; /* the empty store */
+		rc = mmsb_ckpt_load(&c, older, true, &ons, NULL, &fd);
+		on = rc == 0 ? ns_get(ons, n->id) : NULL;
+		if (rc == 0 && on && on->type == MMSB_T_PAGE && on->ck_n_blocks) {
+			rc = mmsb_ckpt_read_page(&c, fd, on, pb);
+			*size = on->ck_size;
+		}
+		ns_free(ons);
+		mmsb_io_close(st->io, fd);
+		if (rc == 0)
+			return 0;
+		if (rc != -MMSB_EBADCRC && rc != -MMSB_ECORRUPT)
+			return rc;
+	}
+	return err;
+}
+
 int snap_load_page(struct mmsb_snap *s, struct ns_node *n, bool locked)
 {
 	struct mmsb_store *st = s->st;
@@ -259,6 +319,8 @@ int snap_load_page(struct mmsb_snap *s, struct ns_node *n, bool locked)
 	/* collect this page's byte records in (base, epoch] */
 	if (!locked)
 		pthread_rwlock_rdlock(&st->lock);
+	if (rc == -MMSB_EBADCRC || rc == -MMSB_ECORRUPT)
+		rc = snap_page_fallback(s, n, rc, &pb, &size, &from);
 	hn = hist_node(&st->hist, n->id);
 	if (rc == 0 && hn) {
 		i = hist_node_index_after(hn, &st->hist, from);

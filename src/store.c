@@ -21,6 +21,7 @@
  * holds exactly the committed state.  That path is rare and keeps every
  * operation free of undo logic.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -63,7 +64,8 @@ const char *mmsb_source_name(enum mmsb_source s)
 const char *mmsb_change_name(enum mmsb_change c)
 {
 	static const char *const names[] = {"?",      "create", "write",   "truncate", "unlink",
-					    "rmdir",  "rename", "setattr", "setxattr", "rmxattr"};
+					    "rmdir",  "rename", "setattr", "setxattr", "rmxattr",
+					    "link",   "mknod"};
 
 	return (unsigned)c < MMSB_ARRAY_SIZE(names) ? names[c] : "unknown";
 }
@@ -77,7 +79,8 @@ struct ckpt_ctx store_ckpt_ctx(struct mmsb_store *st)
 
 /* ---- superblock -------------------------------------------------------------
  * mmsb.super holds two identical 128-byte copies (offsets 0 and 128); a
- * reader takes the first valid one.  It is written once, at creation. */
+ * reader takes the first valid one.  It is written at creation, and again
+ * (replaced atomically) when an incompat feature is first used. */
 
 static void encode_sb(uint8_t *sb, uint64_t seed, int64_t ctime)
 {
@@ -102,8 +105,36 @@ static int create_sb(struct mmsb_store *st)
 	st->ctime = mmsb_wall_ns();
 	encode_sb(sb, seed, st->ctime);
 	memcpy(sb + MMSB_SB_SIZE, sb, MMSB_SB_SIZE);
+	memcpy(st->sb, sb, MMSB_SB_SIZE);
 	st->seed = seed;
 	return mmsb_io_replace(st->io, st->dirfd, MMSB_SUPER_NAME, sb, sizeof(sb));
+}
+
+static bool sb_copy_valid(const uint8_t *s)
+{
+	return memcmp(s, MMSB_SB_MAGIC, 8) == 0 && mmsb_get_le64(s + MMSB_SB_OFF_SUM) == mmsb_sum(s, MMSB_SB_OFF_SUM, 0);
+}
+
+int store_feature_set(struct mmsb_store *st, uint32_t incompat)
+{
+	uint8_t sb[2 * MMSB_SB_SIZE];
+	int rc;
+
+	if ((st->incompat & incompat) == incompat)
+		return 0;
+	memcpy(sb, st->sb, MMSB_SB_SIZE);
+	mmsb_put_le32(sb + MMSB_SB_OFF_INCOMPAT, st->incompat | incompat);
+	mmsb_put_le64(sb + MMSB_SB_OFF_SUM, mmsb_sum(sb, MMSB_SB_OFF_SUM, 0));
+	memcpy(sb + MMSB_SB_SIZE, sb, MMSB_SB_SIZE);
+	rc = mmsb_io_replace(st->io, st->dirfd, MMSB_SUPER_NAME, sb, sizeof(sb)); /* durable before use */
+	if (rc < 0) {
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: cannot record incompat feature 0x%x in %s: %s", incompat,
+			  MMSB_SUPER_NAME, strerror(-rc));
+		return rc;
+	}
+	memcpy(st->sb, sb, MMSB_SB_SIZE);
+	st->incompat |= incompat;
+	return 0;
 }
 
 static int read_sb(struct mmsb_store *st, int fd)
@@ -115,17 +146,23 @@ static int read_sb(struct mmsb_store *st, int fd)
 
 	if (r < 0)
 		return (int)r;
-	for (k = 0; k < 2 && !p; k++) {
+	st->sb_bad = 0;
+	for (k = 0; k < 2; k++) {
 		const uint8_t *s = sb + k * MMSB_SB_SIZE;
 
-		if ((k + 1) * MMSB_SB_SIZE <= r && memcmp(s, MMSB_SB_MAGIC, 8) == 0 &&
-		    mmsb_get_le64(s + MMSB_SB_OFF_SUM) == mmsb_sum(s, MMSB_SB_OFF_SUM, 0))
-			p = s;
+		if ((k + 1) * MMSB_SB_SIZE <= r && sb_copy_valid(s)) {
+			if (!p)
+				p = s;
+		} else {
+			st->sb_bad |= 1u << k;
+		}
 	}
 	if (!p) {
 		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: %s: no valid superblock: not an MMSB store", st->dir);
 		return -EINVAL;
 	}
+	if (p == sb && !(st->sb_bad & 2) && memcmp(sb, sb + MMSB_SB_SIZE, MMSB_SB_SIZE) != 0)
+		st->sb_bad |= 2; /* both pass their checksums but differ: trust the first */
 	if (mmsb_get_le16(p + MMSB_SB_OFF_MAJOR) != MMSB_FMT_MAJOR ||
 	    (mmsb_get_le32(p + MMSB_SB_OFF_INCOMPAT) & ~MMSB_FEAT_INCOMPAT_KNOWN)) {
 		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: %s: format version %u or incompat features 0x%x unsupported",
@@ -138,6 +175,26 @@ static int read_sb(struct mmsb_store *st, int fd)
 	}
 	st->seed = mmsb_get_le64(p + MMSB_SB_OFF_SEED);
 	st->ctime = (int64_t)mmsb_get_le64(p + MMSB_SB_OFF_CTIME);
+	st->incompat = mmsb_get_le32(p + MMSB_SB_OFF_INCOMPAT);
+	memcpy(st->sb, p, MMSB_SB_SIZE);
+	if (st->sb_bad && !st->read_only) { /* repair: both copies from the valid one, atomically */
+		uint8_t good[2 * MMSB_SB_SIZE];
+		int rc;
+
+		memcpy(good, p, MMSB_SB_SIZE);
+		memcpy(good + MMSB_SB_SIZE, p, MMSB_SB_SIZE);
+		rc = mmsb_io_replace(st->io, st->dirfd, MMSB_SUPER_NAME, good, sizeof(good));
+		mmsb_diag(&st->diag, rc == 0 ? MMSB_DIAG_WARNING : MMSB_DIAG_ERR,
+			  "store: %s/" MMSB_SUPER_NAME ": superblock copy %d is damaged: %s", st->dir,
+			  st->sb_bad & 1 ? 0 : 1, rc == 0 ? "rewritten from the other copy" : strerror(-rc));
+		if (rc == 0)
+			st->sb_bad = 0;
+	} else if (st->sb_bad) {
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR,
+			  "store: %s/" MMSB_SUPER_NAME ": superblock copy %d is damaged (the other one is used; a "
+			  "read-write open rewrites it)",
+			  st->dir, st->sb_bad & 1 ? 0 : 1);
+	}
 	return 0;
 }
 
@@ -168,9 +225,79 @@ static int open_sb(struct mmsb_store *st)
 struct load_ctx {
 	struct mmsb_store *st;
 	uint64_t base;	 /* checkpoint epoch loaded; later epochs are applied */
+	uint64_t next;	 /* the epoch the log should deliver next */
+	uint64_t stop;	 /* first lost epoch after base (0: none): the head cannot pass it */
 	struct mmsb_buf scratch;
 	int rc;
 };
+
+static int lost_add(struct mmsb_store *st, uint64_t first, uint64_t last)
+{
+	struct mmsb_epoch_range *v = realloc(st->lost, (st->n_lost + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	st->lost = v;
+	st->lost[st->n_lost].first = first;
+	st->lost[st->n_lost].last = last;
+	st->n_lost++;
+	return 0;
+}
+
+/* The oldest usable checkpoint at or after epoch e, or 0.  ck_mu held or
+ * no other thread running. */
+static uint64_t ckpt_at_or_after(const struct mmsb_store *st, uint64_t e)
+{
+	size_t i;
+
+	for (i = 0; i < st->n_ckpts; i++)
+		if (st->ckpts[i].epoch >= e)
+			return st->ckpts[i].epoch;
+	return 0;
+}
+
+int store_epoch_readable(struct mmsb_store *st, uint64_t base, uint64_t e)
+{
+	size_t i;
+
+	if (base == 0 && st->oldest > 0)
+		return -MMSB_ECORRUPT; /* no usable checkpoint to start from */
+	for (i = 0; i < st->n_lost; i++)
+		if (st->lost[i].first <= e && st->lost[i].last > base)
+			return -MMSB_ECORRUPT;
+	return 0;
+}
+
+ssize_t mmsb_lost_epochs(struct mmsb_store *st, struct mmsb_epoch_range *out, size_t cap)
+{
+	uint64_t head = atomic_load(&st->head);
+	size_t i, n = 0;
+	int rc = store_hist_need(st, 0);
+
+	if (rc < 0)
+		return rc;
+	pthread_rwlock_rdlock(&st->lock);
+	pthread_mutex_lock(&st->ck_mu);
+	for (i = 0; i < st->n_lost; i++) {
+		uint64_t c = ckpt_at_or_after(st, st->lost[i].last);
+		struct mmsb_epoch_range r = {st->lost[i].first, c ? c - 1 : head};
+
+		if (r.first <= st->oldest)
+			r.first = st->oldest + 1; /* compacted since */
+		if (c == st->lost[i].first || r.first > head || r.first > r.last)
+			continue; /* a checkpoint holds it */
+		if (n && out && n <= cap && out[n - 1].last + 1 >= r.first) {
+			out[n - 1].last = r.last > out[n - 1].last ? r.last : out[n - 1].last;
+			continue;
+		}
+		if (out && n < cap)
+			out[n] = r;
+		n++;
+	}
+	pthread_mutex_unlock(&st->ck_mu);
+	pthread_rwlock_unlock(&st->lock);
+	return (ssize_t)n;
+}
 
 static int index_txn(struct mmsb_store *st, const struct tlog_txn *t)
 {
@@ -192,8 +319,20 @@ static int load_txn(void *arg, const struct tlog_txn *t)
 	uint32_t i;
 	int rc;
 
-	if (t->epoch <= st->oldest)
-		return 0;
+	if (t->epoch < st->hist_from || lc->stop)
+		return 0; /* older epochs: indexed on first need (store_hist_need) */
+	if (t->epoch > lc->next) { /* the recovery scan skipped damage */
+		rc = lost_add(st, lc->next, t->epoch - 1);
+		if (rc == 0 && t->epoch - 1 > lc->base) { /* no checkpoint covers it: the head ends before */
+			lc->stop = lc->next > lc->base ? lc->next : lc->base + 1;
+			return 0;
+		}
+		if (rc == 0)
+			rc = hist_skip_to(&st->hist, t->epoch);
+		if (rc < 0)
+			return rc;
+	}
+	lc->next = t->epoch + 1;
 	rc = index_txn(st, t);
 	if (rc < 0 || t->epoch <= lc->base)
 		return rc;
@@ -302,10 +441,14 @@ static int load_base(struct mmsb_store *st, uint64_t *base)
 			*base = st->ckpts[i].epoch;
 			return 0;
 		}
-		mmsb_diag(&st->diag, MMSB_DIAG_WARNING, "store: checkpoint %" PRIu64 " unusable (%s): trying an older one",
-			  st->ckpts[i].epoch, strerror(-rc));
 		if (rc == -ENOMEM)
 			return rc;
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR,
+			  "store: checkpoint %" PRIu64 " is damaged (%s): recovering from an older checkpoint and the log",
+			  st->ckpts[i].epoch, strerror(-rc));
+		memmove(st->ckpts + i, st->ckpts + i + 1, (st->n_ckpts - i - 1) * sizeof(*st->ckpts));
+		st->n_ckpts--;
+		st->n_bad_ckpts++;
 	}
 	if (st->oldest > 0)
 		return MMSB_CORRUPT(&st->diag, "store: no usable checkpoint at or after epoch %" PRIu64, st->oldest);
@@ -313,16 +456,45 @@ static int load_base(struct mmsb_store *st, uint64_t *base)
 	return ns_new(st->ctime, &st->ns);
 }
 
+/* Say what the damage the recovery scan skipped costs. */
+static void report_lost(struct mmsb_store *st, size_t from, size_t to)
+{
+	size_t i;
+
+	for (i = from; i < to; i++) {
+		uint64_t c = ckpt_at_or_after(st, st->lost[i].last);
+		uint64_t head = atomic_load(&st->head);
+
+		if (c && c <= head)
+			mmsb_diag(&st->diag, MMSB_DIAG_ERR,
+				  "store: history lost: the log records of epochs %" PRIu64 "-%" PRIu64
+				  " are damaged; epochs %" PRIu64 "-%" PRIu64 " cannot be read (checkpoint %" PRIu64
+				  " and the epochs after it are intact)",
+				  st->lost[i].first, st->lost[i].last, st->lost[i].first, c - 1, c);
+		else
+			mmsb_diag(&st->diag, MMSB_DIAG_ERR,
+				  "store: history lost: the log records of epochs %" PRIu64 "-%" PRIu64
+				  " are damaged and no later checkpoint covers them: epochs from %" PRIu64 " on are lost",
+				  st->lost[i].first, st->lost[i].last, st->lost[i].first);
+	}
+}
+
 static int store_load(struct mmsb_store *st)
 {
 	struct ckpt_ctx c = store_ckpt_ctx(st);
 	struct load_ctx lc = {.st = st};
-	uint64_t last = 0, t0 = mmsb_now_ns();
+	struct tlog_recovery res;
+	uint64_t last, from, t0 = mmsb_now_ns();
+	const char *why = NULL;
 	int rc;
 
 	free(st->ckpts);
 	st->ckpts = NULL;
 	st->n_ckpts = 0;
+	free(st->lost);
+	st->lost = NULL;
+	st->n_lost = 0;
+	st->damaged = false;
 	rc = mmsb_ckpt_list(&c, &st->ckpts, &st->n_ckpts);
 	if (rc == 0)
 		rc = store_find_oldest(st);
@@ -332,20 +504,151 @@ static int store_load(struct mmsb_store *st)
 		rc = place_gpu_pages(st);
 	if (rc < 0)
 		return rc;
-	hist_init(&st->hist, st->oldest + 1);
+	/* the log from the segment that holds the base checkpoint's epoch, and
+	 * only the epochs from it on are indexed: the rest is indexed on the
+	 * first time-travel read that needs it (store_hist_need), so open time
+	 * and memory follow the log since the checkpoint (plus at most one
+	 * segment read), not all retained history */
+	from = lc.base ? mmsb_tlog_scan_start(st->log, lc.base) : 0;
+	st->hist_from = lc.base > st->oldest + 1 ? lc.base : st->oldest + 1;
+	hist_init(&st->hist, st->hist_from);
+	if (st->hist_from > st->oldest + 1)
+		st->hist.base = HIST_PREFIX_ROOM;
 	st->replay_bytes = 0;
-	rc = mmsb_tlog_recover(st->log, load_txn, &lc, &last, &st->damaged);
+	lc.next = st->hist_from;
+	rc = mmsb_tlog_recover(st->log, from, load_txn, &lc, &res);
 	mmsb_buf_free(&lc.scratch);
 	if (rc < 0)
 		return rc;
-	if (last < lc.base && !st->read_only)
-		return MMSB_CORRUPT(&st->diag, "store: the log ends at epoch %" PRIu64 ", before checkpoint %" PRIu64,
-				    last, lc.base);
+	last = lc.next - 1; /* the last epoch applied or indexed in sequence */
+	if (lc.stop) {
+		why = "damage that no checkpoint covers";
+	} else if (res.end_damaged) {
+		why = "damage at its end (not a torn write)";
+	} else if (last < lc.base) {
+		why = "a missing or damaged segment (it ends before the newest checkpoint)";
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR,
+			  "store: the log ends at epoch %" PRIu64 ", before checkpoint %" PRIu64
+			  ": the records of epochs %" PRIu64 "-%" PRIu64 " and of any epoch after %" PRIu64 " are lost",
+			  last, lc.base, last + 1, lc.base, lc.base);
+	}
+	if (last < lc.base && !lc.stop) { /* records of (last, base] lost; the checkpoint holds base */
+		rc = lost_add(st, last + 1, lc.base);
+		if (rc == 0)
+			rc = hist_skip_to(&st->hist, lc.base + 1);
+		if (rc < 0)
+			return rc;
+	}
 	atomic_store(&st->head, last > lc.base ? last : lc.base);
+	report_lost(st, 0, st->n_lost);
+	if (why && !st->read_only)
+		return MMSB_CORRUPT(&st->diag,
+				    "store: %s: the log has %s; refusing to open read-write (a read-only open "
+				    "serves epochs up to %" PRIu64 ")",
+				    st->dir, why, (uint64_t)atomic_load(&st->head));
+	if (why) {
+		st->damaged = true;
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: %s: the log has %s: serving epochs up to %" PRIu64 " read-only",
+			  st->dir, why, (uint64_t)atomic_load(&st->head));
+	}
 	st->ck_done = st->n_ckpts ? st->ckpts[st->n_ckpts - 1].epoch : 0;
 	st->log_since_ckpt = st->replay_bytes; /* the log the next open would replay */
 	st->replay_ns = mmsb_now_ns() - t0;
 	return 0;
+}
+
+struct prefix_ctx {
+	struct mmsb_store *st;
+	struct mmsb_hist h; /* the index of the epochs before st->hist_from */
+	uint64_t next;	    /* the epoch expected next */
+	uint64_t before;    /* st->hist_from */
+};
+
+static int prefix_txn(void *arg, const struct tlog_txn *t)
+{
+	struct prefix_ctx *p = arg;
+	uint32_t i;
+	int rc = 0;
+
+	if (t->epoch <= p->st->oldest || t->epoch >= p->before)
+		return 0;
+	if (t->epoch > p->next) {
+		rc = lost_add(p->st, p->next, t->epoch - 1);
+		if (rc == 0)
+			rc = hist_skip_to(&p->h, t->epoch);
+	}
+	p->next = t->epoch + 1;
+	if (rc == 0)
+		rc = hist_add_epoch(&p->h, t->epoch, t->time, t->source, t->changed);
+	for (i = 0; i < t->n && rc == 0; i++) {
+		struct hist_rec hr = store_hist_rec(&t->recs[i], t->seg, t->offs[i], t->lens[i]);
+
+		rc = hist_add_rec(&p->h, &hr);
+	}
+	return rc;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct mmsb_epoch_range *x = a, *y = b;
+
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Index the segments recovery skipped (st->lock held for writing). */
+static int store_load_prefix(struct mmsb_store *st)
+{
+	struct prefix_ctx p = {.st = st, .next = st->oldest + 1, .before = st->hist_from};
+	size_t n0 = st->n_lost, i;
+	struct tlog_recovery res;
+	uint64_t t0 = mmsb_now_ns();
+	int rc;
+
+	hist_init(&p.h, st->oldest + 1);
+	rc = mmsb_tlog_scan_before(st->log, p.before, prefix_txn, &p, &res);
+	if (rc == 0 && p.next < p.before) /* the skipped segments end early: damage */
+		rc = lost_add(st, p.next, p.before - 1);
+	if (rc == 0)
+		rc = hist_skip_to(&p.h, p.before);
+	if (rc < 0) {
+		hist_free(&p.h);
+		st->n_lost = n0;
+		return rc;
+	}
+	rc = hist_prepend(&st->hist, &p.h);
+	if (rc < 0) {
+		st->n_lost = n0;
+		return rc;
+	}
+	st->hist_from = st->oldest + 1;
+	pthread_mutex_lock(&st->ck_mu);
+	report_lost(st, n0, st->n_lost);
+	pthread_mutex_unlock(&st->ck_mu);
+	for (i = n0; i < st->n_lost; i++) /* the known history now starts earlier */
+		if (st->lost[i].last >= p.before)
+			st->lost[i].last = p.before - 1;
+	if (st->n_lost > 1)
+		qsort(st->lost, st->n_lost, sizeof(*st->lost), cmp_range);
+	mmsb_diag(&st->diag, MMSB_DIAG_INFO, "store: indexed the history before epoch %" PRIu64 " in %.3f s", p.before,
+		  (double)(mmsb_now_ns() - t0) / 1e9);
+	return 0;
+}
+
+int store_hist_need(struct mmsb_store *st, uint64_t e)
+{
+	bool need;
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&st->lock);
+	need = e < st->hist_from && st->hist_from > st->oldest + 1;
+	pthread_rwlock_unlock(&st->lock);
+	if (!need)
+		return 0;
+	pthread_rwlock_wrlock(&st->lock);
+	if (e < st->hist_from && st->hist_from > st->oldest + 1)
+		rc = store_load_prefix(st);
+	pthread_rwlock_unlock(&st->lock);
+	return rc;
 }
 
 int store_reload(struct mmsb_store *st)
@@ -379,6 +682,24 @@ uint64_t store_base_ckpt(struct mmsb_store *st, uint64_t e)
 			best = st->ckpts[i].epoch;
 	pthread_mutex_unlock(&st->ck_mu);
 	return best;
+}
+
+void store_ckpt_drop(struct mmsb_store *st, uint64_t epoch, int why)
+{
+	size_t i;
+
+	pthread_mutex_lock(&st->ck_mu);
+	for (i = 0; i < st->n_ckpts; i++)
+		if (st->ckpts[i].epoch == epoch) {
+			memmove(st->ckpts + i, st->ckpts + i + 1, (st->n_ckpts - i - 1) * sizeof(*st->ckpts));
+			st->n_ckpts--;
+			st->n_bad_ckpts++;
+			mmsb_diag(&st->diag, MMSB_DIAG_ERR,
+				  "store: checkpoint %" PRIu64 " is damaged (%s): views fall back to an older one", epoch,
+				  strerror(-why));
+			break;
+		}
+	pthread_mutex_unlock(&st->ck_mu);
 }
 
 /* ---- background work ----------------------------------------------------------------- */
@@ -534,6 +855,42 @@ ssize_t mmsb_checkpoints(struct mmsb_store *st, struct mmsb_ckpt_info *out, size
 
 /* ---- open and close -------------------------------------------------------------------- */
 
+/* A store is created only in an empty directory: a directory holding other
+ * files is not a store, and creating one there would mix the store's files
+ * with the user's.  0 when dirfd holds a superblock, is empty, or holds only
+ * what a store (or an interrupted creation) leaves: LOCK, log/, ckpt/ (then
+ * open_sb() tells what is missing); else -ENOTEMPTY. */
+static int check_fresh_dir(struct mmsb_store *st)
+{
+	struct dirent *e;
+	struct stat s;
+	DIR *d;
+	int fd, rc = 0;
+
+	if (fstatat(st->dirfd, MMSB_SUPER_NAME, &s, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+		return 0;
+	fd = openat(st->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL) {
+		rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+		    strcmp(e->d_name, MMSB_LOCK_NAME) != 0 && strcmp(e->d_name, MMSB_LOG_DIR) != 0 &&
+		    strcmp(e->d_name, MMSB_CKPT_DIR) != 0) {
+			mmsb_diag(&st->diag, MMSB_DIAG_ERR,
+				  "store: %s: not a store and not empty (holds '%s'): a new store needs an empty directory",
+				  st->dir, e->d_name);
+			rc = -ENOTEMPTY;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
 static int open_dirs(struct mmsb_store *st)
 {
 	const struct mmsb_io_ops *io = st->io;
@@ -544,6 +901,11 @@ static int open_dirs(struct mmsb_store *st)
 	st->dirfd = io->openat(io->ctx, AT_FDCWD, st->dir, O_RDONLY | O_DIRECTORY, 0);
 	if (st->dirfd < 0)
 		return st->dirfd;
+	if (st->o.create && !st->read_only) {
+		rc = check_fresh_dir(st);
+		if (rc < 0)
+			return rc;
+	}
 	if (!st->read_only) {
 		st->lockfd = io->openat(io->ctx, st->dirfd, MMSB_LOCK_NAME, O_RDWR | O_CREAT, 0600);
 		if (st->lockfd < 0)
@@ -639,9 +1001,6 @@ int mmsb_store_open(const char *dir, const struct mmsb_store_opts *o, struct mms
 		mmsb_store_close(st);
 		return rc;
 	}
-	if (st->damaged)
-		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: %s: damaged log: serving epochs up to %" PRIu64 " read-only",
-			  dir, (uint64_t)atomic_load(&st->head));
 	*out = st;
 	return 0;
 }
@@ -670,6 +1029,7 @@ void mmsb_store_close(struct mmsb_store *st)
 	ns_free(st->ns);
 	hist_free(&st->hist);
 	free(st->ckpts);
+	free(st->lost);
 	free(st->open);
 	mmsb_buf_free(&st->txn.frames);
 	mmsb_buf_free(&st->txn.diff);
@@ -677,6 +1037,8 @@ void mmsb_store_close(struct mmsb_store *st)
 	mmsb_buf_free(&st->txn.scratch);
 	free(st->txn.changes);
 	free(st->txn.rewired);
+	free(st->txn.cred_groups);
+	free(st->txn.owner_groups);
 	mmsb_buf_free(&st->txn.prop_out);
 	mmsb_buf_free(&st->txn.window);
 	free(st->txn.recs);
@@ -872,6 +1234,7 @@ void mmsb_store_stats(struct mmsb_store *st, struct mmsb_stats *s)
 	s->n_symlinks = st->ns->n_symlinks;
 	s->page_bytes = st->ns->page_bytes;
 	s->oldest = st->oldest;
+	s->indexed_epochs = st->hist.en;
 	pthread_rwlock_unlock(&st->lock);
 	s->head = atomic_load(&st->head);
 	pthread_mutex_lock(&st->ck_mu);

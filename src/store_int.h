@@ -48,6 +48,15 @@ struct mmsb_txn {
 	size_t n_rewired, cap_rewired;
 	struct mmsb_buf prop_out;      /* scratch: a recompute's result */
 	struct mmsb_buf window;	       /* scratch: bytes of a GPU page copied out */
+	bool has_cred;		       /* cred applies (mmsb_txn_set_cred) */
+	struct mmsb_cred cred;	       /* the caller; groups point at cred_groups */
+	uint32_t *cred_groups;	       /* copy of the caller's supplementary groups */
+	size_t cap_cred_groups;	       /* entries allocated in cred_groups */
+	struct mmsb_cred owner;	       /* cache: the last derived page owner's credentials */
+	bool owner_ok;		       /* owner holds a looked-up user */
+	uint32_t *owner_groups;	       /* owner's supplementary groups */
+	size_t cap_owner_groups;       /* entries allocated in owner_groups */
+	char why[400];		       /* why the last dependency operation was refused */
 };
 
 struct mmsb_snap {
@@ -74,12 +83,19 @@ struct mmsb_store {
 	bool gpu_ok;			  /* location gpu accepted (a GPU, or MMSB_GPU_CPU) */
 	uint64_t seed;			/* checksum seed */
 	int64_t ctime;			/* store creation time */
+	uint8_t sb[MMSB_SB_SIZE];	/* the superblock as read or written (protected by lock) */
+	uint32_t incompat;		/* its incompat features (protected by lock) */
 	bool read_only;			/* opened read-only, or forced by ro_compat bits */
 	bool damaged;			/* read-only open stopped at damage */
+	struct mmsb_epoch_range *lost;	/* epochs whose log records are lost, sorted (protected by lock) */
+	size_t n_lost;
+	unsigned sb_bad;		/* superblock copies found damaged at open (bit k: copy k) */
+	uint32_t n_bad_ckpts;		/* checkpoints found damaged (dropped from ckpts) */
 
 	pthread_rwlock_t lock;		/* readers / the one writer: ns, hist, ckpts */
 	struct ns *ns;			/* head state (protected by lock) */
 	struct mmsb_hist hist;		/* log index (protected by lock) */
+	uint64_t hist_from;		/* epochs in (oldest, hist_from) not indexed yet (lock) */
 	struct mmsb_tlog *log;		/* the log (own locking) */
 	_Atomic uint64_t head;		/* newest committed epoch */
 	uint64_t oldest;		/* oldest retained epoch (protected by lock) */
@@ -147,6 +163,10 @@ static inline struct hist_rec store_hist_rec(const struct mmsb_rec *r, uint32_t 
 
 /* store.c */
 int store_reload(struct mmsb_store *st);
+/* Record incompat feature bits in the superblock (replaced atomically and
+ * durably) unless already there; called under st->lock before the first
+ * record that needs them.  0, or the I/O error. */
+int store_feature_set(struct mmsb_store *st, uint32_t incompat);
 /* Set st->oldest from the log's first segment and the checkpoints (what
  * recovery computes).  ck_mu held or no other thread running. */
 int store_find_oldest(struct mmsb_store *st);
@@ -155,6 +175,17 @@ int store_write_compacted(struct mmsb_store *st, uint64_t epoch);
 /* The checkpoint to build a view of epoch e from: 0 means the empty store. */
 uint64_t store_base_ckpt(struct mmsb_store *st, uint64_t e);
 struct ckpt_ctx store_ckpt_ctx(struct mmsb_store *st);
+/* 0 if epoch e can be rebuilt exactly from checkpoint base (0: the empty
+ * store) and the retained log, else -EUCLEAN: a record in (base, e] is lost
+ * or base is not usable.  st->lock held. */
+int store_epoch_readable(struct mmsb_store *st, uint64_t base, uint64_t e);
+/* Make sure the log index covers epoch e (and history lost before it is
+ * known): indexes the segments recovery skipped on first need.  st->lock
+ * not held.  -ENOMEM, -EIO. */
+int store_hist_need(struct mmsb_store *st, uint64_t e);
+/* Forget checkpoint epoch (found damaged after open): views fall back to an
+ * older one.  st->ck_mu not held. */
+void store_ckpt_drop(struct mmsb_store *st, uint64_t epoch, int why);
 
 /* tags.c */
 int tags_load(struct mmsb_store *st);

@@ -13,21 +13,47 @@
  * VALIDITY
  *
  * A transaction is committed if and only if all its frames and its COMMIT
- * frame are valid (rec_decode), its epoch is the previous epoch plus one,
- * and the COMMIT's n_frames equals the frames seen.  Checksums are XXH3-64
- * seeded with the store's seed over the first 32 header bytes and the
- * payload.
+ * frame are valid (rec_decode), they all carry its epoch, and the COMMIT's
+ * n_frames equals the frames seen.  Checksums are XXH3-64 seeded with the
+ * store's seed over the first 32 header bytes and the payload.  A segment
+ * header that fails validation hides nothing: the name gives the first
+ * epoch and the frames are self-describing, so they are scanned anyway
+ * (and the header rewritten when read-write).
  *
  * RECOVERY SCAN
  *
- * Segments are scanned in order.  The first frame that is not valid (or a
- * clean end with frames but no COMMIT) ends the scan at offset X.  If any
- * valid frame follows X in that segment (looked for at every 8-byte offset)
- * or any later segment holds data, the damage is in the middle of the log:
- * that is corruption, reported with segment, offset and reason, and a
- * read-write open is refused.  Otherwise it is a torn tail: the partial
- * transaction that starts before X is discarded (the file is cut back to the
- * end of the last committed transaction) and a NOTICE says so.
+ * Segments are scanned in order (from the one holding a given epoch, the
+ * base checkpoint's: older ones are scanned on demand by
+ * mmsb_tlog_scan_before).  In sequence, each transaction must carry the
+ * epoch after the last committed one.  The scan meets damage at offset X at
+ * the first frame that is not valid, an out-of-sequence epoch, a COMMIT
+ * whose n_frames does not match, or frames without a COMMIT at the end of a
+ * segment that is not the last.
+ *
+ * TORN TAIL OR DAMAGE.  Damage at X is a torn tail if and only if
+ *   (1) it is in the last segment, and
+ *   (2) no valid frame starts at any 8-aligned offset after X, and
+ *   (3) the frame at X is incomplete: the file ends before its extent
+ *       (64 bytes for a COMMIT with an intact magic, whose payload size is
+ *       fixed whatever its length field says; 40 + align8(fr_len) for
+ *       another frame with an intact magic; else its 40-byte header), or
+ *       the last min(64, size - X) bytes of the file are all zero (blocks
+ *       allocated but never written).
+ * Frames with no COMMIT at the end of the last segment are a torn tail too.
+ * This is RocksDB's kTolerateCorruptedTailRecords, narrowed by (3): an
+ * interrupted append leaves a short file or unwritten blocks, never a
+ * frame whose bytes are all there, so such a frame failing its checksum
+ * was written whole -- perhaps fsynced and acknowledged -- and is damage
+ * (SQLite's WAL and kPointInTimeRecovery treat every invalid frame as the
+ * end of the log, which would silently drop it).  A torn tail is cut off
+ * (read-write) with a NOTICE.
+ *
+ * Damage is reported (ERR: segment, offset, check) and skipped, never
+ * repaired: the scan resumes at the next valid frame or segment, out of
+ * sequence, and takes the next transaction whose frames and COMMIT are all
+ * valid and whose epoch is greater than the last committed one; the
+ * callback sees the epoch jump.  What the lost epochs cost (a checkpoint
+ * covers them, or the head ends before them) is the store's decision.
  *
  * DURABILITY ORDER
  *
@@ -304,52 +330,121 @@ static int scan_push(struct scan *s, const struct mmsb_rec *r, uint64_t off, uin
 	return 0;
 }
 
-/* Is there any valid frame at an 8-aligned offset in buf[from..size)? */
-static bool valid_frame_after(const uint8_t *buf, uint64_t from, uint64_t size, uint64_t seed)
+/* Offset of the first valid frame at an 8-aligned offset in buf[from..size),
+ * or size if there is none. */
+static uint64_t next_valid_frame(const uint8_t *buf, uint64_t from, uint64_t size, uint64_t seed)
 {
 	struct mmsb_rec r;
 	uint64_t o;
 
 	for (o = mmsb_align8(from); o + MMSB_FR_HDR_SIZE <= size; o += 8)
 		if (memcmp(buf + o, MMSB_FR_MAGIC, 4) == 0 && mmsb_rec_decode(buf + o, size - o, seed, &r, NULL) > 0)
-			return true;
-	return false;
+			return o;
+	return size;
+}
+
+/* The torn-tail rule (VALIDITY above): is the invalid frame at off, the
+ * last thing in the last segment, incomplete?  Its extent is 64 bytes for a
+ * COMMIT (fixed size, whatever its length field says), 40 + align8(fr_len)
+ * when its magic is intact, else its 40-byte header. */
+static bool frame_incomplete(const uint8_t *buf, uint64_t off, uint64_t size)
+{
+	const uint8_t *p = buf + off;
+	uint64_t ext = MMSB_FR_HDR_SIZE, tail, i;
+
+	if (size - off < MMSB_FR_HDR_SIZE)
+		return true;
+	if (memcmp(p, MMSB_FR_MAGIC, 4) == 0)
+		ext = p[MMSB_FR_OFF_TYPE] == MMSB_FR_COMMIT ? mmsb_rec_frame_len(MMSB_COMMIT_FIXED)
+							     : mmsb_rec_frame_len(mmsb_get_le32(p + MMSB_FR_OFF_LEN));
+	if (ext > size - off)
+		return true;
+	tail = size - off < 64 ? size - off : 64; /* blocks allocated, never written */
+	for (i = size - tail; i < size; i++)
+		if (buf[i])
+			return false;
+	return true;
 }
 
 struct seg_scan {
-	uint64_t next_epoch; /* epoch the next transaction must carry */
+	uint64_t next_epoch; /* the epoch after the last committed one */
 	uint64_t good;	     /* end of the last committed transaction in this segment */
-	uint64_t bad_off;    /* where scanning stopped (== size on a clean end) */
-	const char *why;     /* reason, or NULL on a clean end */
-	bool pending;	     /* frames without their COMMIT at the end */
+	bool in_sync;	     /* the next transaction must carry next_epoch */
+	struct tlog_recovery *res;
 };
 
-static int scan_segment(struct mmsb_tlog *log, uint32_t i, const uint8_t *buf, uint64_t size, struct scan *s,
-			struct seg_scan *ss, tlog_txn_fn fn, void *arg)
+/* Damage at off in segment i: say so, drop the transaction being collected
+ * and return where scanning resumes (size: nowhere in this segment). */
+static uint64_t seg_damage(struct mmsb_tlog *log, uint32_t i, const uint8_t *buf, uint64_t off, uint64_t size,
+			   const char *why, struct scan *s, struct seg_scan *ss)
 {
-	uint64_t off = MMSB_SEG_HDR_SIZE;
+	uint64_t next = next_valid_frame(buf, off + 8, size, log->o.seed);
+	char name[32];
+
+	seg_name(name, sizeof(name), log->segs[i].first);
+	s->n = 0;
+	if (next == size && i + 1 == log->n_segs && frame_incomplete(buf, off, size)) {
+		if (ss->good < size)
+			mmsb_diag(log->o.diag, MMSB_DIAG_NOTICE,
+				  "tlog: log/%s @0x%" PRIx64 ": discarding a torn transaction at the tail (%" PRIu64
+				  " bytes after the last committed epoch %" PRIu64 ")",
+				  name, ss->good, size - ss->good, ss->next_epoch - 1);
+		return size;
+	}
+	ss->res->n_damage++;
+	ss->in_sync = false;
+	mmsb_diag(log->o.diag, MMSB_DIAG_ERR,
+		  "tlog: log/%s @0x%" PRIx64 ": %s after epoch %" PRIu64 ": %s", name, off, why, ss->next_epoch - 1,
+		  next < size ? "skipping to the next valid frame"
+		  : i + 1 < log->n_segs ? "skipping to the next segment"
+					: "the log ends in damage (not a torn write): what followed is lost");
+	return next;
+}
+
+/* Scan segment i from off: deliver committed transactions, skip damage. */
+static int scan_segment(struct mmsb_tlog *log, uint32_t i, const uint8_t *buf, uint64_t size, uint64_t off,
+			struct scan *s, struct seg_scan *ss, tlog_txn_fn fn, void *arg)
+{
+	uint64_t cur = 0; /* epoch of the frames collected in s */
 	int rc;
 
 	s->n = 0;
 	ss->good = off;
-	ss->why = NULL;
 	while (off < size) {
+		const char *why = NULL;
 		struct mmsb_rec r;
-		int64_t flen = mmsb_rec_decode(buf + off, size - off, log->o.seed, &r, &ss->why);
+		int64_t flen = mmsb_rec_decode(buf + off, size - off, log->o.seed, &r, &why);
 
-		if (flen < 0)
-			break;
-		if (r.epoch != ss->next_epoch) {
-			ss->why = "epoch out of sequence";
-			break;
+		if (flen < 0) {
+			off = seg_damage(log, i, buf, off, size, why, s, ss);
+			continue;
 		}
+		if (s->n > 0 && r.epoch != cur) {
+			if (ss->in_sync) {
+				off = seg_damage(log, i, buf, off, size, "epoch out of sequence", s, ss);
+				continue;
+			}
+			s->n = 0; /* the rest of a transaction whose start was lost */
+		}
+		if (s->n == 0 && (ss->in_sync ? r.epoch != ss->next_epoch : r.epoch < ss->next_epoch)) {
+			if (!ss->in_sync) { /* an older frame: not where the log resumes */
+				off += (uint64_t)flen;
+				continue;
+			}
+			off = seg_damage(log, i, buf, off, size, "epoch out of sequence", s, ss);
+			continue;
+		}
+		cur = r.epoch;
 		if (r.type != MMSB_FR_COMMIT) {
 			rc = scan_push(s, &r, off, (uint32_t)flen);
 			if (rc < 0)
 				return rc;
 		} else if (r.u.commit.n_frames != s->n) {
-			ss->why = "commit marker does not match its frames";
-			break;
+			if (ss->in_sync) {
+				off = seg_damage(log, i, buf, off, size, "commit marker does not match its frames", s, ss);
+				continue;
+			}
+			s->n = 0; /* a transaction partly lost: skip it */
 		} else {
 			struct tlog_txn t = {
 				.epoch = r.epoch, .time = r.time, .source = r.u.commit.source,
@@ -362,14 +457,31 @@ static int scan_segment(struct mmsb_tlog *log, uint32_t i, const uint8_t *buf, u
 			if (rc < 0)
 				return rc;
 			log->segs[i].last = r.epoch;
-			ss->next_epoch++;
+			ss->next_epoch = r.epoch + 1;
+			ss->in_sync = true;
 			ss->good = off + (uint64_t)flen;
 			s->n = 0;
 		}
 		off += (uint64_t)flen;
 	}
-	ss->bad_off = off;
-	ss->pending = s->n > 0;
+	if (s->n > 0 && i + 1 < log->n_segs) {
+		char name[32];
+
+		seg_name(name, sizeof(name), log->segs[i].first);
+		ss->res->n_damage++;
+		ss->in_sync = false;
+		mmsb_diag(log->o.diag, MMSB_DIAG_ERR,
+			  "tlog: log/%s: ends with epoch %" PRIu64 " uncommitted before a later segment", name, cur);
+	} else if (s->n > 0 && ss->in_sync) {
+		char name[32];
+
+		seg_name(name, sizeof(name), log->segs[i].first);
+		mmsb_diag(log->o.diag, MMSB_DIAG_NOTICE,
+			  "tlog: log/%s @0x%" PRIx64 ": discarding a torn transaction at the tail (epoch %" PRIu64
+			  " never committed)",
+			  name, ss->good, cur);
+	}
+	s->n = 0;
 	return 0;
 }
 
@@ -413,67 +525,88 @@ static void put_segment(uint8_t *buf, uint64_t size, bool mapped)
 		free(buf);
 }
 
-/* Damage found in segment i at ss->bad_off: torn tail or corruption? */
-static int judge_damage(struct mmsb_tlog *log, uint32_t i, const uint8_t *buf, uint64_t size,
-			const struct seg_scan *ss, bool *damaged)
+/* A segment header that fails validation does not hide its records: the
+ * name gives the first epoch and every frame carries its epoch and a
+ * checksum seeded with the store's seed.  Returns the reason it is bad (NULL
+ * when valid); *rc gets -ENOTSUP for a valid header of another major version. */
+static const char *seg_header_bad(struct mmsb_tlog *log, uint32_t i, const uint8_t *buf, uint64_t size, int *rc)
 {
 	char name[32];
-	bool later = valid_frame_after(buf, ss->bad_off + 8, size, log->o.seed);
-	uint32_t j;
+	const char *why;
 
-	for (j = i + 1; j < log->n_segs && !later; j++) {
-		struct stat stt;
-
-		if (fstat(log->segs[j].fd, &stt) == 0 && stt.st_size > MMSB_SEG_HDR_SIZE)
-			later = true;
+	*rc = 0;
+	if (size < MMSB_SEG_HDR_SIZE)
+		return "truncated segment header";
+	why = check_seg_hdr(buf, log->segs[i].first, log->o.seed, rc);
+	if (*rc == -ENOTSUP) {
+		seg_name(name, sizeof(name), log->segs[i].first);
+		mmsb_diag(log->o.diag, MMSB_DIAG_ERR, "tlog: log/%s: %s", name, why);
+		return why;
 	}
-	seg_name(name, sizeof(name), log->segs[i].first);
-	if (later) {
-		if (!log->o.read_only)
-			return MMSB_CORRUPT(log->o.diag,
-					    "tlog: log/%s @0x%" PRIx64 ": %s, and valid records follow: the log "
-					    "is damaged in the middle (epochs after %" PRIu64
-					    " unreadable); refusing to open read-write",
-					    name, ss->bad_off, ss->why ? ss->why : "incomplete transaction",
-					    ss->next_epoch - 1);
-		mmsb_diag(log->o.diag, MMSB_DIAG_ERR,
-			  "tlog: log/%s @0x%" PRIx64 ": %s, and valid records follow: serving epochs up to %" PRIu64
-			  " only",
-			  name, ss->bad_off, ss->why ? ss->why : "incomplete transaction", ss->next_epoch - 1);
-		*damaged = true;
-		return 0;
-	}
-	if (ss->pending || ss->good < size)
-		mmsb_diag(log->o.diag, MMSB_DIAG_NOTICE,
-			  "tlog: log/%s @0x%" PRIx64 ": discarding a torn transaction at the tail (%" PRIu64
-			  " bytes, epoch %" PRIu64 " never committed)",
-			  name, ss->good, size - ss->good, ss->next_epoch);
-	return 0;
+	*rc = 0;
+	return why;
 }
 
-int mmsb_tlog_recover(struct mmsb_tlog *log, tlog_txn_fn fn, void *arg, uint64_t *last, bool *damaged)
+/* Report a damaged header of segment i; rewrite it (read-write) when the
+ * scan proved the segment ours: it held a committed transaction. */
+static int seg_header_repair(struct mmsb_tlog *log, uint32_t i, const char *why)
+{
+	struct tlog_seg *sg = &log->segs[i];
+	bool ours = sg->last >= sg->first;
+	uint8_t h[MMSB_SEG_HDR_SIZE];
+	char name[32];
+	int rc;
+
+	seg_name(name, sizeof(name), sg->first);
+	if (log->o.read_only || !ours) {
+		mmsb_diag(log->o.diag, MMSB_DIAG_ERR,
+			  "tlog: log/%s: %s: the segment header is damaged; its records carry their own epochs and "
+			  "checksums and were read without it%s",
+			  name, why, log->o.read_only && ours ? " (a read-write open rewrites it)" : "");
+		return 0;
+	}
+	encode_seg_hdr(h, sg->first, log->o.seed);
+	rc = mmsb_io_pwrite_all(log->o.io, sg->fd, h, sizeof(h), 0);
+	if (rc == 0)
+		rc = log->o.io->fsync(log->o.io->ctx, sg->fd);
+	mmsb_diag(log->o.diag, rc == 0 ? MMSB_DIAG_WARNING : MMSB_DIAG_ERR, "tlog: log/%s: %s: segment header %s",
+		  name, why, rc == 0 ? "rewritten (its records are intact)" : "could not be rewritten");
+	return rc;
+}
+
+/* Scan segments [from, to) (indexes): see mmsb_tlog_recover. */
+static int tlog_scan(struct mmsb_tlog *log, uint32_t from, uint32_t to, tlog_txn_fn fn, void *arg,
+		     struct tlog_recovery *res)
 {
 	struct scan s = {0};
-	struct seg_scan ss = {0};
+	struct seg_scan ss = {.in_sync = true, .res = res};
 	uint32_t i;
 	int rc = 0;
 
-	*damaged = false;
-	*last = 0;
-	for (i = 0; i < log->n_segs && rc == 0 && !*damaged; i++) {
+	memset(res, 0, sizeof(*res));
+	for (i = from; i < to && rc == 0; i++) {
 		struct tlog_seg *sg = &log->segs[i];
 		uint8_t *buf = NULL;
 		bool mapped = false;
 		uint64_t size = 0;
+		const char *bad_hdr = NULL;
 		char name[32];
-		const char *why;
 
 		seg_name(name, sizeof(name), sg->first);
-		if (i == 0)
+		if (i == from) {
 			ss.next_epoch = sg->first;
-		else if (sg->first != ss.next_epoch)
-			rc = MMSB_CORRUPT(log->o.diag, "tlog: log/%s: expected a segment starting at epoch %" PRIu64,
-					  name, ss.next_epoch);
+		} else if (sg->first < ss.next_epoch) {
+			rc = MMSB_CORRUPT(log->o.diag, "tlog: log/%s: overlaps the segment before (which reached epoch %" PRIu64 ")",
+					  name, ss.next_epoch - 1);
+		} else if (sg->first > ss.next_epoch) {
+			if (ss.in_sync) { /* a segment missing in between */
+				res->n_damage++;
+				mmsb_diag(log->o.diag, MMSB_DIAG_ERR,
+					  "tlog: log/%s: the segment holding epochs %" PRIu64 "-%" PRIu64 " is missing",
+					  name, ss.next_epoch, sg->first - 1);
+			}
+			ss.in_sync = false;
+		}
 		if (rc == 0)
 			rc = read_segment(log, i, &buf, &size, &mapped);
 		if (rc == 0 && size < MMSB_SEG_HDR_SIZE && i == log->n_segs - 1) {
@@ -487,29 +620,57 @@ int mmsb_tlog_recover(struct mmsb_tlog *log, tlog_txn_fn fn, void *arg, uint64_t
 			log->n_segs--;
 			break;
 		}
-		if (rc == 0 && size < MMSB_SEG_HDR_SIZE)
-			rc = MMSB_CORRUPT(log->o.diag, "tlog: log/%s: truncated segment header", name);
-		if (rc == 0 && (why = check_seg_hdr(buf, sg->first, log->o.seed, &rc)) != NULL)
-			mmsb_diag(log->o.diag, MMSB_DIAG_ERR, "tlog: log/%s: %s", name, why);
 		if (rc == 0)
-			rc = scan_segment(log, i, buf, size, &s, &ss, fn, arg);
-		if (rc == 0 && (ss.why || ss.pending)) {
-			rc = judge_damage(log, i, buf, size, &ss, damaged);
-			if (rc == 0 && !*damaged && i + 1 < log->n_segs)
-				rc = MMSB_CORRUPT(log->o.diag, "tlog: log/%s @0x%" PRIx64 ": %s before a later segment",
-						  name, ss.bad_off, ss.why ? ss.why : "incomplete transaction");
+			bad_hdr = seg_header_bad(log, i, buf, size, &rc);
+		ss.good = MMSB_SEG_HDR_SIZE;
+		if (rc == 0 && size > MMSB_SEG_HDR_SIZE)
+			rc = scan_segment(log, i, buf, size, MMSB_SEG_HDR_SIZE, &s, &ss, fn, arg);
+		if (rc == 0 && bad_hdr) {
+			res->n_header++;
+			rc = seg_header_repair(log, i, bad_hdr);
 		}
 		if (rc == 0) {
+			pthread_mutex_lock(&log->mu); /* tlog_stats may be reading */
 			sg->size = ss.good;
-			if (ss.good < size && !log->o.read_only && !*damaged)
+			pthread_mutex_unlock(&log->mu);
+			/* cut a torn tail off the last segment (never damage) */
+			if (i + 1 == log->n_segs && ss.good < size && ss.in_sync && !log->o.read_only)
 				rc = log->o.io->ftruncate(log->o.io->ctx, sg->fd, (off_t)ss.good);
 		}
 		put_segment(buf, size, mapped);
 	}
-	*last = ss.next_epoch ? ss.next_epoch - 1 : 0;
+	res->last = ss.next_epoch ? ss.next_epoch - 1 : 0;
+	res->end_damaged = !ss.in_sync;
 	free(s.recs);
 	free(s.offs);
 	free(s.lens);
+	return rc;
+}
+
+uint64_t mmsb_tlog_scan_start(struct mmsb_tlog *log, uint64_t skip_to)
+{
+	uint32_t i;
+
+	for (i = log->n_segs; i-- > 1;)
+		if (log->segs[i].first <= skip_to)
+			return log->segs[i].first;
+	return log->n_segs ? log->segs[0].first : 1;
+}
+
+int mmsb_tlog_recover(struct mmsb_tlog *log, uint64_t from, tlog_txn_fn fn, void *arg, struct tlog_recovery *res)
+{
+	uint32_t k = 0, i;
+	int rc;
+
+	while (k + 1 < log->n_segs && log->segs[k + 1].first <= from)
+		k++;
+	for (i = 0; i < k; i++) { /* not scanned now: mmsb_tlog_scan_before */
+		struct stat stt;
+
+		log->segs[i].size = fstat(log->segs[i].fd, &stt) == 0 ? (uint64_t)stt.st_size : 0;
+		log->segs[i].last = log->segs[i + 1].first - 1;
+	}
+	rc = tlog_scan(log, k, log->n_segs, fn, arg, res);
 	if (rc < 0)
 		return rc;
 	if (!log->o.read_only && log->n_segs == 0)
@@ -520,6 +681,19 @@ int mmsb_tlog_recover(struct mmsb_tlog *log, tlog_txn_fn fn, void *arg, uint64_t
 		pthread_mutex_unlock(&log->mu);
 	}
 	return rc;
+}
+
+int mmsb_tlog_scan_before(struct mmsb_tlog *log, uint64_t before, tlog_txn_fn fn, void *arg, struct tlog_recovery *res)
+{
+	uint32_t k = 0;
+
+	while (k < log->n_segs && log->segs[k].first < before)
+		k++;
+	if (k == 0) {
+		memset(res, 0, sizeof(*res));
+		return 0;
+	}
+	return tlog_scan(log, 0, k, fn, arg, res);
 }
 
 /* ---- append and sync ------------------------------------------------------------ */

@@ -41,13 +41,30 @@ typedef int (*tlog_txn_fn)(void *arg, const struct tlog_txn *t);
 int mmsb_tlog_open(int store_dirfd, const struct tlog_opts *o, struct mmsb_tlog **out);
 void mmsb_tlog_close(struct mmsb_tlog *log);
 
-/* Scan every segment in order and call fn for each committed transaction.
- * A torn transaction at the tail is discarded (and cut off the file unless
- * read-only) with a NOTICE.  Damage followed by valid frames returns
- * -EUCLEAN (read-write) or stops there with an ERR (read-only; *damaged set).
- * *last gets the last committed epoch (0 if none).  Then prepares for
- * appending after it (a new segment if needed). */
-int mmsb_tlog_recover(struct mmsb_tlog *log, tlog_txn_fn fn, void *arg, uint64_t *last, bool *damaged);
+/* What the recovery scan found. */
+struct tlog_recovery {
+	uint64_t last;	    /* the epoch after which the sequence ends (0: none) */
+	uint32_t n_damage;  /* damaged places skipped (frames, segment tails, missing segments) */
+	uint32_t n_header;  /* damaged segment headers (their records were read without them) */
+	bool end_damaged;   /* the log ends in damage, not a torn tail: what followed `last` is lost */
+};
+
+/* Scan every segment from the one holding epoch `from` (0: all) in order and call fn for each committed transaction,
+ * in increasing epoch order.  A torn transaction at the tail is discarded
+ * (and cut off the file unless read-only) with a NOTICE.  Damage (see the
+ * rule in tlog.c) is reported at ERR and skipped: the scan resumes at the
+ * next valid frame or segment, so fn sees an epoch jump over what was lost;
+ * the caller decides what the loss means.  Then prepares for appending after
+ * the last transaction (a new segment if needed).  -EUCLEAN only for
+ * overlapping segment names, -ENOTSUP, -EIO, -ENOMEM, or fn's error. */
+int mmsb_tlog_recover(struct mmsb_tlog *log, uint64_t from, tlog_txn_fn fn, void *arg, struct tlog_recovery *res);
+/* The first epoch of the segment recovery starts at to reach epoch skip_to:
+ * recovery with from = skip_to skips the segments before it (they hold only
+ * older epochs), which bounds open time by the log after a checkpoint. */
+uint64_t mmsb_tlog_scan_start(struct mmsb_tlog *log, uint64_t skip_to);
+/* Scan the segments that start before epoch `before` (those recovery
+ * skipped), the same way: damage reported and skipped.  Never truncates. */
+int mmsb_tlog_scan_before(struct mmsb_tlog *log, uint64_t before, tlog_txn_fn fn, void *arg, struct tlog_recovery *res);
 
 /* Append the frames of one transaction of epoch `epoch` (buf, len) at the
  * end of the log, rolling to a new segment first if the current one is

@@ -27,11 +27,25 @@ static int hist_emit(struct mmsb_store *st, const struct hist_rec *hr, mmsb_hist
 	return fn(arg, &e);
 }
 
+/* -EUCLEAN if the records of an epoch in [since, until] are lost. */
+static int history_lost(struct mmsb_store *st, uint64_t since, uint64_t until)
+{
+	size_t i;
+
+	for (i = 0; i < st->n_lost; i++)
+		if (st->lost[i].first <= until && st->lost[i].last >= since)
+			return -MMSB_ECORRUPT;
+	return 0;
+}
+
 int mmsb_history(struct mmsb_store *st, uint64_t id, uint64_t since, uint64_t until, mmsb_hist_fn fn, void *arg)
 {
 	const struct hist_rec *hr;
 	uint64_t seq;
+	int rc = store_hist_need(st, since);
 
+	if (rc < 0)
+		return rc;
 	pthread_rwlock_rdlock(&st->lock);
 	if (id) {
 		const struct hist_node *hn = hist_node(&st->hist, id);
@@ -47,18 +61,23 @@ int mmsb_history(struct mmsb_store *st, uint64_t id, uint64_t since, uint64_t un
 			if (hr->epoch > until || hist_emit(st, hr, fn, arg))
 				break;
 	}
+	rc = history_lost(st, since, until);
 	pthread_rwlock_unlock(&st->lock);
-	return 0;
+	return rc;
 }
 
 int mmsb_epoch_info(struct mmsb_store *st, uint64_t epoch, struct mmsb_epoch_info *out)
 {
 	const struct hist_epoch *he;
-	int rc = 0;
+	int rc = store_hist_need(st, epoch);
 
+	if (rc < 0)
+		return rc;
 	pthread_rwlock_rdlock(&st->lock);
 	he = hist_epoch(&st->hist, epoch);
-	if (he) {
+	if (history_lost(st, epoch, epoch) < 0) {
+		rc = -MMSB_ECORRUPT;
+	} else if (he) {
 		*out = (struct mmsb_epoch_info){epoch, he->time, (enum mmsb_source)he->source, he->n, he->changed};
 	} else if (epoch == 0 && st->oldest == 0) {
 		*out = (struct mmsb_epoch_info){0, st->ctime, MMSB_SRC_SYSTEM, 0, 0};
@@ -117,11 +136,12 @@ static bool xattrs_equal(const struct ns_node *x, const struct ns_node *y)
 }
 
 /* Directories' mtimes follow their entries, which are compared one by one:
- * only pages and symlinks report an mtime change. */
+ * only other nodes report an mtime change, or a change of their number of
+ * names (a hard link made or removed elsewhere). */
 static bool attrs_equal(const struct ns_node *x, const struct ns_node *y)
 {
 	return x->mode == y->mode && x->uid == y->uid && x->gid == y->gid &&
-	       (x->type == MMSB_T_DIR || x->mtime == y->mtime) && xattrs_equal(x, y);
+	       (x->type == MMSB_T_DIR || (x->mtime == y->mtime && x->nlink == y->nlink)) && xattrs_equal(x, y);
 }
 
 static int diff_node(struct diff_ctx *d, size_t plen, struct ns_node *x, struct ns_node *y);
@@ -217,9 +237,12 @@ static int diff_page(struct diff_ctx *d, struct ns_node *x, struct ns_node *y)
 	return attrs_equal(x, y) ? 0 : diff_report(d, 'A', NULL, 0);
 }
 
-/* x at e1 (may be NULL), y at e2 (may be NULL), both at path d->path. */
+/* x at e1 (may be NULL), y at e2 (may be NULL), both at path d->path
+ * (directory entries: link entries name their nodes). */
 static int diff_node(struct diff_ctx *d, size_t plen, struct ns_node *x, struct ns_node *y)
 {
+	x = x ? ns_inode(x) : NULL;
+	y = y ? ns_inode(y) : NULL;
 	if (!x && !y)
 		return 0;
 	if (!y)
@@ -239,10 +262,12 @@ static int diff_node(struct diff_ctx *d, size_t plen, struct ns_node *x, struct 
 		if (x->size != y->size || memcmp(x->data->data, y->data->data, x->size) != 0)
 			return diff_report(d, 'M', NULL, 0);
 		return attrs_equal(x, y) ? 0 : diff_report(d, 'A', NULL, 0);
-	default:
+	case MMSB_T_DIR:
 		if (!attrs_equal(x, y))
 			diff_report(d, 'A', NULL, 0);
 		return diff_dir(d, plen, x, y);
+	default: /* fifos, sockets, devices: metadata only */
+		return attrs_equal(x, y) && x->rdev == y->rdev ? 0 : diff_report(d, 'A', NULL, 0);
 	}
 }
 
@@ -274,7 +299,7 @@ int mmsb_diff(struct mmsb_store *st, uint64_t e1, uint64_t e2, const char *const
 	}
 	for (i = 0; i < n_paths && d.rc == 0; i++) {
 		struct ns_node *x = NULL, *y = NULL;
-		int r1 = ns_resolve(d.a->ns, paths[i], &x), r2 = ns_resolve(d.b->ns, paths[i], &y);
+		int r1 = ns_resolve_entry(d.a->ns, paths[i], &x), r2 = ns_resolve_entry(d.b->ns, paths[i], &y);
 		const char *p = paths[i];
 		size_t l;
 
@@ -308,11 +333,45 @@ int mmsb_diff(struct mmsb_store *st, uint64_t e1, uint64_t e2, const char *const
 
 /* ---- restore ----------------------------------------------------------------------------- */
 
+/* A node restored under one name, for its other names: view id -> head id. */
+struct restore_pair {
+	uint64_t s; /* node id in the view */
+	uint64_t h; /* the head node that now holds it */
+};
+
 struct restore_ctx {
 	struct mmsb_txn *t;
 	struct mmsb_snap *s;
+	struct restore_pair *map; /* nodes with several names (view or head) restored so far */
+	size_t n_map, cap_map;	  /* used / allocated entries of map */
 };
 
+static const struct restore_pair *map_find(const struct restore_ctx *c, uint64_t s, uint64_t h)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_map; i++)
+		if (c->map[i].s == s || c->map[i].h == h)
+			return &c->map[i];
+	return NULL;
+}
+
+static int map_add(struct restore_ctx *c, uint64_t s, uint64_t h)
+{
+	if (c->n_map == c->cap_map) {
+		size_t cap = c->cap_map ? c->cap_map * 2 : 8;
+		struct restore_pair *m = realloc(c->map, cap * sizeof(*m));
+
+		if (!m)
+			return -ENOMEM;
+		c->map = m;
+		c->cap_map = cap;
+	}
+	c->map[c->n_map++] = (struct restore_pair){s, h};
+	return 0;
+}
+
+/* Remove the directory entry n (and, for a directory, what it holds). */
 static int remove_tree(struct mmsb_txn *t, struct ns_node *n)
 {
 	struct ns *ns = t->st->ns;
@@ -379,7 +438,7 @@ static int restore_children(struct restore_ctx *c, struct ns_node *s, struct ns_
 	for (i = 0; i < s->n_dents && rc == 0; i++) {
 		struct ns_node *sc = s->dents[i].node;
 
-		if (sc)
+		if (sc) /* directory entries: restore_node looks through link entries */
 			rc = restore_node(c, sc, ns_lookup(hs, h->id, sc->name, sc->name_len), h->id, sc->name);
 	}
 	for (i = 0; i < h->n_dents && rc == 0; i++) {
@@ -393,19 +452,52 @@ static int restore_children(struct restore_ctx *c, struct ns_node *s, struct ns_
 	return rc;
 }
 
-static int restore_node(struct restore_ctx *c, struct ns_node *s, struct ns_node *h, uint64_t parent,
+/* A node with several names: the first one restored makes (or keeps) the
+ * head node, the others become links to it.  *done: nothing more to do. */
+static int restore_links(struct restore_ctx *c, struct ns_node *s, struct ns_node **hd, uint64_t parent,
+			 const char *name, bool *done)
+{
+	const struct restore_pair *m = map_find(c, s->id, UINT64_MAX);
+	struct ns_node *h = *hd ? ns_inode(*hd) : NULL;
+	int rc = 0;
+
+	*done = false;
+	if (m) { /* another name of s is restored already: this one is a link to it */
+		*done = true;
+		if (h && h->id == m->h)
+			return 0;
+		if (*hd)
+			rc = remove_tree(c->t, *hd);
+		return rc < 0 ? rc : mmsb_txn_link(c->t, m->h, parent, name, NULL);
+	}
+	if (h && map_find(c, UINT64_MAX, h->id)) { /* h holds another restored node */
+		rc = remove_tree(c->t, *hd);
+		*hd = NULL;
+	}
+	return rc;
+}
+
+static int restore_node(struct restore_ctx *c, struct ns_node *sd, struct ns_node *hd, uint64_t parent,
 			const char *name)
 {
+	struct ns_node *s = sd ? ns_inode(sd) : NULL, *h;
 	struct mmsb_attr a;
+	bool done = false, shared;
 	int rc = 0;
 
 	if (!s)
-		return h ? remove_tree(c->t, h) : 0;
-	if (h && (h->type != s->type ||
+		return hd ? remove_tree(c->t, hd) : 0;
+	if (s->type != MMSB_T_DIR)
+		rc = restore_links(c, s, &hd, parent, name, &done);
+	if (rc < 0 || done)
+		return rc;
+	h = hd ? ns_inode(hd) : NULL;
+	if (h && (h->type != s->type || (s->type > MMSB_T_SYMLINK && h->rdev != s->rdev) ||
 		  (s->type == MMSB_T_SYMLINK && (h->size != s->size || memcmp(h->data->data, s->data->data, s->size))))) {
-		rc = remove_tree(c->t, h);
+		rc = remove_tree(c->t, hd);
 		h = NULL;
 	}
+	shared = s->nlink > 1 || (h && h->nlink > 1);
 	if (rc == 0 && !h && s->id != MMSB_ROOT_ID) {
 		char target[4097] = "";
 
@@ -413,10 +505,16 @@ static int restore_node(struct restore_ctx *c, struct ns_node *s, struct ns_node
 			memcpy(target, s->data->data, s->size);
 			target[s->size] = '\0';
 		}
-		rc = mmsb_txn_create(c->t, parent, name, (enum mmsb_type)s->type, s->mode, s->uid, s->gid,
-				     s->type == MMSB_T_SYMLINK ? target : NULL, &a);
+		if (s->type > MMSB_T_SYMLINK)
+			rc = mmsb_txn_mknod(c->t, parent, name, (enum mmsb_type)s->type, s->mode, s->uid, s->gid,
+					    s->rdev, &a);
+		else
+			rc = mmsb_txn_create(c->t, parent, name, (enum mmsb_type)s->type, s->mode, s->uid, s->gid,
+					     s->type == MMSB_T_SYMLINK ? target : NULL, &a);
 		h = rc == 0 ? ns_get(c->t->st->ns, a.id) : NULL;
 	}
+	if (rc == 0 && shared && s->type != MMSB_T_DIR)
+		rc = map_add(c, s->id, h->id);
 	if (rc == 0 && s->type == MMSB_T_PAGE) {
 		struct mmsb_buf tmp = {0};
 		const uint8_t *bytes = NULL;
@@ -480,7 +578,7 @@ static int restore_parents(struct restore_ctx *c, const char *path, uint64_t *pa
 static int restore_path(struct restore_ctx *c, const char *path)
 {
 	struct ns_node *s = NULL, *h = NULL;
-	int rs = ns_resolve(c->s->ns, path, &s), rh = ns_resolve(c->t->st->ns, path, &h), rc;
+	int rs = ns_resolve_entry(c->s->ns, path, &s), rh = ns_resolve_entry(c->t->st->ns, path, &h), rc;
 	char leaf[MMSB_NAME_MAX + 1];
 	const char *lp = "";
 	uint64_t parent = MMSB_ROOT_ID;
@@ -526,6 +624,7 @@ int mmsb_restore(struct mmsb_store *st, uint64_t e, const char *const *paths, si
 	else
 		mmsb_txn_abort(c.t);
 	snap_free(c.s);
+	free(c.map);
 	return rc;
 }
 
@@ -579,19 +678,62 @@ int mmsb_compact(struct mmsb_store *st, uint64_t before, unsigned flags, uint64_
 /* ---- verification ------------------------------------------------------------------------------ */
 
 struct verify_ctx {
-	struct mmsb_store *st;
-	struct ns *ns; /* replayed from the oldest base */
-	uint64_t base;
-	struct mmsb_buf scratch;
-	int rc;
+	struct mmsb_store *st;	    /* the store verified */
+	struct ns *ns;		    /* replayed from base; NULL: nothing to apply records to */
+	uint64_t base;		    /* checkpoint epoch ns started from (0: the empty store) */
+	uint64_t oldest;	    /* the oldest retained epoch */
+	uint64_t next;		    /* the epoch expected next */
+	const struct ckpt_info *ck; /* checkpoints that load, oldest first */
+	size_t n_ck;		    /* entries in ck */
+	struct mmsb_buf scratch;    /* for ns_apply */
+	int rc;			    /* first damage found (-EUCLEAN) */
 };
+
+/* After a gap: continue from the oldest good checkpoint at or after the
+ * epoch before t (its state is known), or stop applying. */
+static void verify_rebase(struct verify_ctx *v, uint64_t epoch)
+{
+	struct ckpt_ctx c = store_ckpt_ctx(v->st);
+	size_t i;
+
+	ns_free(v->ns);
+	v->ns = NULL;
+	for (i = 0; i < v->n_ck; i++)
+		if (v->ck[i].epoch + 1 >= epoch) {
+			if (mmsb_ckpt_load(&c, v->ck[i].epoch, false, &v->ns, NULL, NULL) == 0)
+				v->base = v->ck[i].epoch;
+			break;
+		}
+}
 
 static int verify_txn(void *arg, const struct tlog_txn *t)
 {
 	struct verify_ctx *v = arg;
 	uint32_t i;
 
-	if (t->epoch <= v->base)
+	if (t->epoch > v->next && t->epoch - 1 <= v->oldest) {
+		mmsb_diag(&v->st->diag, MMSB_DIAG_ERR,
+			  "verify: the log records of epochs %" PRIu64 "-%" PRIu64 " are damaged, before the oldest "
+			  "retained epoch %" PRIu64 ": no retained epoch is affected",
+			  v->next, t->epoch - 1, v->oldest);
+		if (v->rc == 0)
+			v->rc = -MMSB_ECORRUPT;
+	} else if (t->epoch > v->next && t->epoch - 1 > v->base) {
+		mmsb_diag(&v->st->diag, MMSB_DIAG_ERR, "verify: the log records of epochs %" PRIu64 "-%" PRIu64 " are lost",
+			  v->next, t->epoch - 1);
+		if (v->rc == 0)
+			v->rc = -MMSB_ECORRUPT;
+		verify_rebase(v, t->epoch);
+	} else if (t->epoch > v->next) {
+		mmsb_diag(&v->st->diag, MMSB_DIAG_ERR,
+			  "verify: the log records of epochs %" PRIu64 "-%" PRIu64 " are lost (checkpoint %" PRIu64
+			  " covers the state)",
+			  v->next, t->epoch - 1, v->base);
+		if (v->rc == 0)
+			v->rc = -MMSB_ECORRUPT;
+	}
+	v->next = t->epoch + 1;
+	if (t->epoch <= v->base || !v->ns)
 		return 0;
 	for (i = 0; i < t->n; i++) {
 		int rc = ns_apply(v->ns, &t->recs[i], &v->scratch);
@@ -608,6 +750,7 @@ static int verify_txn(void *arg, const struct tlog_txn *t)
 	return 0;
 }
 
+/* Every superblock copy, checkpoint and log segment, re-read from disk. */
 int mmsb_store_verify(struct mmsb_store *st)
 {
 	struct ckpt_ctx c = store_ckpt_ctx(st);
@@ -615,11 +758,16 @@ int mmsb_store_verify(struct mmsb_store *st)
 	struct verify_ctx v = {.st = st};
 	struct ckpt_info *ck = NULL;
 	struct mmsb_tlog *log = NULL;
-	size_t n = 0, i;
-	uint64_t last;
-	bool damaged = false;
+	struct tlog_recovery res = {0};
+	uint64_t oldest = mmsb_store_oldest(st), newest = 0;
+	size_t n = 0, i, k = 0;
 	int rc, worst = 0;
 
+	if (st->sb_bad) {
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "verify: " MMSB_SUPER_NAME ": superblock copy %d is damaged",
+			  st->sb_bad & 1 ? 0 : 1);
+		worst = -MMSB_ECORRUPT;
+	}
 	rc = mmsb_ckpt_list(&c, &ck, &n);
 	for (i = 0; rc == 0 && i < n; i++) {
 		struct ns *ns;
@@ -631,24 +779,37 @@ int mmsb_store_verify(struct mmsb_store *st)
 			worst = worst ? worst : r;
 			continue;
 		}
-		if (!v.ns && ck[i].epoch >= mmsb_store_oldest(st) && mmsb_store_oldest(st) > 0) {
+		ck[k++] = ck[i]; /* the ones that load */
+		newest = ck[i].epoch;
+		if (!v.ns && ck[i].epoch >= oldest && oldest > 0) {
 			v.ns = ns;
 			v.base = ck[i].epoch;
 		} else {
 			ns_free(ns);
 		}
 	}
-	free(ck);
-	if (rc == 0 && !v.ns)
+	v.ck = ck;
+	v.n_ck = k;
+	v.next = oldest + 1;
+	v.oldest = oldest;
+	if (rc == 0 && !v.ns && oldest == 0)
 		rc = ns_new(st->ctime, &v.ns);
 	if (rc == 0)
 		rc = mmsb_tlog_open(st->dirfd, &to, &log);
 	if (rc == 0)
-		rc = mmsb_tlog_recover(log, verify_txn, &v, &last, &damaged);
-	if (rc == 0 && damaged)
+		rc = mmsb_tlog_recover(log, 0, verify_txn, &v, &res);
+	if (rc == 0 && (res.n_damage || res.n_header || res.end_damaged))
 		rc = -MMSB_ECORRUPT;
+	if (rc == 0 && res.last < newest) {
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR,
+			  "verify: the log ends at epoch %" PRIu64 ", before checkpoint %" PRIu64
+			  ": a segment is missing or damaged",
+			  res.last, newest);
+		rc = -MMSB_ECORRUPT;
+	}
 	mmsb_tlog_close(log);
 	ns_free(v.ns);
+	free(ck);
 	mmsb_buf_free(&v.scratch);
 	if (rc == 0)
 		rc = v.rc;

@@ -35,6 +35,9 @@ int mmsb_txn_begin(struct mmsb_store *st, enum mmsb_source src, struct mmsb_txn 
 	t->n_changes = 0;
 	t->n_rewired = 0;
 	t->rec_flags = 0;
+	t->has_cred = false;
+	t->owner_ok = false;
+	t->why[0] = '\0';
 	*out = t;
 	return 0;
 }
@@ -160,6 +163,66 @@ static int write_whole(uint64_t off, const uint8_t *src, size_t len, struct mmsb
 	info->changed = len;
 	info->lo = off;
 	info->hi = off + len;
+	return rc;
+}
+
+int mmsb_txn_mknod(struct mmsb_txn *t, uint64_t parent, const char *name, enum mmsb_type type, uint32_t mode,
+		   uint32_t uid, uint32_t gid, uint64_t rdev, struct mmsb_attr *out)
+{
+	size_t nlen = strlen(name);
+	struct mmsb_rec r = {.type = MMSB_FR_MKNOD};
+	int rc = mmsb_name_check(name, nlen);
+
+	if (rc < 0)
+		return rc;
+	if (type < MMSB_T_FIFO || type > MMSB_T_BLK)
+		return -EINVAL;
+	rc = store_feature_set(t->st, MMSB_FEAT_INCOMPAT_NODES);
+	if (rc < 0)
+		return rc;
+	r.node = t->st->ns->next_id;
+	r.u.create.parent = parent;
+	r.u.create.mode = mode & 07777u;
+	r.u.create.uid = uid;
+	r.u.create.gid = gid;
+	r.u.create.ntype = (uint8_t)type;
+	r.u.create.name = name;
+	r.u.create.name_len = (uint16_t)nlen;
+	r.u.create.rdev = type == MMSB_T_CHR || type == MMSB_T_BLK ? rdev : 0;
+	rc = txn_record(t, &r, MMSB_CH_MKNOD, parent, 0);
+	if (rc == 0 && out)
+		ns_attr(txn_node(t, r.node), out);
+	return rc;
+}
+
+int mmsb_txn_link(struct mmsb_txn *t, uint64_t id, uint64_t newparent, const char *newname, struct mmsb_attr *out)
+{
+	struct mmsb_rec r = {.type = MMSB_FR_LINK, .node = id};
+	size_t nlen = strlen(newname);
+	struct ns_node *n = txn_node(t, id), *p = txn_node(t, newparent);
+	int rc = mmsb_name_check(newname, nlen);
+
+	if (rc < 0)
+		return rc;
+	if (!n || n->orphan || !p || p->orphan)
+		return -ENOENT;
+	if (n->type == MMSB_T_DIR)
+		return -EPERM;
+	if (p->type != MMSB_T_DIR)
+		return -ENOTDIR;
+	if (ns_lookup(t->st->ns, newparent, newname, nlen))
+		return -EEXIST;
+	if (n->nlink >= MMSB_LINK_MAX)
+		return -EMLINK;
+	rc = store_feature_set(t->st, MMSB_FEAT_INCOMPAT_NODES);
+	if (rc < 0)
+		return rc;
+	r.u.unlink.parent = newparent;
+	r.u.unlink.name = newname;
+	r.u.unlink.name_len = (uint16_t)nlen;
+	rc = txn_record(t, &r, MMSB_CH_LINK, newparent, 0);
+	if (rc == 0 && out)
+		ns_attr(n, out);
 	return rc;
 }
 
@@ -321,8 +384,8 @@ int mmsb_txn_rename(struct mmsb_txn *t, uint64_t parent, const char *name, uint6
 	if (!n)
 		return -ENOENT;
 	v = ns_lookup(t->st->ns, newparent, newname, nnl);
-	if (v == n)
-		return 0; /* rename onto itself: nothing to do */
+	if (v && ns_inode(v) == ns_inode(n))
+		return 0; /* onto itself or another name of the node: POSIX says nothing happens */
 	r.node = n->id;
 	r.u.rename.parent = parent;
 	r.u.rename.newparent = newparent;
@@ -405,12 +468,73 @@ int mmsb_txn_setxattr(struct mmsb_txn *t, uint64_t id, const char *name, const v
 
 	if (!n)
 		return -ENOENT;
+	t->why[0] = '\0';
 	rc = prop_check_xattr(t, n, name, value, len);
 	if (rc == 0)
 		rc = location_check(t, n, name, value, len);
 	if (rc == 0)
 		rc = note_rewired(t, id, name);
-	return rc < 0 ? rc : txn_setxattr_raw(t, id, name, value, len, flags);
+	if (rc == 0)
+		rc = txn_setxattr_raw(t, id, name, value, len, flags);
+	n = txn_node(t, id);
+	if (rc == 0 && n && (strcmp(name, MMSB_XATTR_DEPS) == 0 || strcmp(name, MMSB_XATTR_RECOMPUTE) == 0) &&
+	    ns_xattr_find(n, MMSB_XATTR_ERROR, strlen(MMSB_XATTR_ERROR))) {
+		/* a dependency set anew: an old refusal no longer applies (the
+		 * recompute at commit records a new failure, if any) */
+		t->rec_flags = MMSB_FRF_PROPAGATED;
+		rc = mmsb_txn_removexattr(t, id, MMSB_XATTR_ERROR);
+		t->rec_flags = 0;
+	}
+	return rc;
+}
+
+int mmsb_txn_set_cred(struct mmsb_txn *t, const struct mmsb_cred *cred)
+{
+	if (cred->n_groups > t->cap_cred_groups) {
+		uint32_t *g = realloc(t->cred_groups, cred->n_groups * sizeof(*g));
+
+		if (!g)
+			return -ENOMEM;
+		t->cred_groups = g;
+		t->cap_cred_groups = cred->n_groups;
+	}
+	if (cred->n_groups)
+		memcpy(t->cred_groups, cred->groups, cred->n_groups * sizeof(*t->cred_groups));
+	t->cred = *cred;
+	t->cred.groups = t->cred_groups;
+	t->has_cred = true;
+	return 0;
+}
+
+const char *mmsb_txn_why(const struct mmsb_txn *t)
+{
+	return t->why;
+}
+
+/* Would setting name to len bytes on n pass the per-node caps?  The
+ * daemon's own user.mmsb.error (propagated records) is exempt: the reason
+ * for a failure must always be recordable. */
+static int xattr_caps(const struct mmsb_txn *t, const struct ns_node *n, const struct ns_xattr *old, size_t nl,
+		      size_t len)
+{
+	uint64_t count = n->n_xattrs, list = 0, total = 0;
+	uint32_t i;
+
+	if (t->rec_flags & MMSB_FRF_PROPAGATED)
+		return 0;
+	for (i = 0; i < n->n_xattrs; i++) {
+		list += strlen(n->xattrs[i].name) + 1;
+		total += strlen(n->xattrs[i].name) + n->xattrs[i].len;
+	}
+	if (old) {
+		count--;
+		list -= nl + 1;
+		total -= nl + old->len;
+	}
+	if (count + 1 > MMSB_XATTR_COUNT_MAX || list + nl + 1 > MMSB_XATTR_LIST_MAX ||
+	    total + nl + len > MMSB_XATTR_TOTAL_MAX)
+		return -ENOSPC;
+	return 0;
 }
 
 /* setxattr without the dependency checks (recomputes set user.mmsb.error). */
@@ -435,6 +559,8 @@ int txn_setxattr_raw(struct mmsb_txn *t, uint64_t id, const char *name, const vo
 		return -ENODATA;
 	if (x && x->len == len && (len == 0 || memcmp(x->value, value, len) == 0))
 		return 0; /* no change, no record */
+	if (xattr_caps(t, n, x, nl, len) < 0)
+		return -ENOSPC;
 	r.u.xattr.name = name;
 	r.u.xattr.name_len = (uint16_t)nl;
 	r.u.xattr.value = value;

@@ -126,7 +126,9 @@ static size_t mctl_prefix(const char *mnt, const char *path)
 	return 0;
 }
 
-/* The mount holding path (longest prefix); -1 if none. */
+/* The mount holding path (longest prefix); -1 if none.  Of mounts stacked
+ * on one mount point, the last in mountinfo is the one on top, the one a
+ * path reaches: ties go to the later entry. */
 static int mctl_mount_of(const struct mctl_mount *m, int n, const char *path)
 {
 	size_t best = 0, len;
@@ -134,7 +136,7 @@ static int mctl_mount_of(const struct mctl_mount *m, int n, const char *path)
 
 	for (i = 0; i < n; i++) {
 		len = mctl_prefix(m[i].mnt, path);
-		if (len > best) {
+		if (len > 0 && len >= best) {
 			best = len;
 			at = i;
 		}

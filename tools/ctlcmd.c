@@ -768,6 +768,15 @@ static int cmd_log(const struct ctl_env *env, const struct ctl_args *a, struct c
 	}
 	if (rc == 0)
 		rc = mmsb_history(env->st, id, since, until, ctl_log_add, &l);
+	if (rc == -EUCLEAN) { /* what is there, then the error */
+		rc = l.rc ? l.rc : ctl_log_emit(env, &l, res);
+		if (rc == 0)
+			rc = fail(res, -EUCLEAN,
+				  "the log records of some epochs in this range are damaged (see 'mmsbctl verify'): "
+				  "the history above is incomplete");
+		free(l.e);
+		return rc;
+	}
 	if (rc == 0)
 		rc = l.rc;
 	if (rc == 0)
@@ -987,8 +996,10 @@ static int cmd_verify(const struct ctl_env *env, const struct ctl_args *a, struc
 	struct ctl_capture cap = {.lock = PTHREAD_MUTEX_INITIALIZER};
 	struct mmsb_store_opts o;
 	struct mmsb_store *vst = NULL;
+	struct mmsb_epoch_range lost[16];
 	uint64_t head = 0;
-	ssize_t nck = 0;
+	ssize_t nck = 0, nlost = 0;
+	size_t i;
 	int rc, vrc;
 
 	mmsb_store_opts_init(&o);
@@ -1003,11 +1014,18 @@ static int cmd_verify(const struct ctl_env *env, const struct ctl_args *a, struc
 		vrc = mmsb_store_verify(vst);
 		head = mmsb_store_head(vst);
 		nck = mmsb_checkpoints(vst, NULL, 0);
+		nlost = mmsb_lost_epochs(vst, lost, (sizeof(lost) / sizeof(lost[0])));
 		mmsb_store_close(vst);
 	}
 	rc = ctl_out(res, "level\tmessage\n");
 	if (rc == 0)
 		rc = ctl_buf_put(&res->out, cap.out.p ? cap.out.p : "", cap.out.len);
+	for (i = 0; rc == 0 && i < (size_t)nlost && i < (sizeof(lost) / sizeof(lost[0])); i++)
+		rc = ctl_buf_printf(&res->out, "lost\tepochs %" PRIu64 "-%" PRIu64 " cannot be read (their log records "
+					       "are damaged)\n",
+				    lost[i].first, lost[i].last);
+	if (vrc == 0 && cap.n_err > 0)
+		vrc = -EUCLEAN; /* damage found on the way (e.g. a malformed tags line) */
 	if (rc == 0 && vrc == 0)
 		rc = ctl_buf_printf(&res->out, "ok\tverified %zd checkpoint(s) and the log up to epoch %" PRIu64
 					       ": every checksum and structure is valid\n",

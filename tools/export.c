@@ -3,7 +3,10 @@
  * One walker over a small source interface with two implementations:
  *   - the mount: MOUNT/epochs/E read with plain syscalls (daemon running);
  *   - a snapshot: mmsb_snap_* on a store opened read-only (offline).
- * What is written: directories, pages (their bytes), symlinks, permission
+ * What is written: directories, pages (their bytes), symlinks, fifos,
+ * sockets and device nodes (mknod(2); devices need CAP_MKNOD, else they
+ * are skipped with a warning), hard links (a node with several names is
+ * written once, its other names are link(2)s to it), permission
  * bits, atime/mtime, and user.* extended attributes except the virtual
  * read-only ones (user.mmsb.id, .epoch, .version, .head, ...), which
  * describe the store rather than the data.  Ownership is not copied.
@@ -28,8 +31,11 @@
 
 /* What the walker needs to know of a node. */
 struct exp_node {
-	enum mmsb_type type; /* dir, page or symlink */
+	enum mmsb_type type; /* any node type */
 	uint32_t mode;	     /* permission bits */
+	uint64_t ino;	     /* identity: equal for names of one node */
+	uint32_t nlink;	     /* names of the node (dirs: ignored) */
+	uint64_t rdev;	     /* devices: the device */
 	int64_t atime_ns;    /* times to set */
 	int64_t mtime_ns;
 };
@@ -45,6 +51,12 @@ struct exp_src {
 	void *arg; /* the source's state */
 };
 
+/* A node with several names, and where its first name was written. */
+struct exp_link {
+	uint64_t ino; /* exp_node.ino */
+	char *dpath;  /* malloc'd target path */
+};
+
 /* State of one export. */
 struct exp_run {
 	const struct exp_src *src; /* where from */
@@ -52,6 +64,9 @@ struct exp_run {
 	char *msg;		   /* error message buffer */
 	size_t cap;		   /* its size */
 	bool xattr_warned;	   /* target refused user xattrs once */
+	bool dev_warned;	   /* device nodes could not be made once */
+	struct exp_link *links;	   /* nodes with several names written so far */
+	size_t n_links, cap_links; /* used / allocated entries of links */
 	char *xbuf;		   /* EXP_XATTR_LIST bytes for names */
 	char *vbuf;		   /* MMSB_XATTR_SIZE_MAX bytes for a value */
 	struct mctl_progress prog; /* files and bytes written, on a terminal */
@@ -76,8 +91,17 @@ static int fs_stat(void *a, const char *path, struct exp_node *n)
 		rc = -errno;
 	if (rc < 0)
 		return rc;
-	n->type = S_ISDIR(sb.st_mode) ? MMSB_T_DIR : S_ISLNK(sb.st_mode) ? MMSB_T_SYMLINK : MMSB_T_PAGE;
+	n->type = S_ISDIR(sb.st_mode)	? MMSB_T_DIR
+		  : S_ISLNK(sb.st_mode) ? MMSB_T_SYMLINK
+		  : S_ISFIFO(sb.st_mode) ? MMSB_T_FIFO
+		  : S_ISSOCK(sb.st_mode) ? MMSB_T_SOCK
+		  : S_ISCHR(sb.st_mode) ? MMSB_T_CHR
+		  : S_ISBLK(sb.st_mode) ? MMSB_T_BLK
+					: MMSB_T_PAGE;
 	n->mode = sb.st_mode & 07777;
+	n->ino = sb.st_ino;
+	n->nlink = (uint32_t)sb.st_nlink;
+	n->rdev = sb.st_rdev;
 	n->atime_ns = (int64_t)sb.st_atim.tv_sec * 1000000000 + sb.st_atim.tv_nsec;
 	n->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
 	return 0;
@@ -181,6 +205,9 @@ static int snap_stat(void *a, const char *path, struct exp_node *n)
 		return rc;
 	n->type = at.type;
 	n->mode = at.mode;
+	n->ino = at.id;
+	n->nlink = at.nlink;
+	n->rdev = at.rdev;
 	n->atime_ns = at.atime_ns;
 	n->mtime_ns = at.mtime_ns;
 	return 0;
@@ -359,6 +386,60 @@ static int exp_symlink(struct exp_run *r, const char *path, const char *dpath, c
 
 static int exp_node_at(struct exp_run *r, const char *path);
 
+/* A fifo, socket or device: mknod(2), then mode and times (no xattrs: Linux
+ * keeps no user.* attributes on special files). */
+static int exp_special(struct exp_run *r, const char *path, const char *dpath, const struct exp_node *n)
+{
+	static const mode_t fmt[] = {[MMSB_T_FIFO] = S_IFIFO, [MMSB_T_SOCK] = S_IFSOCK, [MMSB_T_CHR] = S_IFCHR,
+				     [MMSB_T_BLK] = S_IFBLK};
+	struct timespec ts[2];
+
+	if (mknod(dpath, fmt[n->type] | (n->mode & 0777), (dev_t)n->rdev) < 0) {
+		if (errno == EPERM && (n->type == MMSB_T_CHR || n->type == MMSB_T_BLK)) {
+			if (!r->dev_warned)
+				fprintf(stderr, "mmsbctl: warning: cannot make device nodes in %s (%s): they are not exported\n",
+					r->dst, strerror(errno));
+			r->dev_warned = true;
+			return 0;
+		}
+		return exp_fail(r, -errno, "cannot create the copy of", path);
+	}
+	exp_times(n, ts);
+	if (chmod(dpath, n->mode) < 0)
+		return exp_fail(r, -errno, "cannot set the mode of the copy of", path);
+	if (utimensat(AT_FDCWD, dpath, ts, AT_SYMLINK_NOFOLLOW) < 0)
+		return exp_fail(r, -errno, "cannot set the times of the copy of", path);
+	return 0;
+}
+
+/* Names of a node after its first: link(2) to the first copy.  1: done. */
+static int exp_hardlink(struct exp_run *r, const char *path, const char *dpath, const struct exp_node *n)
+{
+	size_t i;
+
+	if (n->type == MMSB_T_DIR || n->nlink < 2)
+		return 0;
+	for (i = 0; i < r->n_links; i++)
+		if (r->links[i].ino == n->ino)
+			return link(r->links[i].dpath, dpath) < 0 ? exp_fail(r, -errno, "cannot link the copy of", path)
+								  : 1;
+	if (r->n_links == r->cap_links) {
+		size_t cap = r->cap_links ? r->cap_links * 2 : 16;
+		struct exp_link *l = realloc(r->links, cap * sizeof(*l));
+
+		if (!l)
+			return -ENOMEM;
+		r->links = l;
+		r->cap_links = cap;
+	}
+	r->links[r->n_links].ino = n->ino;
+	r->links[r->n_links].dpath = strdup(dpath);
+	if (!r->links[r->n_links].dpath)
+		return -ENOMEM;
+	r->n_links++;
+	return 0; /* the first name: written in full */
+}
+
 static int exp_dir(struct exp_run *r, const char *path, const char *dpath, const struct exp_node *n)
 {
 	struct ctl_buf names = {0};
@@ -400,8 +481,13 @@ static int exp_node_at(struct exp_run *r, const char *path)
 		return exp_fail(r, -ENAMETOOLONG, "target path too long for", path);
 	if (n.type == MMSB_T_DIR)
 		return exp_dir(r, path, dpath, &n);
+	rc = exp_hardlink(r, path, dpath, &n);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
 	if (n.type == MMSB_T_SYMLINK)
 		return exp_symlink(r, path, dpath, &n);
+	if (n.type != MMSB_T_PAGE)
+		return exp_special(r, path, dpath, &n);
 	return exp_page(r, path, dpath, &n);
 }
 
@@ -442,6 +528,9 @@ static int exp_run(const struct exp_src *src, const char *dir, char *msg, size_t
 	mctl_progress_end(&r.prog);
 	if (rc == -ENOMEM && msg[0] == '\0')
 		snprintf(msg, cap, "export: out of memory");
+	while (r.n_links > 0)
+		free(r.links[--r.n_links].dpath);
+	free(r.links);
 	free(r.xbuf);
 	free(r.vbuf);
 	return rc;

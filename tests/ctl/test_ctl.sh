@@ -353,5 +353,43 @@ ctl --store "$TMP/damaged" verify
 expect "verify reports damage" 1 "damaged"
 grep -q '^error' "$OUT" && ok "verify lists the problems" || bad "verify output: $(cat "$OUT")"
 
+# a malformed tags line is damage: verify says so and exits 1
+cp -a "$STORE" "$TMP/badtags"
+echo "this is not a tag" >>"$TMP/badtags/tags"
+ctl --store "$TMP/badtags" verify
+expect "verify: malformed tags line" 1 "malformed line"
+
+# epochs whose log records are damaged: verify names them, and export, diff
+# and log refuse them instead of serving an older state
+# (a store of 100 writes, a checkpoint, 100 more: one byte flipped in the
+# record of write 52, which the checkpoint covers)
+"$MMSBFS" "$TMP/lost" "$MNT" || { echo "test_ctl: FAIL: cannot mount"; exit 1; }
+for i in $(seq 1 100); do printf 'w%03d' "$i" >"$MNT/f"; done
+ctl --mount "$MNT" checkpoint
+for i in $(seq 101 200); do printf 'w%03d' "$i" >"$MNT/f"; done
+fusermount3 -u "$MNT"
+for _ in $(seq 50); do [[ -e $TMP/lost/ctl.sock ]] || break; sleep 0.1; done
+seg=$(ls "$TMP/lost/log/"* | head -1)
+off=$($PY - "$seg" <<'PY'
+import sys
+b = open(sys.argv[1], 'rb').read()
+print(b.index(b'w052') + 1)
+PY
+)
+printf 'X' | dd of="$seg" bs=1 seek="$off" conv=notrunc status=none
+ctl --store "$TMP/lost" verify
+lost=$(grep -oE '^lost[[:space:]]+epochs [0-9]+' "$OUT" | grep -oE '[0-9]+$' | head -1)
+if [[ -n $lost ]]; then
+	ok "verify names the lost epochs (from $lost)"
+	ctl --store "$TMP/lost" export "$lost" "$TMP/exp-lost"
+	expect "export of a lost epoch fails" 1 "cannot open epoch $lost: Structure needs cleaning"
+	ctl --store "$TMP/lost" diff "$lost" head
+	expect "diff of a lost epoch fails" 1 "Structure needs cleaning"
+	ctl --store "$TMP/lost" log
+	expect "log over lost epochs fails after what it can show" 1 "damaged"
+else
+	bad "verify does not name the lost epochs: $(cat "$OUT")"
+fi
+
 echo "test_ctl: $PASSES passed, $FAILS failed"
 ((FAILS == 0))

@@ -4,6 +4,8 @@
 # on the test that caused it: the store is then mounted again and the run goes on).
 # Then unmount, mount the same store again (recovery) and check that the head epoch is
 # unchanged and that the tests pass again on the recovered store (directories r2_*).
+# Both mounts use -o allow_other (the tests also run as the user mmsbtest, created here if
+# missing); the second adds nodev, so the device checks see both sides of it.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -22,6 +24,15 @@ fi
 
 FAILED=()
 
+# the other user of the per-type checks (types_other)
+if ! id -u mmsbtest >/dev/null 2>&1; then
+	useradd --system --no-create-home --shell /usr/sbin/nologin mmsbtest ||
+		fail "cannot create the test user mmsbtest (useradd)"
+fi
+MMSB_TEST_UID=$(id -u mmsbtest)
+MMSB_TEST_GID=$(id -g mmsbtest)
+export MMSB_TEST_UID MMSB_TEST_GID
+
 # run_all PASS_NAME PREFIX
 run_all() {
 	local pass=$1 prefix=$2 t rc
@@ -29,11 +40,11 @@ run_all() {
 		if ! mount_alive; then
 			log "the mount is dead before $t; mounting the store again"
 			mnt_umount # records the dead daemon, detaches
-			if ! MOUNT_SOFT=1 mnt_mount_fg; then
+			if ! MOUNT_SOFT=1 mnt_mount_fg -o "$MNT_OPTS"; then
 				log "FAIL: the store cannot be mounted again after the daemon died (recovery failed); going on with a new store"
 				FAILED+=("$pass:recovery-after-$t")
 				STORE=$TEST_TMP/store.$MOUNT_COUNT
-				mnt_mount_fg
+				mnt_mount_fg -o "$MNT_OPTS"
 			fi
 		fi
 		rc=0
@@ -50,13 +61,16 @@ run_all() {
 	done
 }
 
-mnt_mount_fg
+chmod o+x "$TEST_TMP" # the other user walks to the mount point
+MNT_OPTS=allow_other
+mnt_mount_fg -o "$MNT_OPTS"
 run_all first ""
 h1=""
 if mount_alive; then h1=$(head_epoch); fi
 mnt_umount
 
-mnt_mount_fg
+MNT_OPTS=allow_other,nodev
+mnt_mount_fg -o "$MNT_OPTS"
 h2=$(head_epoch)
 if [[ -n $h1 && "$h1" != "$h2" ]]; then
 	log "FAIL: remount: expected head epoch $h1 (as before the clean unmount), got $h2"

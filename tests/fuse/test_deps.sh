@@ -75,7 +75,7 @@ check "bad operation" EINVAL "$(errno_of user.mmsb.recompute frobnicate a)"
 check "error attribute is read-only" EPERM "$(errno_of user.mmsb.error x c)"
 check "exec: without -o allow_exec" EPERM "$(errno_of user.mmsb.recompute 'exec:cat' c)"
 mkdir dir
-check "a directory cannot be derived" EINVAL "$(errno_of user.mmsb.deps a dir)"
+check "a directory cannot be derived" EISDIR "$(errno_of user.mmsb.deps a dir)"
 
 # a failing recompute: xor of parents of different sizes
 printf '12' >x1

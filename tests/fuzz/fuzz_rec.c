@@ -14,7 +14,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* A fixed small tree: root, dir "d" (2), page "p" (3), symlink "l" (4). */
+/* A fixed small tree: root, dir "d" (2), page "p" (3), symlink "l" (4), fifo
+ * "f" (5), and "d/q", a second name of p (LINK and MKNOD records). */
 static struct ns *tree(void)
 {
 	static const struct {
@@ -39,6 +40,20 @@ static struct ns *tree(void)
 		r.u.create.target = nodes[i].type == MMSB_T_SYMLINK ? "x" : NULL;
 		r.u.create.target_len = nodes[i].type == MMSB_T_SYMLINK ? 1 : 0;
 		if (ns_apply(ns, &r, &scratch) < 0)
+			abort();
+	}
+	{
+		struct mmsb_rec m = {.type = MMSB_FR_MKNOD, .epoch = 1, .node = 5};
+		struct mmsb_rec l = {.type = MMSB_FR_LINK, .epoch = 1, .node = 3};
+
+		m.u.create.parent = 1;
+		m.u.create.ntype = MMSB_T_FIFO;
+		m.u.create.name = "f";
+		m.u.create.name_len = 1;
+		l.u.unlink.parent = 2;
+		l.u.unlink.name = "q";
+		l.u.unlink.name_len = 1;
+		if (ns_apply(ns, &m, &scratch) < 0 || ns_apply(ns, &l, &scratch) < 0)
 			abort();
 	}
 	mmsb_buf_free(&scratch);

@@ -2,7 +2,10 @@
  * segment recovers to a prefix of the committed epochs (never a partial
  * transaction); damage in the middle of the log refuses a read-write open and
  * serves the epochs before it read-only; a store that recovered from a torn
- * tail keeps working. */
+ * tail keeps working.  The corruption matrix: one flipped byte anywhere in a
+ * segment header, a COMMIT frame, a superblock copy or the newest
+ * checkpoint ends in exact recovery or a precise refusal, and every epoch
+ * served equals the model (never an older state). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -382,7 +385,10 @@ static void workload_txn(struct mmsb_store *st, unsigned i)
 	commit(t);
 }
 
-static int setup(void **state)
+/* Checkpoints the fixture takes after these epochs (0 ends the list). */
+static const uint64_t no_ckpts[] = {0}, two_ckpts[] = {10, 20, 0};
+
+static int setup_with(void **state, const uint64_t *ckpts)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
 	struct mmsb_store_opts o;
@@ -407,6 +413,13 @@ static int setup(void **state)
 		workload_txn(st, i);
 		assert_int_equal(mmsb_store_head(st), i + 1);
 		fx->want[i + 1] = dump(st, NULL);
+		for (const uint64_t *c = ckpts; *c; c++)
+			if (*c == i + 1) {
+				uint64_t e = 0;
+
+				assert_int_equal(mmsb_checkpoint(st, &e), 0);
+				assert_int_equal(e, i + 1);
+			}
 	}
 	mmsb_store_close(st);
 	img_load(&fx->im, fx->dir);
@@ -436,6 +449,16 @@ static int setup(void **state)
 	assert_true(fx->last_first < N_TXNS - 1); /* several transactions in the last segment */
 	*state = fx;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, no_ckpts);
+}
+
+static int setup_ckpts(void **state)
+{
+	return setup_with(state, two_ckpts);
 }
 
 static int teardown(void **state)
@@ -635,12 +658,360 @@ static void torn_tail_then_append_twice(void **state)
 	mmsb_store_close(st);
 }
 
+
+/* ---- the corruption matrix -------------------------------------------------------
+ * One flipped byte in a segment header, a COMMIT frame, a superblock copy or
+ * the newest checkpoint: every case ends in exact recovery or a precise
+ * refusal, and every epoch the store serves equals the model. */
+
+static unsigned img_find(const struct image *im, const char *rel)
+{
+	for (unsigned i = 0; i < im->n; i++)
+		if (strcmp(im->f[i].rel, rel) == 0)
+			return i;
+	fail_msg("no %s in the image", rel);
+	return 0;
+}
+
+static int count_hist(void *arg, const struct mmsb_hist_entry *e)
+{
+	(void)e;
+	++*(unsigned *)arg;
+	return 0;
+}
+
+/* The store serves exactly: head `head` (its tree), epochs [lf, ll] fail
+ * with -EUCLEAN (ll < lf: none), every other epoch up to head equals the
+ * model, later ones do not exist; mmsb_lost_epochs says the same. */
+static void expect_epochs(struct fx *fx, struct mmsb_store *st, const char *what, uint64_t head, uint64_t lf,
+			  uint64_t ll)
+{
+	struct mmsb_epoch_range r[4];
+	ssize_t nl = mmsb_lost_epochs(st, r, 4);
+	char *got;
+
+	if (mmsb_store_head(st) != head)
+		fail_msg("%s: head %" PRIu64 ", want %" PRIu64, what, mmsb_store_head(st), head);
+	got = dump(st, NULL);
+	if (strcmp(got, fx->want[head]) != 0)
+		fail_msg("%s: the head differs from epoch %" PRIu64, what, head);
+	free(got);
+	for (uint64_t e = 0; e <= N_TXNS; e++) {
+		struct mmsb_snap *sn = NULL;
+		int rc = mmsb_snap_open(st, e, &sn);
+		int want = e > head ? -ENOENT : e >= lf && e <= ll ? -EUCLEAN : 0;
+
+		if (rc != want)
+			fail_msg("%s: epoch %" PRIu64 ": open %d, want %d", what, e, rc, want);
+		if (rc == 0) {
+			got = dump(st, sn);
+			if (strcmp(got, fx->want[e]) != 0)
+				fail_msg("%s: epoch %" PRIu64 " is served with other content", what, e);
+			free(got);
+			mmsb_snap_close(sn);
+		}
+	}
+	if (ll >= lf) {
+		if (nl != 1 || r[0].first != lf || r[0].last != ll)
+			fail_msg("%s: lost epochs: %zd range(s), [%" PRIu64 ", %" PRIu64 "], want [%" PRIu64 ", %" PRIu64 "]",
+				 what, nl, nl > 0 ? r[0].first : 0, nl > 0 ? r[0].last : 0, lf, ll);
+	} else if (nl != 0) {
+		fail_msg("%s: %zd lost range(s) reported, want none", what, nl);
+	}
+}
+
+static int no_diff(void *arg, char kind, const char *path, const struct mmsb_range *r, size_t n)
+{
+	(void)arg, (void)kind, (void)path, (void)r, (void)n;
+	fail_msg("a difference reported from a lost epoch");
+	return 1;
+}
+
+struct commit_at {
+	unsigned file;
+	uint64_t off, epoch;
+};
+
+/* Every COMMIT frame of every segment. */
+static unsigned find_commits(const struct fx *fx, struct commit_at *out)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < fx->im.n; i++) {
+		const uint8_t *p = fx->im.f[i].p;
+		uint64_t seed, off;
+
+		if (strncmp(fx->im.f[i].rel, "log/", 4) != 0)
+			continue;
+		seed = mmsb_get_le64(p + MMSB_SEG_OFF_SEED);
+		for (off = MMSB_SEG_HDR_SIZE; off < fx->im.f[i].len;) {
+			struct mmsb_rec r;
+			int64_t fl = mmsb_rec_decode(p + off, fx->im.f[i].len - off, seed, &r, NULL);
+
+			assert_true(fl > 0);
+			if (r.type == MMSB_FR_COMMIT) {
+				assert_true(n < N_TXNS);
+				out[n++] = (struct commit_at){i, off, r.epoch};
+			}
+			off += (uint64_t)fl;
+		}
+	}
+	assert_int_equal(n, N_TXNS);
+	return n;
+}
+
+/* The checkpoints of two_ckpts: the next one at or after e, 0 if none. */
+static uint64_t ckpt_after(uint64_t e)
+{
+	for (const uint64_t *c = two_ckpts; *c; c++)
+		if (*c >= e)
+			return *c;
+	return 0;
+}
+
+/* Every byte of every COMMIT frame: damage a checkpoint covers is skipped
+ * (rw open works, exactly the epochs up to that checkpoint fail), other
+ * damage refuses rw and ro serves the exact prefix.  A complete final
+ * COMMIT that fails its checksum is damage, not a torn tail. */
+static void matrix_commit_frames(void **state)
+{
+	struct fx *fx = *state;
+	struct commit_at c[N_TXNS];
+	unsigned n = find_commits(fx, c), cases = 0;
+
+	for (unsigned k = 0; k < n; k++)
+		for (unsigned b = 0; b < MMSB_FR_HDR_SIZE + MMSB_COMMIT_FIXED; b++) {
+			uint64_t e = c[k].epoch, ck = ckpt_after(e);
+			struct mmsb_store *st;
+			char what[96];
+			int rc;
+
+			snprintf(what, sizeof(what), "commit of epoch %" PRIu64 " byte %u", e, b);
+			img_write(&fx->im, fx->work, c[k].file, fx->im.f[c[k].file].len, c[k].off + b);
+			if (ck && b % 4 != 0) { /* covered, read-only (rw on every 4th byte below: fsyncs cost) */
+				assert_int_equal(open_store(fx->work, true, &st), 0);
+				expect_epochs(fx, st, what, N_TXNS, e, ck - 1); /* never older content */
+				mmsb_store_close(st);
+			} else if (ck) { /* covered: recovered read-write, the gap reported */
+				unsigned nh = 0;
+
+				rc = open_store(fx->work, false, &st);
+				if (rc != 0)
+					fail_msg("%s: read-write open %d", what, rc);
+				expect_epochs(fx, st, what, N_TXNS, e, ck - 1);
+				assert_int_equal(mmsb_history(st, 0, 0, N_TXNS, count_hist, &nh), -EUCLEAN);
+				nh = 0;
+				assert_int_equal(mmsb_history(st, 0, ck + 1, N_TXNS, count_hist, &nh), 0);
+				assert_true(nh > 0);
+				if (b == 0 && e < ck) { /* diff and restore refuse a lost epoch too */
+					uint64_t ne = 0;
+
+					assert_int_equal(mmsb_diff(st, e, N_TXNS, NULL, 0, no_diff, NULL), -EUCLEAN);
+					assert_int_equal(mmsb_restore(st, e, NULL, 0, &ne), -EUCLEAN);
+					assert_int_equal(mmsb_store_head(st), N_TXNS);
+				}
+				assert_true(mmsb_store_verify(st) < 0);
+				mmsb_store_close(st);
+			} else {
+				rc = open_store(fx->work, false, &st);
+				if (rc != -EUCLEAN && rc != -EBADMSG)
+					fail_msg("%s: read-write open %d, want a refusal", what, rc);
+				assert_int_equal(open_store(fx->work, true, &st), 0);
+				expect_epochs(fx, st, what, e - 1, 1, 0);
+				if (b % 4 == 0)
+					assert_true(mmsb_store_verify(st) < 0);
+				mmsb_store_close(st);
+			}
+			cases++;
+		}
+	print_message("%u commit-frame cases\n", cases);
+}
+
+/* Every byte of every segment header: the records stay reachable; verify
+ * reports the header until a read-write open rewrites it. */
+static void matrix_segment_headers(void **state)
+{
+	struct fx *fx = *state;
+	unsigned cases = 0;
+
+	for (unsigned i = 0; i < fx->im.n; i++) {
+		if (strncmp(fx->im.f[i].rel, "log/", 4) != 0)
+			continue;
+		for (unsigned b = 0; b < MMSB_SEG_HDR_SIZE; b++) {
+			struct mmsb_store *st;
+			char what[96];
+
+			snprintf(what, sizeof(what), "%s header byte %u", fx->im.f[i].rel, b);
+			img_write(&fx->im, fx->work, i, fx->im.f[i].len, b);
+			assert_int_equal(open_store(fx->work, true, &st), 0);
+			expect_epochs(fx, st, what, N_TXNS, 1, 0);
+			if (mmsb_store_verify(st) >= 0)
+				fail_msg("%s: verify says clean", what);
+			mmsb_store_close(st);
+			assert_int_equal(open_store(fx->work, false, &st), 0);
+			expect_epochs(fx, st, what, N_TXNS, 1, 0); /* reads every segment: rewrites the header */
+			assert_int_equal(mmsb_store_verify(st), 0);
+			mmsb_store_close(st);
+			cases++;
+		}
+	}
+	print_message("%u segment-header cases\n", cases);
+}
+
+/* Every byte of both superblock copies: the other copy serves; verify
+ * reports it; a read-write open rewrites it. */
+static void matrix_superblock(void **state)
+{
+	struct fx *fx = *state;
+	unsigned sb = img_find(&fx->im, MMSB_SUPER_NAME);
+
+	assert_int_equal(fx->im.f[sb].len, 2 * MMSB_SB_SIZE);
+	for (unsigned b = 0; b < 2 * MMSB_SB_SIZE; b++) {
+		struct mmsb_store *st;
+		char what[64];
+
+		snprintf(what, sizeof(what), "superblock byte %u", b);
+		img_write(&fx->im, fx->work, sb, fx->im.f[sb].len, b);
+		assert_int_equal(open_store(fx->work, true, &st), 0);
+		assert_int_equal(mmsb_store_head(st), N_TXNS);
+		if (mmsb_store_verify(st) >= 0)
+			fail_msg("%s: verify says clean", what);
+		mmsb_store_close(st);
+		assert_int_equal(open_store(fx->work, false, &st), 0);
+		if (b % 37 == 0)
+			expect_epochs(fx, st, what, N_TXNS, 1, 0);
+		assert_int_equal(mmsb_store_verify(st), 0);
+		mmsb_store_close(st);
+	}
+}
+
+/* The newest checkpoint's header, first block (header and some bytes) and
+ * trailer: recovery falls back to the older checkpoint plus the log, and
+ * every epoch stays readable. */
+static void matrix_newest_checkpoint(void **state)
+{
+	struct fx *fx = *state;
+	unsigned ck = img_find(&fx->im, "ckpt/0000000000000014.ckpt"), cases = 0;
+	size_t len = fx->im.f[ck].len;
+
+	for (size_t b = 0; b < len; b++) {
+		struct mmsb_store *st;
+		char what[64];
+
+		if (!(b < MMSB_CK_HDR_SIZE + MMSB_BK_HDR_SIZE + 16 || b >= len - MMSB_TR_SIZE))
+			continue;
+		snprintf(what, sizeof(what), "checkpoint 20 byte %zu", b);
+		img_write(&fx->im, fx->work, ck, len, b);
+		assert_int_equal(open_store(fx->work, false, &st), 0);
+		expect_epochs(fx, st, what, N_TXNS, 1, 0);
+		assert_int_equal(mmsb_checkpoints(st, NULL, 0), 1);
+		if (mmsb_store_verify(st) >= 0)
+			fail_msg("%s: verify says clean", what);
+		mmsb_store_close(st);
+		cases++;
+	}
+	print_message("%u checkpoint cases\n", cases);
+}
+
+/* The older checkpoint, used lazily by views of epochs 10-19: damage in its
+ * header, node table or a page's data block makes those views fall back to
+ * the empty store and the log, never an error or older content. */
+static void matrix_older_checkpoint(void **state)
+{
+	struct fx *fx = *state;
+	unsigned ck = img_find(&fx->im, "ckpt/000000000000000a.ckpt"), cases = 0;
+	size_t len = fx->im.f[ck].len;
+
+	for (size_t b = 0; b < len; b += b < MMSB_CK_HDR_SIZE + 64 || b >= len - MMSB_TR_SIZE ? 1 : 97) {
+		struct mmsb_store *st;
+		char what[64];
+
+		snprintf(what, sizeof(what), "checkpoint 10 byte %zu", b);
+		img_write(&fx->im, fx->work, ck, len, b);
+		assert_int_equal(open_store(fx->work, true, &st), 0);
+		expect_epochs(fx, st, what, N_TXNS, 1, 0);
+		mmsb_store_close(st);
+		cases++;
+	}
+	print_message("%u older-checkpoint cases\n", cases);
+}
+
+/* The last segment deleted after a checkpoint of the head: the log ends
+ * before the checkpoint, so rw is refused, ro serves the checkpoint and the
+ * epochs whose records were in that segment fail; verify reports it. */
+static void deleted_last_segment(void **state)
+{
+	struct fx *fx = *state;
+	struct mmsb_store *st;
+	char path[300];
+	uint64_t e = 0;
+
+	img_write(&fx->im, fx->work, 0, fx->im.f[0].len, SIZE_MAX);
+	assert_int_equal(open_store(fx->work, false, &st), 0);
+	{
+		struct mmsb_store_opts o;
+
+		mmsb_store_close(st);
+		mmsb_store_opts_init(&o);
+		o.diag_fn = quiet;
+		o.create = false;
+		o.ckpt_log_bytes = 0;
+		o.segment_bytes = 4096;
+		assert_int_equal(mmsb_store_open(fx->work, &o, &st), 0);
+		assert_int_equal(mmsb_checkpoint(st, &e), 0);
+		assert_int_equal(e, N_TXNS);
+		mmsb_store_close(st);
+	}
+	snprintf(path, sizeof(path), "%s/%s", fx->work, fx->im.f[fx->last].rel);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(open_store(fx->work, false, &st), -EUCLEAN);
+	assert_int_equal(open_store(fx->work, true, &st), 0);
+	expect_epochs(fx, st, "deleted last segment", N_TXNS, fx->last_first, N_TXNS - 1);
+	assert_true(mmsb_store_verify(st) < 0);
+	mmsb_store_close(st);
+}
+
+/* Opening after a checkpoint indexes only the log from the segment of that
+ * checkpoint on; the first time-travel read before it indexes the rest,
+ * and every epoch reads exactly as before. */
+static void open_indexes_after_checkpoint(void **state)
+{
+	struct fx *fx = *state;
+	struct mmsb_store *st;
+	struct mmsb_stats s;
+	struct mmsb_snap *sn;
+
+	img_write(&fx->im, fx->work, 0, fx->im.f[0].len, SIZE_MAX);
+	for (int ro = 0; ro < 2; ro++) {
+		assert_int_equal(open_store(fx->work, ro, &st), 0);
+		mmsb_store_stats(st, &s);
+		if (s.indexed_epochs >= 20)
+			fail_msg("open indexed %" PRIu64 " epochs: the log before checkpoint 20 was scanned", s.indexed_epochs);
+		assert_int_equal(mmsb_snap_open(st, 25, &sn), 0); /* after the checkpoint: no more indexing */
+		mmsb_snap_close(sn);
+		mmsb_store_stats(st, &s);
+		assert_true(s.indexed_epochs < 20);
+		expect_epochs(fx, st, "lazy index", N_TXNS, 1, 0);
+		mmsb_store_stats(st, &s);
+		assert_int_equal(s.indexed_epochs, N_TXNS);
+		assert_int_equal(mmsb_store_verify(st), 0);
+		mmsb_store_close(st);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
 		cmocka_unit_test_setup_teardown(every_truncation_is_a_prefix, setup, teardown),
 		cmocka_unit_test_setup_teardown(middle_damage_is_corruption, setup, teardown),
 		cmocka_unit_test_setup_teardown(torn_tail_then_append_twice, setup, teardown),
+		cmocka_unit_test_setup_teardown(matrix_commit_frames, setup_ckpts, teardown),
+		cmocka_unit_test_setup_teardown(matrix_segment_headers, setup_ckpts, teardown),
+		cmocka_unit_test_setup_teardown(matrix_superblock, setup_ckpts, teardown),
+		cmocka_unit_test_setup_teardown(matrix_newest_checkpoint, setup_ckpts, teardown),
+		cmocka_unit_test_setup_teardown(matrix_older_checkpoint, setup_ckpts, teardown),
+		cmocka_unit_test_setup_teardown(deleted_last_segment, setup_ckpts, teardown),
+		cmocka_unit_test_setup_teardown(open_indexes_after_checkpoint, setup_ckpts, teardown),
 	};
 
 	return cmocka_run_group_tests_name("crash", t, NULL, NULL);

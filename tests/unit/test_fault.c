@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,6 +290,31 @@ static void ckpt_rename_eio(void **state)
 	ckpt_failure(*state, IO_FAKE_RENAME, -EIO);
 }
 
+/* A damaged superblock copy whose rewrite fails (rename EIO) does not stop
+ * the read-write open; verify still reports it; the next open repairs it. */
+static void superblock_repair_fails(void **state)
+{
+	struct fx *fx = *state;
+	char path[160];
+	uint8_t b;
+	int fd;
+
+	mmsb_store_close(fx->st);
+	fx->st = NULL;
+	snprintf(path, sizeof(path), "%s/mmsb.super", fx->dir);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, 128 + 9), 1);
+	b ^= 0x10;
+	assert_int_equal(pwrite(fd, &b, 1, 128 + 9), 1);
+	close(fd);
+	io_fake_fail(&fx->f, IO_FAKE_RENAME, 1, -EIO, false);
+	assert_int_equal(open_with(fx, &fx->f.ops, &fx->st), 0);
+	expect(fx->st, fx->page, "hello");
+	assert_true(mmsb_store_verify(fx->st) < 0);
+	reopen_check(fx, 2, "hello"); /* repaired: verify is clean */
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
@@ -302,6 +328,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(ckpt_pwrite_enospc, setup, teardown),
 		cmocka_unit_test_setup_teardown(ckpt_fsync_eio, setup, teardown),
 		cmocka_unit_test_setup_teardown(ckpt_rename_eio, setup, teardown),
+		cmocka_unit_test_setup_teardown(superblock_repair_fails, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("fault", t, NULL, NULL);

@@ -1,7 +1,8 @@
 /* test_model.c - seeded model test of the public API.
  *
- * Thousands of random operations (create, write, truncate, unlink, rmdir,
- * rename with every flag, setattr, setxattr, removexattr; single-op,
+ * Thousands of random operations (create, mknod of fifos, sockets and
+ * devices, link, write, truncate, unlink, rmdir, rename with every flag,
+ * setattr, setxattr, removexattr; single-op,
  * multi-op and aborted transactions; occasional checkpoints) are run both
  * through libmmsb and through a small in-test model of the tree.  Every
  * operation's result must match the model's prediction, and the tree must
@@ -120,10 +121,14 @@ struct mx {
 	uint8_t v[XV_CAP];
 };
 
+/* One name.  A node's attributes live in its first name (alias false);
+ * further names (hard links) are aliases with the same id. */
 struct mnode {
 	uint64_t id, parent;
 	char name[NAME_CAP];
 	uint8_t type;
+	bool alias;	   /* another name of node id: only id, parent, name, type count */
+	uint64_t rdev;	   /* devices */
 	uint32_t mode, uid, gid;
 	struct blob *data; /* page bytes / symlink target; NULL = empty */
 	unsigned nx;
@@ -170,9 +175,18 @@ static void model_copy(struct model *dst, const struct model *src)
 static struct mnode *m_get(struct model *m, uint64_t id)
 {
 	for (size_t i = 0; i < m->cnt; i++)
-		if (m->n[i].id == id)
+		if (m->n[i].id == id && !m->n[i].alias)
 			return &m->n[i];
 	return NULL;
+}
+
+static unsigned m_nlink(const struct model *m, uint64_t id)
+{
+	unsigned c = 0;
+
+	for (size_t i = 0; i < m->cnt; i++)
+		c += m->n[i].id == id;
+	return c;
 }
 
 static struct mnode *m_lookup(struct model *m, uint64_t parent, const char *name)
@@ -213,6 +227,30 @@ static void m_remove(struct model *m, struct mnode *n)
 {
 	blob_put(n->data);
 	*n = m->n[--m->cnt];
+}
+
+/* Remove one name; the node goes with its last name, else an alias takes
+ * over its attributes when its first name goes. */
+static void m_remove_name(struct model *m, struct mnode *e)
+{
+	if (!e->alias) {
+		for (size_t i = 0; i < m->cnt; i++) {
+			struct mnode *a = &m->n[i];
+
+			if (a != e && a->id == e->id) { /* a takes the attributes */
+				uint64_t parent = a->parent;
+				char name[NAME_CAP];
+
+				memcpy(name, a->name, NAME_CAP);
+				*a = *e;
+				a->parent = parent;
+				memcpy(a->name, name, NAME_CAP);
+				e->data = NULL; /* moved */
+				break;
+			}
+		}
+	}
+	m_remove(m, e);
 }
 
 static struct mnode *m_add(struct model *m)
@@ -299,18 +337,20 @@ static ssize_t v_listxattr(struct view *v, uint64_t id, char *buf, size_t cap)
 	return v->sn ? mmsb_snap_listxattr(v->sn, id, buf, cap) : mmsb_listxattr(v->st, id, buf, cap);
 }
 
-static void check_node(struct view *v, struct model *m, struct mnode *mn, const struct mmsb_attr *a)
+static void check_node(struct view *v, struct model *m, struct mnode *me, const struct mmsb_attr *a)
 {
 	static uint8_t buf[1 << 16];
 	char list[512];
 	ssize_t r;
+	struct mnode *mn = m_get(m, me->id); /* the name's node */
 	size_t want = mn->data ? mn->data->len : 0;
-	unsigned subdirs = 0;
+	unsigned subdirs = 0, nlink = m_nlink(m, mn->id);
 
 	check(a->id == mn->id, "node %s: id %" PRIu64 " want %" PRIu64, mn->name, a->id, mn->id);
 	check(a->type == (enum mmsb_type)mn->type, "node %" PRIu64 ": type %d want %d", mn->id, a->type, mn->type);
-	check(a->parent == mn->parent, "node %" PRIu64 ": parent %" PRIu64 " want %" PRIu64, mn->id, a->parent,
-	      mn->parent);
+	check(nlink > 1 || a->parent == mn->parent, "node %" PRIu64 ": parent %" PRIu64 " want %" PRIu64, mn->id,
+	      a->parent, mn->parent); /* several names: the parent of any of them */
+	check(a->rdev == mn->rdev, "node %" PRIu64 ": rdev %" PRIx64 " want %" PRIx64, mn->id, a->rdev, mn->rdev);
 	check(a->mode == mn->mode, "node %" PRIu64 ": mode %o want %o", mn->id, a->mode, mn->mode);
 	check(a->uid == mn->uid && a->gid == mn->gid, "node %" PRIu64 ": uid/gid %u/%u want %u/%u", mn->id, a->uid,
 	      a->gid, mn->uid, mn->gid);
@@ -319,7 +359,7 @@ static void check_node(struct view *v, struct model *m, struct mnode *mn, const 
 		check(a->nlink == 2 + subdirs, "dir %" PRIu64 ": nlink %u want %u", mn->id, a->nlink, 2 + subdirs);
 	} else {
 		check(a->size == want, "node %" PRIu64 ": size %" PRIu64 " want %zu", mn->id, a->size, want);
-		check(a->nlink == 1, "node %" PRIu64 ": nlink %u", mn->id, a->nlink);
+		check(a->nlink == nlink, "node %" PRIu64 ": nlink %u want %u", mn->id, a->nlink, nlink);
 	}
 	if (mn->type == MMSB_T_PAGE) {
 		r = v_read(v, mn->id, 0, buf, sizeof(buf));
@@ -411,7 +451,7 @@ struct run {
 	uint64_t n_hist, cap_hist;
 	uint64_t head;
 	uint64_t max_id;
-	unsigned n_ckpts, n_aborts, n_multi, n_errs, n_noop;
+	unsigned n_ckpts, n_aborts, n_multi, n_errs, n_noop, n_links;
 };
 
 static void quiet(void *arg, int level, const char *msg)
@@ -451,7 +491,8 @@ static void hist_push(struct run *r, uint64_t epoch)
 static const char *const names[] = {"a", "b", "c", "d", "e", "f"};
 static const char *const xnames[N_X] = {"user.a", "user.b", "trusted.c", "user.d"};
 
-static struct mnode *pick(struct run *r, int type, bool root_ok)
+/* A random name (type 0: any type); pick() gives its node. */
+static struct mnode *pick_name(struct run *r, int type, bool root_ok)
 {
 	size_t cand[512], n = 0;
 
@@ -459,6 +500,13 @@ static struct mnode *pick(struct run *r, int type, bool root_ok)
 		if (type == 0 || r->m.n[i].type == type)
 			cand[n++] = i;
 	return n ? &r->m.n[cand[rnd(&r->rs, (unsigned)n)]] : NULL;
+}
+
+static struct mnode *pick(struct run *r, int type, bool root_ok)
+{
+	struct mnode *e = pick_name(r, type, root_ok);
+
+	return e ? m_get(&r->m, e->id) : NULL;
 }
 
 static void fill(struct run *r, uint8_t *p, size_t n)
@@ -487,10 +535,11 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 	if (getenv("MMSB_MODEL_TRACE"))
 		fprintf(stderr, "  op %u\n", op);
 
-	if (op < 16) { /* create */
+	if (op < 16) { /* create, mknod */
 		struct mnode *p = pick(r, MMSB_T_DIR, true), *n;
 		const char *name = names[rnd(&r->rs, 6)];
 		unsigned ty = rnd(&r->rs, 10) < 5 ? MMSB_T_PAGE : rnd(&r->rs, 3) ? MMSB_T_DIR : MMSB_T_SYMLINK;
+		uint64_t rdev = 0;
 		uint32_t mode = rnd(&r->rs, 07777 + 1), uid = rnd(&r->rs, 3), gid = rnd(&r->rs, 3);
 		char target[32] = "";
 		struct mmsb_attr a;
@@ -507,11 +556,18 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 					target[i] = 'z';
 			target[tl] = 0;
 		}
+		if (rnd(&r->rs, 5) == 0) {
+			ty = MMSB_T_FIFO + rnd(&r->rs, 4);
+			rdev = ty == MMSB_T_CHR || ty == MMSB_T_BLK ? rnd_next(&r->rs) : 0;
+		}
 		want = m_lookup(m, p->id, name) ? -EEXIST : 0;
 		if (want == 0 && m->cnt >= 60)
 			return false;
-		rc = mmsb_txn_create(t, p->id, name, (enum mmsb_type)ty, mode, uid, gid,
-				     ty == MMSB_T_SYMLINK ? target : NULL, &a);
+		if (ty >= MMSB_T_FIFO)
+			rc = mmsb_txn_mknod(t, p->id, name, (enum mmsb_type)ty, mode, uid, gid, rdev, &a);
+		else
+			rc = mmsb_txn_create(t, p->id, name, (enum mmsb_type)ty, mode, uid, gid,
+					     ty == MMSB_T_SYMLINK ? target : NULL, &a);
 		check(rc == want, "create %s in %" PRIu64 ": %d want %d", name, p->id, rc, want);
 		if (rc < 0)
 			return false;
@@ -523,9 +579,11 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 		n->parent = pid;
 		snprintf(n->name, sizeof(n->name), "%s", name);
 		n->type = (uint8_t)ty;
+		n->rdev = rdev;
 		n->mode = mode;
 		n->uid = uid;
 		n->gid = gid;
+		check(a.rdev == rdev, "mknod: rdev %" PRIx64 " want %" PRIx64, a.rdev, rdev);
 		if (ty == MMSB_T_SYMLINK)
 			n->data = blob_new((const uint8_t *)target, strlen(target));
 		return true;
@@ -623,11 +681,40 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 			r->n_errs++;
 			return false;
 		}
-		m_remove(m, n);
+		m_remove_name(m, n);
+		return true;
+	}
+	if (op < 70) { /* link: one more name */
+		struct mnode *n = pick(r, 0, false), *p = pick(r, MMSB_T_DIR, true), *e;
+		const char *name = names[rnd(&r->rs, 6)];
+		struct mmsb_attr a;
+		uint64_t id, pid;
+		uint8_t ty;
+
+		if (!n)
+			return false;
+		id = n->id;
+		pid = p->id;
+		ty = n->type;
+		want = n->type == MMSB_T_DIR ? -EPERM : m_lookup(m, pid, name) ? -EEXIST : 0;
+		rc = mmsb_txn_link(t, id, pid, name, &a);
+		check(rc == want, "link %" PRIu64 " as %" PRIu64 "/%s: %d want %d", id, pid, name, rc, want);
+		if (rc < 0) {
+			r->n_errs++;
+			return false;
+		}
+		check(a.nlink == m_nlink(m, id) + 1, "link: nlink %u want %u", a.nlink, m_nlink(m, id) + 1);
+		r->n_links++;
+		e = m_add(m);
+		e->id = id;
+		e->parent = pid;
+		e->type = ty;
+		e->alias = true;
+		snprintf(e->name, sizeof(e->name), "%s", name);
 		return true;
 	}
 	if (op < 78) { /* rename */
-		struct mnode *n = pick(r, 0, false), *np = pick(r, MMSB_T_DIR, true), *v;
+		struct mnode *n = pick_name(r, 0, false), *np = pick(r, MMSB_T_DIR, true), *v;
 		const char *newname = names[rnd(&r->rs, 6)];
 		unsigned fl = rnd(&r->rs, 3);
 		unsigned flags = fl == 0 ? 0 : fl == 1 ? MMSB_RENAME_NOREPLACE : MMSB_RENAME_EXCHANGE;
@@ -642,8 +729,8 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 		snprintf(oname, sizeof(oname), "%s", n->name);
 		v = m_lookup(m, npid, newname);
 		vid = v ? v->id : 0;
-		if (v == n)
-			want = 1; /* no-op */
+		if (v && v->id == n->id)
+			want = 1; /* itself or another name of the node: no-op */
 		else if (n->type == MMSB_T_DIR && m_is_ancestor(m, nid, npid))
 			want = -EINVAL;
 		else if (flags & MMSB_RENAME_EXCHANGE)
@@ -672,15 +759,17 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 			r->n_errs++;
 			return false;
 		}
-		n = m_get(m, nid);
+		n = m_lookup(m, pid, oname);
 		if (flags & MMSB_RENAME_EXCHANGE) {
-			v = m_get(m, vid);
+			v = m_lookup(m, npid, newname);
 			v->parent = pid;
 			snprintf(v->name, sizeof(v->name), "%s", oname);
 		} else if (v) {
-			m_remove(m, v);
-			n = m_get(m, nid); /* m_remove moves the last node */
+			m_remove_name(m, v);
+			n = m_lookup(m, pid, oname); /* m_remove moves the last node */
 		}
+		(void)nid;
+		(void)vid;
 		n->parent = npid;
 		snprintf(n->name, sizeof(n->name), "%s", newname);
 		return true;
@@ -1045,8 +1134,10 @@ static void run_seed(unsigned seed, unsigned n_txns)
 			r->n_ckpts++;
 		}
 	}
-	print_message("seed %u: %" PRIu64 " epochs, %zu nodes, %u multi, %u aborted, %u ckpts, %u errors, %u no-ops\n",
-		      seed, r->head, r->m.cnt, r->n_multi, r->n_aborts, r->n_ckpts, r->n_errs, r->n_noop);
+	print_message("seed %u: %" PRIu64 " epochs, %zu names, %u multi, %u aborted, %u ckpts, %u errors, %u no-ops, "
+		      "%u links\n", seed, r->head, r->m.cnt, r->n_multi, r->n_aborts, r->n_ckpts, r->n_errs, r->n_noop,
+		      r->n_links);
+	check(r->n_links > 0, "no hard link was ever made");
 	check_epochs(r, 0, "time travel");
 	verify(r);
 

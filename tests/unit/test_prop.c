@@ -124,14 +124,18 @@ static void refusals(void **state)
 	assert_int_equal(fx_setx(fx, a, "user.mmsb.recompute", "frobnicate"), -EINVAL);
 	assert_int_equal(fx_setx(fx, a, "user.mmsb.recompute", "add:u128"), -EINVAL);
 	assert_int_equal(fx_setx(fx, c, "user.mmsb.error", "x"), -EPERM);
-	assert_int_equal(fx_setx(fx, MMSB_ROOT_ID, "user.mmsb.deps", "a"), -EINVAL);
+	assert_int_equal(fx_setx(fx, MMSB_ROOT_ID, "user.mmsb.deps", "a"), -EISDIR);
 	assert_int_equal(fx_setx(fx, b, "user.mmsb.recompute", "add:u16"), -EINVAL); /* 1 byte is not a u16 */
 	assert_int_equal(mmsb_getxattr(fx->st, a, "user.mmsb.deps", NULL, 0), -ENODATA);
 	/* a mkdir makes a dir: not a parent */
 	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
 	assert_int_equal(mmsb_txn_create(t, MMSB_ROOT_ID, "dir", MMSB_T_DIR, 0755, 0, 0, NULL, &at), 0);
 	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
-	assert_int_equal(fx_setx(fx, c, "user.mmsb.deps", "dir"), -EINVAL);
+	assert_int_equal(fx_setx(fx, c, "user.mmsb.deps", "dir"), -EISDIR);
+	assert_int_equal(fx_setx(fx, c, "user.mmsb.deps", "dir/"), -EISDIR);
+	assert_int_equal(fx_setx(fx, c, "user.mmsb.deps", "a/"), -ENOTDIR); /* a page is no directory */
+	assert_int_equal(fx_setx(fx, c, "user.mmsb.deps", "a/x"), -ENOTDIR);
+	assert_int_equal(mmsb_getxattr(fx->st, c, "user.mmsb.deps", NULL, 0), 1); /* still "b" */
 }
 
 /* Derive a page from two new parents x, y with op; its bytes into out. */
@@ -353,6 +357,383 @@ static void exec_operations(void **state)
 	(void)a;
 }
 
+
+/* ---- cost of the cycle check and of propagation (issue: exponential) ---- */
+
+/* Create pages named PREFIX0..PREFIX(n-1) in one transaction; ids into out. */
+static void make_pages(struct fx *fx, const char *prefix, size_t n, uint64_t *out)
+{
+	struct mmsb_txn *t;
+	struct mmsb_attr a;
+	char name[32];
+	size_t i;
+
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "%s%zu", prefix, i);
+		assert_int_equal(mmsb_txn_create(t, MMSB_ROOT_ID, name, MMSB_T_PAGE, 0644, 0, 0, NULL, &a), 0);
+		out[i] = a.id;
+	}
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+}
+
+/* A ladder of L levels of two pages, each depending on both pages below:
+ * the old recursive check walked 2^L paths (L=30: 18 s; L=50: a hung
+ * mount).  With a visited set, closing the cycle from the bottom and adding
+ * a new top cost 2L visits.  The test asserts the answers; the suite's
+ * timeout bounds the time. */
+static void ladder_is_linear(void **state)
+{
+	struct fx *fx = *state;
+	enum { L = 60 };
+	uint64_t id[2 * L], top;
+	char deps[64], want[8];
+	struct mmsb_txn *t;
+	int i;
+
+	make_pages(fx, "l", 2 * L, id);
+	fx_write(fx, id[0], 0, "\x01", 1);
+	fx_write(fx, id[1], 0, "\x02", 1);
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	for (i = 1; i < L; i++) {
+		snprintf(deps, sizeof(deps), "l%d,l%d", 2 * (i - 1), 2 * (i - 1) + 1);
+		assert_int_equal(mmsb_txn_setxattr(t, id[2 * i], "user.mmsb.deps", deps, strlen(deps), 0), 0);
+		assert_int_equal(mmsb_txn_setxattr(t, id[2 * i + 1], "user.mmsb.deps", deps, strlen(deps), 0), 0);
+		assert_int_equal(mmsb_txn_setxattr(t, id[2 * i], "user.mmsb.recompute", "max:u8", 6, 0), 0);
+		assert_int_equal(mmsb_txn_setxattr(t, id[2 * i + 1], "user.mmsb.recompute", "xor", 3, 0), 0);
+	}
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	/* the bottom naming the top closes 2^L paths' worth of cycles */
+	snprintf(deps, sizeof(deps), "l%d", 2 * L - 1);
+	assert_int_equal(fx_setx(fx, id[0], "user.mmsb.deps", deps), -ELOOP);
+	assert_int_equal(fx_setx(fx, id[1], "user.mmsb.deps", deps), -ELOOP);
+	/* a new page over the whole ladder is no cycle */
+	top = fx_page(fx, "top", NULL, 0);
+	snprintf(deps, sizeof(deps), "l%d,l%d", 2 * L - 2, 2 * L - 1);
+	derive(fx, top, deps, "max:u8");
+	/* propagation through the ladder: each page once, in order */
+	fx_write(fx, id[0], 0, "\x03", 1);
+	/* level 1: max(3,2)=3, xor(3,2)=1; level 2: 3, 2; level 3: 3, 1; ... */
+	want[0] = (L - 1) % 2 ? 3 : 3;
+	expect(fx, id[2 * L - 2], want, 1);
+	want[0] = (L - 1) % 2 ? 1 : 2;
+	expect(fx, id[2 * L - 1], want, 1);
+	want[0] = 3;
+	expect(fx, top, want, 1);
+}
+
+/* A chain 50,000 deep: the check walks it without recursion (the old one
+ * recursed once per level and gave up past depth 100,000, which would let a
+ * cycle through), and a write at the root propagates down all of it. */
+static void deep_chain(void **state)
+{
+	struct fx *fx = *state;
+	enum { D = 50000 };
+	uint64_t *id = malloc(D * sizeof(*id)), x;
+	struct mmsb_txn *t;
+	char deps[32];
+	int i;
+
+	assert_non_null(id);
+	make_pages(fx, "d", D, id);
+	fx_write(fx, id[0], 0, "a", 1);
+	/* d(i) depends on d(i-1), set from the bottom up so that each check
+	 * here is short (d(i-1) has no parents yet) */
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	for (i = D - 1; i >= 1; i--) {
+		snprintf(deps, sizeof(deps), "d%d", i - 1);
+		assert_int_equal(mmsb_txn_setxattr(t, id[i], "user.mmsb.deps", deps, strlen(deps), 0), 0);
+		assert_int_equal(mmsb_txn_setxattr(t, id[i], "user.mmsb.recompute", "copy", 4, 0), 0);
+	}
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	expect(fx, id[D - 1], "a", 1);
+	/* the root naming the deepest page: a cycle found 50,000 levels down */
+	snprintf(deps, sizeof(deps), "d%d", D - 1);
+	assert_int_equal(fx_setx(fx, id[0], "user.mmsb.deps", deps), -ELOOP);
+	x = fx_page(fx, "below", NULL, 0);
+	derive(fx, x, deps, "copy");
+	fx_write(fx, id[0], 0, "b", 1);
+	expect(fx, id[D / 2], "b", 1);
+	expect(fx, x, "b", 1);
+	free(id);
+}
+
+
+/* Pages with 4096 distinct parents: ordering them is one pass over their
+ * edges (the old count of distinct parents compared every edge with every
+ * earlier one: 4096^2 / 2 steps per page at each write). */
+static void many_parents(void **state)
+{
+	struct fx *fx = *state;
+	enum { K = 64, N = 4096 };
+	static char deps[N * 8];
+	static uint64_t p[N];
+	uint64_t c[K];
+	struct mmsb_attr at;
+	struct mmsb_txn *t;
+	uint8_t buf[N];
+	size_t len = 0;
+	int i;
+
+	make_pages(fx, "p", N, p);
+	for (i = 0; i < N; i++)
+		len += (size_t)sprintf(deps + len, "%sp%d", i ? "," : "", i);
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	for (i = 0; i < N; i++)
+		assert_int_equal(mmsb_txn_write(t, p[i], 0, i % 2 ? "b" : "a", 1), 1);
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	make_pages(fx, "r", K, c);
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	for (i = 0; i < K; i++) {
+		assert_int_equal(mmsb_txn_setxattr(t, c[i], "user.mmsb.deps", deps, len, 0), 0);
+		assert_int_equal(mmsb_txn_setxattr(t, c[i], "user.mmsb.recompute", "concat", 6, 0), 0);
+	}
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	fx_write(fx, p[0], 0, "x", 1);
+	fx_write(fx, p[N - 1], 0, "y", 1);
+	for (i = 0; i < K; i++) {
+		assert_int_equal(mmsb_read(fx->st, c[i], 0, buf, sizeof(buf)), N);
+		assert_int_equal(buf[0], 'x');
+		assert_int_equal(buf[1], 'b');
+		assert_int_equal(buf[N - 1], 'y');
+		assert_int_equal(mmsb_getattr(fx->st, c[i], &at), 0);
+		assert_int_equal(at.version, 3); /* set, then once per parent write */
+	}
+}
+
+/* ---- the permission rule of dependencies ---------------------------------- */
+
+static uint64_t make(struct fx *fx, uint64_t dir, const char *name, enum mmsb_type type, uint32_t mode,
+		     uint32_t uid, uint32_t gid, const char *bytes)
+{
+	struct mmsb_txn *t;
+	struct mmsb_attr a;
+
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	assert_int_equal(mmsb_txn_create(t, dir, name, type, mode, uid, gid, NULL, &a), 0);
+	if (bytes)
+		assert_int_equal(mmsb_txn_write(t, a.id, 0, bytes, strlen(bytes)), (ssize_t)strlen(bytes));
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	return a.id;
+}
+
+/* setxattr as cred; on refusal *why gets mmsb_txn_why() */
+static int setx_as(struct fx *fx, const struct mmsb_cred *c, uint64_t id, const char *name, const char *val,
+		   char *why, size_t cap)
+{
+	struct mmsb_txn *t;
+	int rc;
+
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	assert_int_equal(mmsb_txn_set_cred(t, c), 0);
+	rc = mmsb_txn_setxattr(t, id, name, val, strlen(val), 0);
+	if (why)
+		snprintf(why, cap, "%s", mmsb_txn_why(t));
+	if (rc == 0)
+		assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	else
+		mmsb_txn_abort(t);
+	return rc;
+}
+
+static void chmod_node(struct fx *fx, uint64_t id, uint32_t mode)
+{
+	struct mmsb_setattr sa = {.valid = MMSB_SET_MODE, .mode = mode};
+	struct mmsb_txn *t;
+
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	assert_int_equal(mmsb_txn_setattr(t, id, &sa), 0);
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+}
+
+/* Fake group database for owners: uid 1000 is in group 50. */
+static int fake_groups(void *arg, uint32_t uid, uint32_t gid, uint32_t *out, size_t cap)
+{
+	(*(int *)arg)++;
+	if (uid != 1000)
+		return 0;
+	if (cap >= 1)
+		out[0] = 50;
+	return 1;
+}
+
+static int setup_perm(void **state)
+{
+	static int calls;
+	struct fx *fx;
+
+	fx_setup(state);
+	fx = *state;
+	calls = 0;
+	fx->o.groups_fn = fake_groups;
+	fx->o.groups_arg = &calls;
+	fx_reopen(fx);
+	return 0;
+}
+
+/* The issue's attack, through the core: a user makes a page and names root's
+ * 0600 secret (and a page in a 0700 directory) as its parent. */
+static void perm_set_time(void **state)
+{
+	struct fx *fx = *state;
+	const uint32_t g50 = 50;
+	struct mmsb_cred user = {1000, 1000, 0, NULL}, member = {1001, 1001, 1, &g50}, root = {0, 0, 0, NULL};
+	uint64_t pub = make(fx, MMSB_ROOT_ID, "pub", MMSB_T_DIR, 0777, 0, 0, NULL);
+	uint64_t priv = make(fx, MMSB_ROOT_ID, "priv", MMSB_T_DIR, 0700, 0, 0, NULL);
+	uint64_t x = make(fx, pub, "x", MMSB_T_PAGE, 0644, 1000, 1000, NULL);
+	char why[512];
+
+	make(fx, MMSB_ROOT_ID, "secret", MMSB_T_PAGE, 0600, 0, 0, "top secret");
+	make(fx, priv, "inner", MMSB_T_PAGE, 0644, 0, 0, "inner secret");
+	make(fx, MMSB_ROOT_ID, "grp", MMSB_T_PAGE, 0640, 0, 50, "group data");
+	make(fx, MMSB_ROOT_ID, "open", MMSB_T_PAGE, 0644, 0, 0, "public");
+
+	assert_int_equal(setx_as(fx, &user, x, "user.mmsb.deps", "secret", why, sizeof(why)), -EACCES);
+	assert_non_null(strstr(why, "deps: pub/x: parent 'secret': permission denied"));
+	assert_int_equal(setx_as(fx, &user, x, "user.mmsb.deps", "priv/inner", why, sizeof(why)), -EACCES);
+	assert_non_null(strstr(why, "search '/priv'"));
+	/* no search on priv: a missing name there is EACCES too, not ENOENT */
+	assert_int_equal(setx_as(fx, &user, x, "user.mmsb.deps", "priv/none", NULL, 0), -EACCES);
+	assert_int_equal(setx_as(fx, &user, x, "user.mmsb.deps", "open,secret", NULL, 0), -EACCES);
+	assert_int_equal(setx_as(fx, &user, x, "user.mmsb.deps", "grp", NULL, 0), -EACCES);
+	assert_int_equal(mmsb_getxattr(fx->st, x, "user.mmsb.deps", NULL, 0), -ENODATA);
+	/* what the caller may read is fine: other bits, group via supplementary groups, root */
+	assert_int_equal(setx_as(fx, &user, x, "user.mmsb.deps", "open", NULL, 0), 0);
+	assert_int_equal(setx_as(fx, &member, x, "user.mmsb.deps", "grp", NULL, 0), 0);
+	assert_int_equal(setx_as(fx, &root, x, "user.mmsb.deps", "priv/inner", NULL, 0), 0);
+	/* with root's deps in place, the user may not turn them into a copy */
+	assert_int_equal(setx_as(fx, &user, x, "user.mmsb.recompute", "copy", why, sizeof(why)), -EACCES);
+	assert_non_null(strstr(why, "recompute: pub/x: parent 'priv/inner'"));
+	assert_int_equal(mmsb_read(fx->st, x, 0, why, sizeof(why)), 0);
+	/* messages name the rule and the path */
+	assert_int_equal(setx_as(fx, &user, x, "user.mmsb.deps", "missing", why, sizeof(why)), -ENOENT);
+	assert_string_equal(why, "deps: pub/x: parent 'missing' not found");
+	assert_int_equal(setx_as(fx, &user, x, "user.mmsb.recompute", "add:f33", why, sizeof(why)), -EINVAL);
+	assert_string_equal(why, "recompute: pub/x: add:f33: unknown element type");
+	assert_int_equal(setx_as(fx, &user, x, "user.mmsb.deps", "pub", why, sizeof(why)), -EISDIR);
+	assert_string_equal(why, "deps: pub/x: parent 'pub' is a directory, not a page");
+	assert_int_equal(setx_as(fx, &root, x, "user.mmsb.deps", "open, pub/x", why, sizeof(why)), -ELOOP);
+	assert_string_equal(why, "deps: pub/x: parent 'pub/x' depends on this page (a cycle)");
+}
+
+/* A parent that later denies the derived page's owner stops propagating:
+ * the child keeps its bytes, user.mmsb.error says why, and it resumes once
+ * the owner may read again. */
+static void perm_revoked_later(void **state)
+{
+	struct fx *fx = *state;
+	struct mmsb_cred user = {1000, 1000, 0, NULL};
+	uint64_t dir = make(fx, MMSB_ROOT_ID, "d", MMSB_T_DIR, 0755, 0, 0, NULL);
+	uint64_t p = make(fx, dir, "p", MMSB_T_PAGE, 0644, 0, 0, "v1");
+	uint64_t g = make(fx, MMSB_ROOT_ID, "g", MMSB_T_PAGE, 0640, 0, 50, "g1");
+	uint64_t c = make(fx, MMSB_ROOT_ID, "c", MMSB_T_PAGE, 0644, 1000, 1000, NULL);
+	uint64_t cg = make(fx, MMSB_ROOT_ID, "cg", MMSB_T_PAGE, 0644, 1000, 1000, NULL);
+	char msg[512];
+
+	assert_int_equal(setx_as(fx, &user, c, "user.mmsb.deps", "d/p", NULL, 0), 0);
+	assert_int_equal(setx_as(fx, &user, c, "user.mmsb.recompute", "copy", NULL, 0), 0);
+	expect(fx, c, "v1", 2);
+	fx_write(fx, p, 0, "v2", 2);
+	expect(fx, c, "v2", 2);
+	chmod_node(fx, p, 0600); /* the page itself */
+	fx_write(fx, p, 0, "v3", 2);
+	expect(fx, c, "v2", 2);
+	assert_true(has_error(fx, c, msg, sizeof(msg)));
+	assert_non_null(strstr(msg, "permission denied: owner uid 1000 may not read '/d/p'"));
+	chmod_node(fx, p, 0644);
+	chmod_node(fx, dir, 0700); /* a directory on its path */
+	fx_write(fx, p, 0, "v4", 2);
+	expect(fx, c, "v2", 2);
+	assert_true(has_error(fx, c, msg, sizeof(msg)));
+	assert_non_null(strstr(msg, "may not search '/d'"));
+	chmod_node(fx, dir, 0755);
+	fx_write(fx, p, 0, "v5", 2);
+	expect(fx, c, "v5", 2);
+	assert_false(has_error(fx, c, msg, sizeof(msg)));
+	/* the owner's supplementary groups come from groups_fn (uid 1000: 50) */
+	assert_int_equal(fx_setx(fx, cg, "user.mmsb.deps", "g"), 0);
+	assert_int_equal(fx_setx(fx, cg, "user.mmsb.recompute", "copy"), 0);
+	expect(fx, cg, "g1", 2);
+	assert_false(has_error(fx, cg, msg, sizeof(msg)));
+	chmod_node(fx, g, 0600);
+	fx_write(fx, g, 0, "g2", 2);
+	expect(fx, cg, "g1", 2);
+	assert_true(has_error(fx, cg, msg, sizeof(msg)));
+	fx_reopen(fx); /* the refusal is logged state */
+	assert_true(has_error(fx, cg, msg, sizeof(msg)));
+	expect(fx, cg, "g1", 2);
+}
+
+/* A renamed parent is checked where it is now. */
+static void perm_follows_rename(void **state)
+{
+	struct fx *fx = *state;
+	struct mmsb_cred user = {1000, 1000, 0, NULL};
+	uint64_t priv = make(fx, MMSB_ROOT_ID, "priv", MMSB_T_DIR, 0700, 0, 0, NULL);
+	uint64_t p = make(fx, MMSB_ROOT_ID, "p", MMSB_T_PAGE, 0644, 0, 0, "v1");
+	uint64_t c = make(fx, MMSB_ROOT_ID, "c", MMSB_T_PAGE, 0644, 1000, 1000, NULL);
+	struct mmsb_txn *t;
+	char msg[512];
+
+	(void)priv;
+	assert_int_equal(setx_as(fx, &user, c, "user.mmsb.deps", "p", NULL, 0), 0);
+	assert_int_equal(setx_as(fx, &user, c, "user.mmsb.recompute", "copy", NULL, 0), 0);
+	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	assert_int_equal(mmsb_txn_rename(t, MMSB_ROOT_ID, "p", priv, "p", 0), 0);
+	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
+	fx_write(fx, p, 0, "v2", 2);
+	expect(fx, c, "v1", 2);
+	assert_true(has_error(fx, c, msg, sizeof(msg)));
+	assert_non_null(strstr(msg, "search '/priv'"));
+}
+
+/* Per-node xattr caps: listxattr's 64 KiB list can always be returned. */
+static void xattr_caps(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t a = fx_page(fx, "a", NULL, 0);
+	static char big[60000];
+	char name[64];
+	ssize_t len;
+	unsigned i;
+	int rc = 0;
+
+	for (i = 0; i < 20000 && rc == 0; i++) {
+		snprintf(name, sizeof(name), "user.k%05u", i);
+		rc = fx_setx(fx, a, name, "v");
+	}
+	assert_int_equal(rc, -ENOSPC);
+	assert_int_equal(i - 1, 1024); /* MMSB_XATTR_COUNT_MAX set, the next refused */
+	len = mmsb_listxattr(fx->st, a, NULL, 0);
+	assert_true(len > 0 && len <= (ssize_t)MMSB_XATTR_LIST_MAX);
+	assert_int_equal(fx_setx(fx, a, "user.k00000", "replaced"), 0); /* replacing stays possible */
+	/* total size: 1 MiB of names and values */
+	memset(big, 'x', sizeof(big) - 1);
+	a = fx_page(fx, "b", NULL, 0);
+	for (i = 0, rc = 0; i < 40 && rc == 0; i++) {
+		snprintf(name, sizeof(name), "user.big%u", i);
+		rc = fx_setx(fx, a, name, big);
+	}
+	assert_int_equal(rc, -ENOSPC);
+	assert_int_equal(i - 1, (1u << 20) / 60000);
+	/* long names: the list cap */
+	a = fx_page(fx, "c", NULL, 0);
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	memcpy(name, "user.", 5);
+	{
+		char longname[256];
+
+		for (i = 0, rc = 0; i < 2000 && rc == 0; i++) {
+			snprintf(longname, sizeof(longname), "user.%04u%0240u", i, 0u);
+			rc = fx_setx(fx, a, longname, "");
+		}
+		assert_int_equal(rc, -ENOSPC);
+		assert_int_equal(i - 1, MMSB_XATTR_LIST_MAX / 250);
+	}
+	fx_reopen(fx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
@@ -366,6 +747,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(renamed_parent_is_followed, setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(replay_and_time_travel, setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(exec_operations, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(ladder_is_linear, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(deep_chain, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(many_parents, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(perm_set_time, setup_perm, fx_teardown),
+		cmocka_unit_test_setup_teardown(perm_revoked_later, setup_perm, fx_teardown),
+		cmocka_unit_test_setup_teardown(perm_follows_rename, setup_perm, fx_teardown),
+		cmocka_unit_test_setup_teardown(xattr_caps, setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests_name("prop", t, NULL, NULL);

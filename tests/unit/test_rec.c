@@ -94,6 +94,21 @@ static unsigned sample(unsigned i, struct mmsb_rec *r)
 		r->node = 0;
 		r->u.commit = (__typeof__(r->u.commit)){.n_frames = 3, .source = MMSB_SRC_RESTORE, .changed = 42};
 		break;
+	case 15:
+		r->type = MMSB_FR_LINK;
+		r->u.unlink = (__typeof__(r->u.unlink)){.parent = 4, .name_len = 5, .name = "again"};
+		break;
+	case 16:
+		r->type = MMSB_FR_MKNOD;
+		r->u.create = (__typeof__(r->u.create)){.parent = 1, .mode = 0660, .uid = 7, .gid = 8,
+							.ntype = MMSB_T_CHR, .name_len = 4, .name = "null",
+							.rdev = 0x0000000100000003ull};
+		break;
+	case 17:
+		r->type = MMSB_FR_MKNOD;
+		r->u.create = (__typeof__(r->u.create)){.parent = 2, .mode = 0644, .ntype = MMSB_T_FIFO,
+							.name_len = 4, .name = "pipe"};
+		break;
 	default:
 		return 0;
 	}
@@ -132,8 +147,19 @@ static void same_rec(const struct mmsb_rec *a, const struct mmsb_rec *b)
 	case MMSB_FR_TRUNCATE:
 		assert_int_equal(a->u.truncate.size, b->u.truncate.size);
 		break;
+	case MMSB_FR_MKNOD:
+		assert_int_equal(a->u.create.parent, b->u.create.parent);
+		assert_int_equal(a->u.create.mode, b->u.create.mode);
+		assert_int_equal(a->u.create.uid, b->u.create.uid);
+		assert_int_equal(a->u.create.gid, b->u.create.gid);
+		assert_int_equal(a->u.create.ntype, b->u.create.ntype);
+		assert_int_equal(a->u.create.rdev, b->u.create.rdev);
+		assert_int_equal(a->u.create.name_len, b->u.create.name_len);
+		assert_memory_equal(a->u.create.name, b->u.create.name, a->u.create.name_len);
+		break;
 	case MMSB_FR_UNLINK:
 	case MMSB_FR_RMDIR:
+	case MMSB_FR_LINK:
 		assert_int_equal(a->u.unlink.parent, b->u.unlink.parent);
 		assert_int_equal(a->u.unlink.name_len, b->u.unlink.name_len);
 		assert_memory_equal(a->u.unlink.name, b->u.unlink.name, a->u.unlink.name_len);
@@ -313,7 +339,8 @@ static void nonzero_reserved_bytes_are_rejected(void **state)
 			unsigned sample;
 			size_t off;
 		} z[] = {{0, 0x1d}, {2, 0x1a}, {2, 0x1b}, {5, 0x12}, {5, 0x17}, {11, 0x0a}, {11, 0x0b}, {13, 0x0a},
-			 {13, 0x0f}, {14, 0x0d}, {14, 0x0f}};
+			 {13, 0x0f}, {14, 0x0d}, {14, 0x0f}, {15, MMSB_LINK_OFF_ZERO}, {15, MMSB_LINK_OFF_ZERO + 5},
+			 {16, MMSB_MKNOD_OFF_ZERO}};
 
 		for (size_t k = 0; k < MMSB_ARRAY_SIZE(z); k++) {
 			sample(z[k].sample, &r);
@@ -322,6 +349,35 @@ static void nonzero_reserved_bytes_are_rejected(void **state)
 			expect_structure_error(&b, "payload reserved byte");
 		}
 	}
+	mmsb_buf_free(&b);
+}
+
+/* MKNOD: only special types, no rdev on fifos and sockets, permission bits only. */
+static void bad_mknod_is_rejected(void **state)
+{
+	struct mmsb_buf b = {0};
+	struct mmsb_rec r;
+	const uint8_t bad_types[] = {0, MMSB_T_DIR, MMSB_T_PAGE, MMSB_T_SYMLINK, MMSB_T_BLK + 1, 0xff};
+
+	(void)state;
+	for (size_t k = 0; k < MMSB_ARRAY_SIZE(bad_types); k++) {
+		sample(16, &r);
+		encode(&r, SEED, &b);
+		poke_resum(&b, MMSB_FR_HDR_SIZE + MMSB_MKNOD_OFF_TYPE, bad_types[k]);
+		expect_structure_error(&b, "mknod type");
+	}
+	sample(17, &r);
+	r.u.create.rdev = 5;
+	encode(&r, SEED, &b);
+	expect_structure_error(&b, "rdev on a fifo");
+	sample(16, &r);
+	r.u.create.mode = 010000;
+	encode(&r, SEED, &b);
+	expect_structure_error(&b, "mknod mode");
+	sample(16, &r);
+	r.u.create.parent = 0;
+	encode(&r, SEED, &b);
+	expect_structure_error(&b, "mknod parent");
 	mmsb_buf_free(&b);
 }
 
@@ -444,6 +500,7 @@ int main(void)
 		cmocka_unit_test(wrong_seed_is_rejected),
 		cmocka_unit_test(nonzero_reserved_bytes_are_rejected),
 		cmocka_unit_test(bad_names_are_rejected),
+		cmocka_unit_test(bad_mknod_is_rejected),
 		cmocka_unit_test(sum2_independent_of_stack),
 	};
 

@@ -317,6 +317,35 @@ static void second_open_is_busy(void **state)
 	mmsb_store_close(st2);
 }
 
+/* A store is created only in an empty directory: a directory with the
+ * user's files is refused and left exactly as it was (no LOCK, no log/). */
+static void create_refuses_foreign_dir(void **state)
+{
+	struct fx *fx = *state;
+	struct mmsb_store_opts o = fx->o;
+	struct mmsb_store *st2 = NULL;
+	char dir[512], path[600];
+	struct stat s;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/foreign", fx->dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(path, sizeof(path), "%s/file.txt", dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(mmsb_store_open(dir, &o, &st2), -ENOTEMPTY);
+	assert_null(st2);
+	snprintf(path, sizeof(path), "%s/LOCK", dir);
+	assert_int_equal(stat(path, &s), -1);
+	snprintf(path, sizeof(path), "%s/log", dir);
+	assert_int_equal(stat(path, &s), -1);
+	snprintf(path, sizeof(path), "%s/file.txt", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mmsb_store_open(dir, &o, &st2), 0); /* empty: a new store */
+	mmsb_store_close(st2);
+}
+
 /* The checkpoints the store has once it has n, or after wait_ms. */
 static uint64_t ckpts_within(struct mmsb_store *st, uint64_t n, unsigned wait_ms)
 {
@@ -371,6 +400,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(namespace_ops, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(orphan_lives_while_referenced, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(history_diff_restore, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(create_refuses_foreign_dir, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(compact_drops_history, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(shrink_shared_page, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(second_open_is_busy, fx_setup, fx_teardown),

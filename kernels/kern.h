@@ -39,6 +39,10 @@
  * concurrent_managed is false (see mmsb_kern_gpu_info) it must not touch
  * managed memory at all while any kernel may run, so use copy_out there.
  * Errors of queued work surface at the next synchronous call as -EIO.
+ * Deltas given to enqueue go to a stream of their own (a blocking stream:
+ * the legacy stream orders every other operation after the batches
+ * submitted before it, and each of those operations first submits what is
+ * queued); read waits only for the batches that wrote its page.
  *
  * copy_out path ("cuda"): cudaMemcpy from the managed page into the caller's
  * buffer, after the stream's prior work.  It leaves the page resident on the

@@ -8,8 +8,14 @@
  *    by the GPU).  page_alloc refuses (-ENOSPC) anything that would not leave
  *    KERN_GPU_RESERVE of free GPU memory: oversubscribing managed memory can
  *    hang the lent GPU.
- *  - All work goes to the legacy default stream, which orders it across host
- *    threads; copy_out is a cudaMemcpy, which waits for it.
+ *  - All work but the apply queue goes to the legacy default stream, which
+ *    orders it across host threads; copy_out is a cudaMemcpy, which waits
+ *    for it.  Queued deltas (enqueue) are applied by batches on q_stream,
+ *    a blocking stream, submitted by the flusher thread of kern_host.c;
+ *    read() waits for its page's batch and copies on a non-blocking stream
+ *    (see "the queue and ordering" below).
+ *  - -o gpu_mem: page_alloc counts pages against the cap of
+ *    mmsb_kern_gpu_limit (kern_acct_*, kern_host.c).
  *  - Delta apply: the batch's lane arrays (pinned) are copied H2D in three
  *    cudaMemcpyAsync and applied by one k_apply launch: 16-byte vector
  *    load/store per lane, the base is read only for partly covered lanes,

@@ -167,7 +167,7 @@ if [ "$SANITIZE_MORE" = 1 ]; then
 		rc=$?
 		say "compute-sanitizer $tool: rc=$rc ($(elapsed)s) $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/racecheck.txt" | tail -1)"
 		[ $rc -eq 124 ] && say "  ($tool timed out: not a failure of the kernels)"
-		timeout 75 "$CS" --tool $tool --error-exitcode 1 \
+		MMSB_TEST_QUICK=1 timeout 75 "$CS" --tool $tool --error-exitcode 1 \
 			"$B/tests/gpu/test_queue" gpu >>"$OUT/racecheck.txt" 2>&1
 		rc=$?
 		say "compute-sanitizer $tool test_queue: rc=$rc ($(elapsed)s) $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/racecheck.txt" | tail -1)"

@@ -90,7 +90,11 @@ static void pwrites(const char *dir, int n, const char *location)
 	for (i = 0; i < n; i++) {
 		uint64_t t0;
 
-		memset(buf, i & 0xff, sizeof(buf)); /* every write changes its bytes */
+		/* every write changes its bytes: pass p over the 256 blocks
+		 * writes p + 1 (i & 0xff would rewrite what the same block got
+		 * one pass earlier, and a store that elides identical rewrites
+		 * would time no-ops) */
+		memset(buf, (i / 256 + 1) & 0xff, sizeof(buf));
 		t0 = now_ns();
 		if (pwrite(fd, buf, sizeof(buf), (off_t)(i % 256) * 4096) != (ssize_t)sizeof(buf))
 			die("pwrite");

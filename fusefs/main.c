@@ -203,6 +203,7 @@ static const struct fuse_opt main_opt_spec[] = {
 	{"allow_exec", offsetof(struct mmsbfs_opts, allow_exec), 1},
 	{"exec_timeout=%s", offsetof(struct mmsbfs_opts, exec_timeout_arg), 0},
 	{"gpu=%s", offsetof(struct mmsbfs_opts, gpu), 0},
+	{"gpu_mem=%s", offsetof(struct mmsbfs_opts, gpu_mem), 0},
 	{"nonempty", offsetof(struct mmsbfs_opts, nonempty), 1},
 	{"log=%s", offsetof(struct mmsbfs_opts, log_file), 0},
 	{"loglevel=%s", offsetof(struct mmsbfs_opts, log_level), 0},
@@ -280,6 +281,8 @@ static void main_usage(FILE *f)
 		"    -o exec_timeout=MS     kill an exec: recompute after MS (default 10000)\n"
 		"    -o gpu=auto|cpu        GPU pages in GPU memory (auto), or served from\n"
 		"                           host memory by the CPU kernels (cpu)\n"
+		"    -o gpu_mem=N[kmgt]     at most N bytes of GPU memory for GPU pages; a page\n"
+		"                           that does not fit gets ENOSPC at setfattr\n"
 		"    -o keep=RULE[:RULE...] retention after each checkpoint: an age (7d, 12h),\n"
 		"                           epochs (100000e) and/or disk use (10G); never\n"
 		"                           drops a tagged epoch\n"
@@ -395,6 +398,11 @@ static int main_store_opts(const struct mmsbfs_opts *o, struct mmsb_store_opts *
 			so->gpu = MMSB_GPU_CPU;
 		else
 			return fprintf(stderr, "mmsbfs: bad -o gpu=%s (auto or cpu)\n", o->gpu), -EINVAL;
+	}
+	if (o->gpu_mem != NULL) {
+		if (main_parse_size(o->gpu_mem, &v) < 0 || v == 0)
+			return fprintf(stderr, "mmsbfs: bad -o gpu_mem=%s (N[kmgt], above 0)\n", o->gpu_mem), -EINVAL;
+		so->gpu_mem = v;
 	}
 	return 0;
 }
@@ -959,6 +967,7 @@ static void main_free_opts(struct mmsbfs_opts *o)
 	free(o->sync);
 	free(o->ckpt_bytes);
 	free(o->gpu);
+	free(o->gpu_mem);
 	free(o->cache);
 	free(o->max_memory);
 	free(o->kernel_opts);

@@ -117,6 +117,7 @@ struct mmsbfs_opts {
 	int allow_exec;		   /* -o allow_exec: exec: recompute operations run */
 	char *exec_timeout_arg;	   /* -o exec_timeout=MS (checked: 1..86400000) */
 	char *gpu;		   /* -o gpu=auto|cpu: where GPU pages live */
+	char *gpu_mem;		   /* -o gpu_mem=N[kmgt]: cap on the GPU memory of GPU pages */
 	char *kernel_opts;	   /* generic options passed on to the kernel (noatime, ...) */
 	int nonempty;		   /* -o nonempty: mount over a non-empty directory */
 	char *log_file;		   /* -o log=FILE: append every message, timestamped */

@@ -14,7 +14,8 @@
  *   -EINVAL   bad argument: size mismatch, unknown op/element, overlap, a
  *             batch used with another table
  *   -EUCLEAN  a delta body is malformed (mmsb_kern_batch_add*)
- *   -ENOSPC   a GPU page would not fit in the GPU's free memory
+ *   -ENOSPC   a GPU page would not fit in the GPU's free memory or the
+ *             cap of mmsb_kern_gpu_limit (-o gpu_mem)
  *   -ENOMEM   host or device allocation failed
  *   -ENODEV   no GPU / no driver (mmsb_kern_gpu_probe)
  *   -EIO      any other CUDA error (a launch failed, a kernel faulted)
@@ -38,6 +39,10 @@
  * concurrent_managed is false (see mmsb_kern_gpu_info) it must not touch
  * managed memory at all while any kernel may run, so use copy_out there.
  * Errors of queued work surface at the next synchronous call as -EIO.
+ * Deltas given to enqueue go to a stream of their own (a blocking stream:
+ * the legacy stream orders every other operation after the batches
+ * submitted before it, and each of those operations first submits what is
+ * queued); read waits only for the batches that wrote its page.
  *
  * copy_out path ("cuda"): cudaMemcpy from the managed page into the caller's
  * buffer, after the stream's prior work.  It leaves the page resident on the
@@ -212,6 +217,23 @@ struct mmsb_kern_ops {
 
 	int (*recompute)(enum mmsb_kern_op op, enum mmsb_kern_elem elem, void *out, size_t out_len,
 			 const void *const *in, const size_t *in_len, size_t n_in);
+
+	/* The write path of device pages: asynchronous, batched deltas.
+	 * enqueue validates a delta to page[0..page_size) exactly as
+	 * mmsb_kern_batch_add does (-EUCLEAN, -EINVAL, -ENOMEM: nothing queued
+	 * then) and folds it into the table's queue; it returns without waiting
+	 * for the device.  The queue is applied in order, batched across calls
+	 * (cuda: a flusher thread hands the collected lanes to the device's
+	 * stream as one H2D copy and one launch, with an event per batch).
+	 * Every other operation of the table (copy, zero, compare, recompute,
+	 * copy_in, copy_out, sync, page_free) sees every delta enqueued before
+	 * it.  read copies page[off..off + n) to host memory once the deltas
+	 * queued for that page have been applied: it waits for that page's last
+	 * batch only (and for copy/zero/recompute issued earlier), not for the
+	 * rest of the queue.  page is the start of a page_alloc allocation.
+	 * "cpu" applies at once; mmsb_kern_cpu_dev() queues like "cuda". */
+	int (*enqueue)(void *page, uint64_t page_size, uint8_t enc, const uint8_t *body, size_t len);
+	int (*read)(void *dst, const void *page, uint64_t off, size_t n);
 };
 
 /* The CUDA table when want_gpu, CUDA was built and a GPU answers (with
@@ -222,6 +244,25 @@ const struct mmsb_kern_ops *mmsb_kern_select(bool want_gpu);
 
 /* The CPU reference table, always available. */
 const struct mmsb_kern_ops *mmsb_kern_cpu(void);
+
+/* The CPU table posing as a device (-o gpu=cpu): the same operations on host
+ * memory, with the queue of a device table (enqueue returns before the
+ * apply, which a flusher thread runs; read waits for the page's batches) and
+ * the gpu_mem cap on page_alloc.  For CPU-only hosts and for tests of the
+ * device paths.  With MMSB_KERN_NOFLUSHER set in the environment (tests) it
+ * has no flusher thread: queued deltas wait until an operation needs them. */
+const struct mmsb_kern_ops *mmsb_kern_cpu_dev(void);
+
+/* Cap the page memory of device tables (cuda and cpu_dev) at bytes, for the
+ * whole process (0: no cap other than the device's free memory).  A
+ * page_alloc that would pass it is -ENOSPC.  Pages already allocated stay. */
+void mmsb_kern_gpu_limit(uint64_t bytes);
+/* Page memory device tables hold now (bytes). */
+uint64_t mmsb_kern_gpu_used(void);
+
+/* Counters of a device table's queue: deltas enqueued and batches submitted
+ * (n_submits < n_enqueued shows batching).  Zero for "cpu". */
+void mmsb_kern_queue_stats(const struct mmsb_kern_ops *k, uint64_t *n_enqueued, uint64_t *n_submits);
 
 struct mmsb_kern_gpu_info {
 	int device;		 /* CUDA ordinal in use (0) */

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -704,6 +705,25 @@ static int cpu_copy_io(void *dst, const void *src, size_t n)
 	return 0;
 }
 
+/* "cpu" applies a queued delta at once. */
+static int cpu_enqueue(void *page, uint64_t page_size, uint8_t enc, const uint8_t *body, size_t len)
+{
+	struct mmsb_kern_batch b;
+	int rc;
+
+	kern_batch_init(&b, &cpu_ops, NULL, NULL);
+	rc = mmsb_kern_batch_add(&b, page, page_size, enc, body, len);
+	if (rc == 0)
+		kern_cpu_apply_lanes(&b);
+	kern_batch_release(&b);
+	return rc;
+}
+
+static int cpu_read(void *dst, const void *page, uint64_t off, size_t n)
+{
+	return cpu_copy_io(dst, (const uint8_t *)page + off, n);
+}
+
 static const struct mmsb_kern_ops cpu_ops = {
 	.name = "cpu",
 	.page_alloc = cpu_page_alloc,
@@ -718,7 +738,189 @@ static const struct mmsb_kern_ops cpu_ops = {
 	.zero = cpu_zero,
 	.compare = cpu_compare,
 	.recompute = cpu_recompute,
+	.enqueue = cpu_enqueue,
+	.read = cpu_read,
 };
+
+/* ---- the CPU table posing as a device ----------------------------------------------
+ * Host memory, a queue like the cuda table's (the flusher thread applies the
+ * batches), the gpu_mem cap.  Operations other than enqueue and read are
+ * synchronous on the CPU, so they first drain the queue. */
+
+static struct kern_queue dev_q;
+static pthread_once_t dev_once = PTHREAD_ONCE_INIT;
+
+static int dev_submit(struct mmsb_kern_batch *b)
+{
+	kern_cpu_apply_lanes(b);
+	return 0;
+}
+
+static bool dev_done(struct mmsb_kern_batch *b, bool block)
+{
+	(void)b;
+	(void)block;
+	return true; /* applied during submit */
+}
+
+static const struct kern_queue_backend dev_backend = {dev_submit, dev_done, cpu_batch_new, cpu_batch_free};
+
+static void dev_init(void)
+{
+	kq_init(&dev_q, &dev_backend, getenv("MMSB_KERN_NOFLUSHER") == NULL);
+}
+
+static struct kern_queue *dev_queue(void)
+{
+	pthread_once(&dev_once, dev_init);
+	return &dev_q;
+}
+
+static int dev_page_alloc(size_t n, void **out)
+{
+	int rc;
+
+	*out = NULL;
+	if (n == 0)
+		return 0;
+	if (!kern_acct_fits(n))
+		return -ENOSPC;
+	rc = cpu_page_alloc(n, out);
+	if (rc == 0 && (rc = kern_acct_take(*out, n)) < 0) {
+		free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static int dev_page_free(void *p)
+{
+	int rc;
+
+	if (!p)
+		return 0;
+	rc = kq_wait_page(dev_queue(), p); /* no queued lane may land in freed memory */
+	kern_acct_give(p);
+	free(p);
+	return rc;
+}
+
+static int dev_copy_in(void *dst, const void *src, size_t n)
+{
+	int rc = kq_drain(dev_queue());
+
+	return rc < 0 ? rc : cpu_copy_io(dst, src, n);
+}
+
+static int dev_sync(void)
+{
+	return kq_drain(dev_queue());
+}
+
+static int dev_batch_new(struct mmsb_kern_batch **out)
+{
+	int rc = cpu_batch_new(out);
+
+	if (rc == 0)
+		(*out)->ops = mmsb_kern_cpu_dev();
+	return rc;
+}
+
+static int dev_apply_batch(struct mmsb_kern_batch *b)
+{
+	int rc;
+
+	if (!b || b->ops != mmsb_kern_cpu_dev())
+		return -EINVAL;
+	rc = kq_drain(dev_queue());
+	if (rc == 0)
+		kern_cpu_apply_lanes(b);
+	return rc;
+}
+
+static int dev_copy(void *dst, const void *src, size_t n)
+{
+	int rc = kq_drain(dev_queue());
+
+	return rc < 0 ? rc : cpu_copy(dst, src, n);
+}
+
+static int dev_zero(void *dst, size_t n)
+{
+	int rc = kq_drain(dev_queue());
+
+	return rc < 0 ? rc : cpu_zero(dst, n);
+}
+
+static int dev_compare(const void *a, const void *b, size_t n, int64_t *first)
+{
+	int rc = kq_drain(dev_queue());
+
+	return rc < 0 ? rc : cpu_compare(a, b, n, first);
+}
+
+static int dev_recompute(enum mmsb_kern_op op, enum mmsb_kern_elem elem, void *out, size_t out_len,
+			 const void *const *in, const size_t *in_len, size_t n_in)
+{
+	int rc = kq_drain(dev_queue());
+
+	return rc < 0 ? rc : cpu_recompute(op, elem, out, out_len, in, in_len, n_in);
+}
+
+static int dev_enqueue(void *page, uint64_t page_size, uint8_t enc, const uint8_t *body, size_t len)
+{
+	return kq_enqueue(dev_queue(), page, page_size, enc, body, len);
+}
+
+static int dev_read(void *dst, const void *page, uint64_t off, size_t n)
+{
+	int rc;
+
+	if (n == 0)
+		return 0;
+	if (!dst || !page)
+		return -EINVAL;
+	rc = kq_wait_page(dev_queue(), page);
+	if (rc == 0)
+		memcpy(dst, (const uint8_t *)page + off, n);
+	return rc;
+}
+
+static const struct mmsb_kern_ops cpu_dev_ops = {
+	.name = "cpu",
+	.page_alloc = dev_page_alloc,
+	.page_free = dev_page_free,
+	.copy_in = dev_copy_in,
+	.copy_out = dev_copy_in,
+	.sync = dev_sync,
+	.batch_new = dev_batch_new,
+	.batch_free = cpu_batch_free,
+	.apply_batch = dev_apply_batch,
+	.copy = dev_copy,
+	.zero = dev_zero,
+	.compare = dev_compare,
+	.recompute = dev_recompute,
+	.enqueue = dev_enqueue,
+	.read = dev_read,
+};
+
+const struct mmsb_kern_ops *mmsb_kern_cpu_dev(void)
+{
+	return &cpu_dev_ops;
+}
+
+void mmsb_kern_queue_stats(const struct mmsb_kern_ops *k, uint64_t *n_enqueued, uint64_t *n_submits)
+{
+	struct kern_queue *q = k == &cpu_dev_ops ? dev_queue() : kern_cuda_queue(k);
+
+	*n_enqueued = *n_submits = 0;
+	if (!q)
+		return;
+	pthread_mutex_lock(&q->mu);
+	*n_enqueued = q->n_enqueued;
+	*n_submits = q->n_submits;
+	pthread_mutex_unlock(&q->mu);
+}
 
 const struct mmsb_kern_ops *mmsb_kern_cpu(void)
 {

@@ -8,8 +8,14 @@
  *    by the GPU).  page_alloc refuses (-ENOSPC) anything that would not leave
  *    KERN_GPU_RESERVE of free GPU memory: oversubscribing managed memory can
  *    hang the lent GPU.
- *  - All work goes to the legacy default stream, which orders it across host
- *    threads; copy_out is a cudaMemcpy, which waits for it.
+ *  - All work but the apply queue goes to the legacy default stream, which
+ *    orders it across host threads; copy_out is a cudaMemcpy, which waits
+ *    for it.  Queued deltas (enqueue) are applied by batches on q_stream,
+ *    a blocking stream, submitted by the flusher thread of kern_host.c;
+ *    read() waits for its page's batch and copies on a non-blocking stream
+ *    (see "the queue and ordering" below).
+ *  - -o gpu_mem: page_alloc counts pages against the cap of
+ *    mmsb_kern_gpu_limit (kern_acct_*, kern_host.c).
  *  - Delta apply: the batch's lane arrays (pinned) are copied H2D in three
  *    cudaMemcpyAsync and applied by one k_apply launch: 16-byte vector
  *    load/store per lane, the base is read only for partly covered lanes,
@@ -562,6 +568,17 @@ __global__ void k_cmp(const uint8_t *a, const uint8_t *b, size_t n, bool vec, un
 
 extern const struct mmsb_kern_ops cuda_ops;
 
+#define READ_STREAMS 8
+
+struct kern_queue q;
+pthread_once_t q_once = PTHREAD_ONCE_INIT;
+cudaStream_t q_stream;
+cudaStream_t read_streams[READ_STREAMS];
+unsigned read_next;
+pthread_mutex_t other_mu = PTHREAD_MUTEX_INITIALIZER;
+cudaEvent_t other_ev;
+bool q_ok;
+
 int cuda_page_alloc(size_t n, void **out)
 {
 	size_t fr = 0, tot = 0;
@@ -576,7 +593,7 @@ int cuda_page_alloc(size_t n, void **out)
 		rc = err_of(cudaMemGetInfo(&fr, &tot));
 	if (rc < 0)
 		return rc;
-	if (n > fr || fr - n < KERN_GPU_RESERVE)
+	if (n > fr || fr - n < KERN_GPU_RESERVE || !kern_acct_fits(n))
 		return -ENOSPC;
 	rc = err_of(cudaMallocManaged(&p, n, cudaMemAttachGlobal));
 	if (rc < 0)
@@ -584,6 +601,8 @@ int cuda_page_alloc(size_t n, void **out)
 	rc = err_of(advise_preferred_gpu(p, n, dev));
 	if (rc == 0)
 		rc = err_of(cudaMemsetAsync(p, 0, n, 0)); /* first touch on the GPU */
+	if (rc == 0)
+		rc = kern_acct_take(p, n); /* -ENOSPC: another allocation took the room meanwhile */
 	if (rc < 0) {
 		cudaFree(p);
 		return rc;
@@ -594,21 +613,35 @@ int cuda_page_alloc(size_t n, void **out)
 
 int cuda_page_free(void *p)
 {
-	return p ? err_of(cudaFree(p)) : 0;
+	int rc;
+
+	if (!p)
+		return 0;
+	rc = kq_wait_page(&q, p); /* no queued lane may land in freed memory */
+	kern_acct_give(p);
+	return rc < 0 ? rc : err_of(cudaFree(p));
 }
+
+int q_before(void);
+int q_after(int rc);
 
 int cuda_copy_io(void *dst, const void *src, size_t n)
 {
+	int rc;
+
 	if (n == 0)
 		return 0;
 	if (!dst || !src)
 		return -EINVAL;
-	return err_of(cudaMemcpy(dst, src, n, cudaMemcpyDefault));
+	rc = q_before();
+	return rc < 0 ? rc : err_of(cudaMemcpy(dst, src, n, cudaMemcpyDefault));
 }
 
 int cuda_sync(void)
 {
-	return wait_all();
+	int rc = kq_drain(&q), r2 = wait_all();
+
+	return rc < 0 ? rc : r2;
 }
 
 void *pinned_alloc(size_t n)
@@ -696,27 +729,16 @@ int cuda_batch_free(struct mmsb_kern_batch *b)
 	return 0;
 }
 
-int cuda_apply_batch(struct mmsb_kern_batch *b)
+/* H2D copies of b's lanes (unless uploaded) and one k_apply on stream s,
+ * then b's event.  Every page of b must be GPU memory. */
+int apply_on(struct mmsb_kern_batch *b, cudaStream_t s)
 {
-	size_t i, cap;
+	size_t cap;
 	uint8_t *d;
 	int rc;
 
-	if (!b || b->ops != &cuda_ops)
-		return -EINVAL;
 	if (b->n == 0)
 		return 0;
-	for (i = 0; i < b->n_pages; i++) {
-		if (!dev_ok(b->pages[i].p)) { /* host pages: apply on the CPU */
-			for (i = 0; i < b->n_pages; i++)
-				if (!host_ok(b->pages[i].p))
-					return -EINVAL; /* host and cudaMalloc pages mixed */
-			rc = wait_all();
-			if (rc == 0)
-				kern_cpu_apply_lanes(b);
-			return rc;
-		}
-	}
 	if (b->dev_cap < b->n) {
 		void *nd = NULL;
 
@@ -735,12 +757,12 @@ int cuda_apply_batch(struct mmsb_kern_batch *b)
 	cap = b->dev_cap;
 	d = (uint8_t *)b->dev;
 	if (!b->uploaded) { /* an unchanged batch re-applies from the device copy */
-		rc = err_of(cudaMemcpyAsync(d, b->data, b->n * KERN_LANE, cudaMemcpyHostToDevice, 0));
+		rc = err_of(cudaMemcpyAsync(d, b->data, b->n * KERN_LANE, cudaMemcpyHostToDevice, s));
 		if (rc == 0)
-			rc = err_of(cudaMemcpyAsync(d + cap * KERN_LANE, b->addr, b->n * 8, cudaMemcpyHostToDevice, 0));
+			rc = err_of(cudaMemcpyAsync(d + cap * KERN_LANE, b->addr, b->n * 8, cudaMemcpyHostToDevice, s));
 		if (rc == 0)
 			rc = err_of(cudaMemcpyAsync(d + cap * (KERN_LANE + 8), b->mask, b->n * 2,
-						    cudaMemcpyHostToDevice, 0));
+						    cudaMemcpyHostToDevice, s));
 		if (rc < 0) {
 			cudaDeviceSynchronize(); /* no copy may still read the host arrays */
 			cudaGetLastError();
@@ -748,12 +770,124 @@ int cuda_apply_batch(struct mmsb_kern_batch *b)
 		}
 		b->uploaded = true;
 	}
-	k_apply<<<grid_for(b->n), KERN_BLOCK>>>((const uint4 *)d, (const unsigned long long *)(d + cap * KERN_LANE),
-						  (const uint16_t *)(d + cap * (KERN_LANE + 8)), b->n);
+	k_apply<<<grid_for(b->n), KERN_BLOCK, 0, s>>>((const uint4 *)d, (const unsigned long long *)(d + cap * KERN_LANE),
+							(const uint16_t *)(d + cap * (KERN_LANE + 8)), b->n);
 	rc = err_of(cudaGetLastError());
 	if (rc == 0)
-		rc = err_of(cudaEventRecord((cudaEvent_t)b->ev, 0));
+		rc = err_of(cudaEventRecord((cudaEvent_t)b->ev, s));
 	b->pending = true; /* the copies may be in flight even after an error */
+	return rc;
+}
+
+/* ---- the queue (kern_int.h) and ordering ------------------------------------------
+ * Queued batches go to q_stream, a blocking stream: the legacy default
+ * stream, where every other operation runs, is ordered after the work
+ * submitted to it and before the work submitted later.  Those operations
+ * first submit the open batch (kq_submit), so they see every enqueued
+ * delta.  read() waits for the page's last batch (its event), then for the
+ * latest copy/zero/recompute (other_ev, recorded after each), and copies on
+ * a non-blocking stream of its own: it does not wait for later batches. */
+
+int q_submit_batch(struct mmsb_kern_batch *b)
+{
+	return apply_on(b, q_stream);
+}
+
+bool q_done(struct mmsb_kern_batch *b, bool block)
+{
+	cudaError_t e = block ? cudaEventSynchronize((cudaEvent_t)b->ev) : cudaEventQuery((cudaEvent_t)b->ev);
+
+	if (e == cudaErrorNotReady)
+		return false;
+	if (e != cudaSuccess)
+		cudaGetLastError(); /* a fault: reported by the next synchronous call */
+	return true;
+}
+
+int cuda_batch_new(struct mmsb_kern_batch **out);
+int cuda_batch_free(struct mmsb_kern_batch *b);
+
+const struct kern_queue_backend q_backend = {q_submit_batch, q_done, cuda_batch_new, cuda_batch_free};
+
+void q_init(void)
+{
+	int i;
+
+	kq_init(&q, &q_backend, true);
+	q_ok = cudaStreamCreate(&q_stream) == cudaSuccess &&
+	       cudaEventCreateWithFlags(&other_ev, cudaEventDisableTiming) == cudaSuccess;
+	for (i = 0; q_ok && i < READ_STREAMS; i++)
+		q_ok = cudaStreamCreateWithFlags(&read_streams[i], cudaStreamNonBlocking) == cudaSuccess;
+	cudaGetLastError();
+}
+
+/* Before an operation on the legacy stream: submit queued deltas. */
+int q_before(void)
+{
+	return kq_submit(&q);
+}
+
+/* After an asynchronous write on the legacy stream: readers wait for it. */
+int q_after(int rc)
+{
+	pthread_mutex_lock(&other_mu);
+	if (cudaEventRecord(other_ev, 0) != cudaSuccess && rc == 0)
+		rc = -EIO;
+	pthread_mutex_unlock(&other_mu);
+	return rc;
+}
+
+int cuda_apply_batch(struct mmsb_kern_batch *b)
+{
+	size_t i;
+	int rc;
+
+	if (!b || b->ops != &cuda_ops)
+		return -EINVAL;
+	if (b->n == 0)
+		return 0;
+	rc = q_before();
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < b->n_pages; i++) {
+		if (!dev_ok(b->pages[i].p)) { /* host pages: apply on the CPU */
+			for (i = 0; i < b->n_pages; i++)
+				if (!host_ok(b->pages[i].p))
+					return -EINVAL; /* host and cudaMalloc pages mixed */
+			rc = wait_all();
+			if (rc == 0)
+				kern_cpu_apply_lanes(b);
+			return rc;
+		}
+	}
+	return q_after(apply_on(b, 0));
+}
+
+int cuda_enqueue(void *page, uint64_t page_size, uint8_t enc, const uint8_t *body, size_t len)
+{
+	return kq_enqueue(&q, page, page_size, enc, body, len);
+}
+
+int cuda_read(void *dst, const void *page, uint64_t off, size_t n)
+{
+	cudaStream_t s;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	if (!dst || !page)
+		return -EINVAL;
+	rc = kq_wait_page(&q, page);
+	if (rc < 0)
+		return rc;
+	s = read_streams[__atomic_fetch_add(&read_next, 1u, __ATOMIC_RELAXED) % READ_STREAMS];
+	pthread_mutex_lock(&other_mu);
+	rc = err_of(cudaStreamWaitEvent(s, other_ev, 0));
+	pthread_mutex_unlock(&other_mu);
+	if (rc == 0)
+		rc = err_of(cudaMemcpyAsync(dst, (const uint8_t *)page + off, n, cudaMemcpyDefault, s));
+	if (rc == 0)
+		rc = err_of(cudaStreamSynchronize(s));
 	return rc;
 }
 
@@ -763,7 +897,9 @@ int cuda_copy(void *dst, const void *src, size_t n)
 		return 0;
 	if (!dst || !src || kern_overlap(dst, n, src, n))
 		return -EINVAL;
-	return err_of(cudaMemcpyAsync(dst, src, n, cudaMemcpyDefault, 0));
+	int rc = q_before();
+
+	return rc < 0 ? rc : q_after(err_of(cudaMemcpyAsync(dst, src, n, cudaMemcpyDefault, 0)));
 }
 
 int cuda_zero(void *dst, size_t n)
@@ -774,8 +910,11 @@ int cuda_zero(void *dst, size_t n)
 		return 0;
 	if (!dst)
 		return -EINVAL;
+	rc = q_before();
+	if (rc < 0)
+		return rc;
 	if (dev_ok(dst))
-		return err_of(cudaMemsetAsync(dst, 0, n, 0));
+		return q_after(err_of(cudaMemsetAsync(dst, 0, n, 0)));
 	rc = wait_all();
 	if (rc == 0)
 		memset(dst, 0, n);
@@ -793,6 +932,9 @@ int cuda_compare(const void *a, const void *b, size_t n, int64_t *first)
 		return 0;
 	if (!a || !b)
 		return -EINVAL;
+	rc = q_before();
+	if (rc < 0)
+		return rc;
 	if (!dev_ok(a) || !dev_ok(b)) {
 		if (!host_ok(a) || !host_ok(b))
 			return -EINVAL;
@@ -816,8 +958,19 @@ int cuda_compare(const void *a, const void *b, size_t n, int64_t *first)
 	return rc;
 }
 
+int recompute_in(enum mmsb_kern_op op, enum mmsb_kern_elem elem, void *out, size_t out_len,
+		 const void *const *in, const size_t *in_len, size_t n_in);
+
 int cuda_recompute(enum mmsb_kern_op op, enum mmsb_kern_elem elem, void *out, size_t out_len,
 		   const void *const *in, const size_t *in_len, size_t n_in)
+{
+	int rc = q_before();
+
+	return rc < 0 ? rc : q_after(recompute_in(op, elem, out, out_len, in, in_len, n_in));
+}
+
+int recompute_in(enum mmsb_kern_op op, enum mmsb_kern_elem elem, void *out, size_t out_len,
+		 const void *const *in, const size_t *in_len, size_t n_in)
 {
 	size_t k, at, total;
 	uint8_t *o = (uint8_t *)out;
@@ -905,6 +1058,8 @@ const struct mmsb_kern_ops cuda_ops = {
 	cuda_zero,
 	cuda_compare,
 	cuda_recompute,
+	cuda_enqueue,
+	cuda_read,
 };
 
 } /* namespace */
@@ -956,5 +1111,11 @@ extern "C" const struct mmsb_kern_ops *kern_cuda_table(void)
 		cudaGetLastError();
 		return NULL;
 	}
-	return &cuda_ops;
+	pthread_once(&q_once, q_init);
+	return q_ok ? &cuda_ops : NULL;
+}
+
+extern "C" struct kern_queue *kern_cuda_queue(const struct mmsb_kern_ops *k)
+{
+	return k == &cuda_ops ? &q : NULL;
 }

@@ -144,6 +144,7 @@ struct mmsb_store_opts {
 	uint32_t lz4_min_bytes;	      /* compress delta payloads at least this large; 0 = never */
 	bool allow_exec;	      /* allow exec: recompute operations (they run as this process) */
 	enum mmsb_gpu_mode gpu;	      /* where user.mmsb.location=gpu pages live */
+	uint64_t gpu_mem;	      /* cap on the GPU memory GPU pages take (process-wide); 0 = none */
 	unsigned exec_timeout_ms;     /* kill an exec: recompute after this long */
 	int diag_level;		      /* drop messages above this level */
 	mmsb_diag_fn diag_fn;	      /* NULL: stderr */

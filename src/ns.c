@@ -417,8 +417,8 @@ int pbuf_read(const struct pbuf *pb, uint64_t off, void *dst, size_t n)
 
 	if (!n)
 		return 0;
-	if (pb->k)
-		return pb->k->copy_out(dst, pb->data + off, n);
+	if (pb->k) /* waits for the deltas queued for this page only */
+		return pb->k->read(dst, pb->data, off, n);
 	if (!pb->dmap) {
 		memcpy(dst, pb->data + off, n);
 		return 0;
@@ -1612,19 +1612,12 @@ static int write_body(const struct mmsb_rec *r, struct mmsb_buf *scratch, const 
 	return 0;
 }
 
-/* Apply a delta to a device page with one batch (one launch on a GPU). */
+/* Apply a delta to a device page: queued for the device, which applies it
+ * later, batched with other deltas; readers of the page wait for it
+ * (kern.h, enqueue/read). */
 static int dev_apply(struct pbuf *pb, uint64_t size, uint8_t enc, const uint8_t *body, size_t len)
 {
-	const struct mmsb_kern_ops *k = pb->k;
-	struct mmsb_kern_batch *b = NULL;
-	int rc = k->batch_new(&b);
-
-	if (rc == 0)
-		rc = mmsb_kern_batch_add(b, pb->data, size, enc, body, len);
-	if (rc == 0)
-		rc = k->apply_batch(b);
-	k->batch_free(b);
-	return rc;
+	return pb->k->enqueue(pb->data, size, enc, body, len);
 }
 
 /* Charging a delta's chunks before applying it: count the clear chunks its

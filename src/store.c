@@ -999,8 +999,10 @@ int mmsb_store_open(const char *dir, const struct mmsb_store_opts *o, struct mms
 
 		st->gpu = k != st->kern ? k : NULL;
 	} else if (o->gpu == MMSB_GPU_CPU) {
-		st->gpu = st->kern; /* "device" pages in host memory, through the same table paths */
+		st->gpu = mmsb_kern_cpu_dev(); /* "device" pages in host memory, queued like a GPU's */
 	}
+	if (st->gpu)
+		mmsb_kern_gpu_limit(o->gpu_mem);
 	st->gpu_ok = st->gpu != NULL;
 	st->diag.fn = o->diag_fn;
 	st->diag.arg = o->diag_arg;

@@ -155,6 +155,35 @@ int mmsb_txn_create(struct mmsb_txn *t, uint64_t parent, const char *name, enum 
 	return rc;
 }
 
+/* The delta of a write to a GPU page: the written bytes as one run (RUNS:
+ * n_runs 1, gap off, len, the bytes), so the write never waits for the
+ * device to copy the old bytes out for a diff. */
+static int write_whole(uint64_t off, const uint8_t *src, size_t len, struct mmsb_buf *out,
+		       struct mmsb_delta_info *info)
+{
+	uint8_t hdr[1 + 10 + 10];
+	size_t h = 0;
+	uint64_t v;
+	int k, rc;
+
+	hdr[h++] = 1;
+	for (k = 0, v = off; k < 2; k++, v = len) {
+		while (v >= 0x80) {
+			hdr[h++] = (uint8_t)(v | 0x80);
+			v >>= 7;
+		}
+		hdr[h++] = (uint8_t)v;
+	}
+	rc = mmsb_buf_put(out, hdr, h);
+	if (rc == 0)
+		rc = mmsb_buf_put(out, src, len);
+	info->enc = MMSB_ENC_RUNS;
+	info->changed = len;
+	info->lo = off;
+	info->hi = off + len;
+	return rc;
+}
+
 int mmsb_txn_mknod(struct mmsb_txn *t, uint64_t parent, const char *name, enum mmsb_type type, uint32_t mode,
 		   uint32_t uid, uint32_t gid, uint64_t rdev, struct mmsb_attr *out)
 {
@@ -226,12 +255,15 @@ static int write_chunk(struct mmsb_txn *t, struct ns_node *n, uint64_t off, cons
 	const uint8_t *old = NULL;
 	int rc = 0;
 
-	/* the bytes the write covers (a GPU page's are copied out) */
-	if (wlen)
-		old = pbuf_view(n->data, off, wlen, &t->window, &rc);
 	t->diff.len = 0;
-	if (rc == 0)
-		rc = mmsb_delta_diff_window(old, wlen, off, src, len, &t->diff, &info);
+	if (n->dev) { /* a GPU page: logged as written, not diffed (kern.h, enqueue) */
+		rc = write_whole(off, src, len, &t->diff, &info);
+	} else {
+		if (wlen)
+			old = pbuf_view(n->data, off, wlen, &t->window, &rc);
+		if (rc == 0)
+			rc = mmsb_delta_diff_window(old, wlen, off, src, len, &t->diff, &info);
+	}
 	if (rc < 0)
 		return rc;
 	if (info.changed == 0) {

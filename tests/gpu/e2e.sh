@@ -124,4 +124,31 @@ rate() { # median MiB/s of 3 passes, each with bytes different from the last
 say "dd 256 MiB of random bytes, 1 MiB writes (MiB/s, median of 3): gpu page $(rate gpu_page), cpu page $(rate cpu_page)"
 cd /
 fusermount3 -u "$MNT"
+
+# -o gpu_mem: a page that does not fit the cap gets ENOSPC at setfattr and
+# stays in host memory with its bytes; one that fits goes to the GPU
+STORE2=$TMP/store2
+"$MMSBFS" "${MOUNT_OPTS[@]}" -o gpu_mem=4M "$STORE2" "$MNT"
+cd "$MNT"
+head -c $((3 << 20)) /dev/urandom >"$TMP/p3"
+head -c $((2 << 20)) /dev/urandom >"$TMP/p2"
+cp "$TMP/p3" p3
+cp "$TMP/p2" p2
+setfattr -n user.mmsb.location -v gpu p3
+if err=$(setfattr -n user.mmsb.location -v gpu p2 2>&1); then
+	fail "a 2 MiB page fitted next to 3 MiB under -o gpu_mem=4M"
+fi
+[[ $err == *"No space left on device"* ]] || fail "setfattr past gpu_mem: '$err', not ENOSPC"
+if getfattr -n user.mmsb.location --only-values p2 >/dev/null 2>&1; then
+	fail "p2 has a location after the refused setfattr"
+fi
+cmp p2 "$TMP/p2" || fail "p2 changed by the refused move"
+cmp p3 "$TMP/p3" || fail "p3 differs on the GPU"
+setfattr -n user.mmsb.location -v cpu p3
+setfattr -n user.mmsb.location -v gpu p2
+[[ $(getfattr -n user.mmsb.location --only-values p2) == gpu ]] || fail "p2 not on the GPU after room was made"
+cmp p2 "$TMP/p2" || fail "p2 differs on the GPU"
+say "-o gpu_mem=4M: 3 MiB page on the GPU, a 2 MiB page refused (ENOSPC) and left in host memory; moved once p3 left"
+cd /
+fusermount3 -u "$MNT"
 say "PASS"

@@ -157,11 +157,56 @@ static void deltas_recompute_checkpoint_travel(void **state)
 	(void)ck;
 }
 
+/* -o gpu_mem: a page that does not fit the cap is refused with ENOSPC at
+ * setfattr and stays where it was (bytes, location); nothing moves by
+ * itself; giving room back lets it in. */
+static void gpu_mem_cap(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t *big = malloc(2 * PAGE), *small = malloc(PAGE / 2);
+	char loc[8];
+	uint64_t pb, ps, used0;
+
+	fill(big, 2 * PAGE, 5);
+	fill(small, PAGE / 2, 6);
+	fx->o.gpu_mem = 2 * PAGE; /* 2 MiB for GPU pages */
+	fx_reopen(fx);
+	used0 = mmsb_kern_gpu_used();
+	pb = fx_page(fx, "big", big, 2 * PAGE);
+	ps = fx_page(fx, "small", small, PAGE / 2);
+	assert_int_equal(fx_setx(fx, ps, "user.mmsb.location", "gpu"), 0);
+	assert_int_equal(mmsb_kern_gpu_used(), used0 + PAGE / 2);
+	/* 0.5 MiB taken: 2 MiB more passes the cap */
+	assert_int_equal(fx_setx(fx, pb, "user.mmsb.location", "gpu"), -ENOSPC);
+	assert_int_equal(mmsb_getxattr(fx->st, pb, "user.mmsb.location", loc, sizeof(loc)), -ENODATA);
+	expect_page(fx->st, NULL, pb, big, 2 * PAGE);
+	expect_page(fx->st, NULL, ps, small, PAGE / 2);
+	/* growing a GPU page past the cap fails the write, nothing moves */
+	{
+		struct mmsb_txn *t;
+
+		assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+		assert_int_equal(mmsb_txn_write(t, ps, 2 * PAGE, "x", 1), -ENOSPC);
+		mmsb_txn_abort(t);
+	}
+	assert_int_equal(mmsb_getxattr(fx->st, ps, "user.mmsb.location", loc, sizeof(loc)), 3);
+	expect_page(fx->st, NULL, ps, small, PAGE / 2);
+	/* the small page back to host memory: now the big one fits */
+	assert_int_equal(fx_setx(fx, ps, "user.mmsb.location", "cpu"), 0);
+	assert_int_equal(mmsb_kern_gpu_used(), used0);
+	assert_int_equal(fx_setx(fx, pb, "user.mmsb.location", "gpu"), 0);
+	assert_int_equal(mmsb_kern_gpu_used(), used0 + 2 * PAGE);
+	expect_page(fx->st, NULL, pb, big, 2 * PAGE);
+	free(big);
+	free(small);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest t[] = {
 		cmocka_unit_test_setup_teardown(location_rules, setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(deltas_recompute_checkpoint_travel, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(gpu_mem_cap, setup, fx_teardown),
 	};
 	struct mmsb_kern_gpu_info gi;
 

@@ -112,8 +112,10 @@ static int txn_record(struct mmsb_txn *t, struct mmsb_rec *r, enum mmsb_change k
 		t->n_changes = n_changes;
 		/* the operations validate a WRITE/TRUNCATE before recording it,
 		 * so its failure is the page buffer's or the device's, after
-		 * the page may have changed; any record may stop on -ENOMEM */
-		if (rc == -ENOMEM || r->type == MMSB_FR_WRITE || r->type == MMSB_FR_TRUNCATE)
+		 * the page may have changed; any record may stop on -ENOMEM.
+		 * -ENOSPC is the memory budget's (max_memory, gpu_mem), which
+		 * is charged before the page changes: nothing to undo */
+		if (rc == -ENOMEM || ((r->type == MMSB_FR_WRITE || r->type == MMSB_FR_TRUNCATE) && rc != -ENOSPC))
 			t->poisoned = rc;
 		return rc;
 	}

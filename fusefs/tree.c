@@ -617,6 +617,15 @@ static int tree_type_of(mode_t mode, const char *target, enum mmsb_type *type)
 	}
 }
 
+/* The entry of a node just made in the live tree (create, mknod, link). */
+static void tree_live_entry(const struct mmsb_attr *a, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = a->id;
+	tree_fill_stat(a, a->id, &e->attr);
+	tree_entry_timeouts(e, MMSBFS_LIVE_TIMEOUT);
+}
+
 int mmsbfs_tree_mknod(struct mmsbfs *fs, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev,
 		      const char *target, const struct mmsbfs_caller *who, struct fuse_entry_param *e)
 {
@@ -641,10 +650,7 @@ int mmsbfs_tree_mknod(struct mmsbfs *fs, fuse_ino_t parent, const char *name, mo
 	rc = mmsbfs_txn_end(txn, rc);
 	if (rc < 0)
 		return rc;
-	memset(e, 0, sizeof(*e));
-	e->ino = a.id;
-	tree_fill_stat(&a, a.id, &e->attr);
-	tree_entry_timeouts(e, MMSBFS_LIVE_TIMEOUT);
+	tree_live_entry(&a, e);
 	return 0;
 }
 
@@ -692,10 +698,7 @@ int mmsbfs_tree_link(struct mmsbfs *fs, fuse_ino_t ino, fuse_ino_t newparent, co
 	rc = mmsbfs_txn_end(txn, mmsb_txn_link(txn, ino, newparent, newname, &a));
 	if (rc < 0)
 		return rc;
-	memset(e, 0, sizeof(*e));
-	e->ino = a.id;
-	tree_fill_stat(&a, a.id, &e->attr);
-	tree_entry_timeouts(e, MMSBFS_LIVE_TIMEOUT);
+	tree_live_entry(&a, e);
 	return 0;
 }
 

@@ -128,6 +128,29 @@ static struct ns_node *txn_node(struct mmsb_txn *t, uint64_t id)
 	return ns_get(t->st->ns, id);
 }
 
+/* Record a new node named name in parent: the fields CREATE and MKNOD
+ * share, set on r (whose type and type-specific fields the caller set),
+ * then recorded and, on success, its attributes into *out. */
+static int txn_new_node(struct mmsb_txn *t, struct mmsb_rec *r, enum mmsb_change kind, uint64_t parent,
+			const char *name, size_t nlen, enum mmsb_type type, uint32_t mode, uint32_t uid, uint32_t gid,
+			struct mmsb_attr *out)
+{
+	int rc;
+
+	r->node = t->st->ns->next_id;
+	r->u.create.parent = parent;
+	r->u.create.mode = mode & 07777u;
+	r->u.create.uid = uid;
+	r->u.create.gid = gid;
+	r->u.create.ntype = (uint8_t)type;
+	r->u.create.name = name;
+	r->u.create.name_len = (uint16_t)nlen;
+	rc = txn_record(t, r, kind, parent, 0);
+	if (rc == 0 && out)
+		ns_attr(txn_node(t, r->node), out);
+	return rc;
+}
+
 int mmsb_txn_create(struct mmsb_txn *t, uint64_t parent, const char *name, enum mmsb_type type, uint32_t mode,
 		    uint32_t uid, uint32_t gid, const char *target, struct mmsb_attr *out)
 {
@@ -141,20 +164,9 @@ int mmsb_txn_create(struct mmsb_txn *t, uint64_t parent, const char *name, enum 
 		return -EINVAL;
 	if (tlen > MMSB_SYMLINK_MAX)
 		return -ENAMETOOLONG;
-	r.node = t->st->ns->next_id;
-	r.u.create.parent = parent;
-	r.u.create.mode = mode & 07777u;
-	r.u.create.uid = uid;
-	r.u.create.gid = gid;
-	r.u.create.ntype = (uint8_t)type;
-	r.u.create.name = name;
-	r.u.create.name_len = (uint16_t)nlen;
 	r.u.create.target = target;
 	r.u.create.target_len = (uint32_t)tlen;
-	rc = txn_record(t, &r, MMSB_CH_CREATE, parent, 0);
-	if (rc == 0 && out)
-		ns_attr(txn_node(t, r.node), out);
-	return rc;
+	return txn_new_node(t, &r, MMSB_CH_CREATE, parent, name, nlen, type, mode, uid, gid, out);
 }
 
 /* The delta of a write to a GPU page: the written bytes as one run (RUNS:
@@ -200,19 +212,8 @@ int mmsb_txn_mknod(struct mmsb_txn *t, uint64_t parent, const char *name, enum m
 	rc = store_feature_set(t->st, MMSB_FEAT_INCOMPAT_NODES);
 	if (rc < 0)
 		return rc;
-	r.node = t->st->ns->next_id;
-	r.u.create.parent = parent;
-	r.u.create.mode = mode & 07777u;
-	r.u.create.uid = uid;
-	r.u.create.gid = gid;
-	r.u.create.ntype = (uint8_t)type;
-	r.u.create.name = name;
-	r.u.create.name_len = (uint16_t)nlen;
 	r.u.create.rdev = type == MMSB_T_CHR || type == MMSB_T_BLK ? rdev : 0;
-	rc = txn_record(t, &r, MMSB_CH_MKNOD, parent, 0);
-	if (rc == 0 && out)
-		ns_attr(txn_node(t, r.node), out);
-	return rc;
+	return txn_new_node(t, &r, MMSB_CH_MKNOD, parent, name, nlen, type, mode, uid, gid, out);
 }
 
 int mmsb_txn_link(struct mmsb_txn *t, uint64_t id, uint64_t newparent, const char *newname, struct mmsb_attr *out)

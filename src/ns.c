@@ -1445,7 +1445,7 @@ ssize_t ns_read(const struct ns_node *n, uint64_t off, void *buf, size_t len)
 	return pbuf_read(n->data, off, buf, len) < 0 ? -EIO : (ssize_t)len;
 }
 
-int ns_seek(const struct ns_node *n, uint64_t off, bool data, uint64_t *out)
+int ns_page_check(const struct ns_node *n)
 {
 	if (!n)
 		return -ENOENT;
@@ -1453,7 +1453,14 @@ int ns_seek(const struct ns_node *n, uint64_t off, bool data, uint64_t *out)
 		return -EISDIR;
 	if (n->type != MMSB_T_PAGE)
 		return -EINVAL;
-	return pbuf_seek(n->data, n->size, off, data, out);
+	return 0;
+}
+
+int ns_seek(const struct ns_node *n, uint64_t off, bool data, uint64_t *out)
+{
+	int rc = ns_page_check(n);
+
+	return rc < 0 ? rc : pbuf_seek(n->data, n->size, off, data, out);
 }
 
 ssize_t ns_readlink(const struct ns_node *n, char *buf, size_t cap)
@@ -1577,15 +1584,10 @@ static int apply_create(struct ns *ns, const struct mmsb_rec *r)
 static int get_page(struct ns *ns, uint64_t id, struct ns_node **out)
 {
 	struct ns_node *n = ns_get(ns, id);
+	int rc = ns_page_check(n);
 
-	if (!n)
-		return -ENOENT;
-	if (n->type == MMSB_T_DIR)
-		return -EISDIR;
-	if (n->type != MMSB_T_PAGE)
-		return -EINVAL;
-	*out = n;
-	return 0;
+	*out = rc == 0 ? n : NULL;
+	return rc;
 }
 
 /* The unpacked delta body of a WRITE record. */

@@ -227,6 +227,9 @@ int ns_getattr(const struct ns *ns, uint64_t id, struct mmsb_attr *out);
 ssize_t ns_read(const struct ns_node *n, uint64_t off, void *buf, size_t len);
 /* SEEK_DATA (data) or SEEK_HOLE from off on a loaded page (pbuf_seek).
  * -ENOENT, -EISDIR, -EINVAL (not a page), -ENXIO. */
+/* 0 if n is a page; -ENOENT (NULL), -EISDIR (a directory) or -EINVAL (any
+ * other node type) otherwise: the refusals of every page-only operation. */
+int ns_page_check(const struct ns_node *n);
 int ns_seek(const struct ns_node *n, uint64_t off, bool data, uint64_t *out);
 ssize_t ns_readlink(const struct ns_node *n, char *buf, size_t cap);
 ssize_t ns_getxattr(const struct ns_node *n, const char *name, void *buf, size_t cap);

@@ -309,20 +309,15 @@ ssize_t mmsb_txn_write(struct mmsb_txn *t, uint64_t id, uint64_t off, const void
 {
 	struct ns_node *n = txn_node(t, id);
 	size_t done;
-	int rc = 0;
+	int rc = ns_page_check(n);
 
-	if (!n)
-		return -ENOENT;
-	if (n->type == MMSB_T_DIR)
-		return -EISDIR;
-	if (n->type != MMSB_T_PAGE)
-		return -EINVAL;
+	if (rc < 0)
+		return rc;
 	if (off > MMSB_PAGE_MAX || len > MMSB_PAGE_MAX - off)
 		return -EFBIG;
 	if (len == 0)
 		return 0;
-	if (n->orphan) /* unlinked while referenced: changes in memory only */
-		{
+	if (n->orphan) { /* unlinked while referenced: changes in memory only */
 		rc = ns_page_write(n, off, buf, len, t->st->ns->mem);
 		return rc < 0 ? rc : (ssize_t)len;
 	}
@@ -338,13 +333,10 @@ int mmsb_txn_truncate(struct mmsb_txn *t, uint64_t id, uint64_t size)
 {
 	struct ns_node *n = txn_node(t, id);
 	struct mmsb_rec r = {.type = MMSB_FR_TRUNCATE, .node = id};
+	int rc = ns_page_check(n);
 
-	if (!n)
-		return -ENOENT;
-	if (n->type == MMSB_T_DIR)
-		return -EISDIR;
-	if (n->type != MMSB_T_PAGE)
-		return -EINVAL;
+	if (rc < 0)
+		return rc;
 	if (size > MMSB_PAGE_MAX)
 		return -EFBIG;
 	if (size == n->size)

@@ -80,7 +80,9 @@ int mmsb_delta_compare(const uint8_t *a, uint64_t alen, const uint8_t *b, uint64
 
 /* LZ4 wrapping of an encoded body: appends le32 raw_len then an LZ4 block
  * to out and returns 1 if that saves at least 1/8 of len, else appends
- * nothing and returns 0.  -ENOMEM. */
+ * nothing and returns 0.  A body of 256 KiB or more is compressed only if its
+ * first 32 KiB alone save 1/8 (else 0 at once: incompressible bulk data
+ * costs a small fraction of an LZ4 pass).  -ENOMEM. */
 int mmsb_delta_pack(const uint8_t *body, size_t len, struct mmsb_buf *out);
 /* Undo mmsb_delta_pack: appends the raw body to out.  -EUCLEAN if the stored
  * bytes are malformed or raw_len exceeds max_raw; -ENOMEM. */

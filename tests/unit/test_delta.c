@@ -690,6 +690,36 @@ static void pack_roundtrip(void **state)
 	mmsb_buf_free(&raw);
 }
 
+/* A large body is compressed only if its first 32 KiB compress: bulk
+ * writes of incompressible data do not pay a whole LZ4 pass. */
+static void pack_probes_large_bodies(void **state)
+{
+	const size_t len = 1u << 20;
+	uint8_t *body = malloc(len);
+	struct mmsb_buf out = {0}, raw = {0};
+
+	assert_non_null(body);
+	text_like(body, len); /* compressible throughout: packed */
+	assert_int_equal(mmsb_delta_pack(body, len, &out), 1);
+	assert_int_equal(mmsb_delta_unpack(out.p, out.len, len, &raw), 0);
+	assert_int_equal(raw.len, len);
+	assert_memory_equal(raw.p, body, len);
+
+	/* an incompressible head: given up at the probe, although the
+	 * whole body (zeros after the head) would save far more than 1/8 */
+	memset(body, 0, len);
+	rng_fill(body, 32u << 10);
+	out.len = 0;
+	assert_int_equal(mmsb_delta_pack(body, len, &out), 0);
+	assert_int_equal(out.len, 0);
+
+	/* below the probing size the whole body decides, as before */
+	assert_int_equal(mmsb_delta_pack(body, (256u << 10) - 1, &out), 1);
+	mmsb_buf_free(&out);
+	mmsb_buf_free(&raw);
+	free(body);
+}
+
 static void unpack_rejects_corruption(void **state)
 {
 	static uint8_t body[1 << 14], bad[(1 << 14) + 64];
@@ -906,6 +936,7 @@ int main(void)
 		cmocka_unit_test(ranges_are_maximal),
 		cmocka_unit_test(compare_matches_byte_loop),
 		cmocka_unit_test(pack_roundtrip),
+		cmocka_unit_test(pack_probes_large_bodies),
 		cmocka_unit_test(unpack_rejects_corruption),
 		cmocka_unit_test(malformed_rejected),
 		cmocka_unit_test(check_and_apply_agree),

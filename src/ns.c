@@ -50,6 +50,19 @@
  * holds the buffer's figure even while it has no budget (a page loaded from
  * a checkpoint before the store adopts it: ns_mem_adopt).
  *
+ * LAZY COPIES.  The first change to a mapped buffer that a clone shares
+ * (a checkpoint, a time-travel view of the head) does not copy it: the
+ * writer gets a fresh mapping whose data chunks are "pending" (pend), still
+ * the source's bytes.  A change copies in only the pending chunks it
+ * touches, and none it overwrites whole; reads take pending chunks from the
+ * source.  Once the writer holds the source's last reference (the clone is
+ * gone) the remaining pending chunks are moved in with mremap, no copy
+ * (pbuf_settle).  A buffer a clone is about to share is settled first
+ * (pbuf_get): every other reader sees plain bytes at data.  Pending state
+ * changes under pb->mu, which readers of a buffer with a source take too.
+ * So a writer never copies a whole page after a checkpoint: it copies at
+ * most what it changes, in 64 KiB chunks.
+ *
  * Device buffers (GPU pages) hold page memory of a kernel table (kern.h:
  * managed memory with the GPU as preferred location); every access to them
  * goes through that table: copy_out/copy_in for the CPU, batches for
@@ -101,6 +114,105 @@ static void pbuf_uncharge(struct pbuf *pb, uint64_t n)
 static bool pbuf_bit(const struct pbuf *pb, uint64_t c)
 {
 	return pb->dmap[c / 64] >> (c % 64) & 1;
+}
+
+static bool pbuf_pend(const struct pbuf *pb, uint64_t c)
+{
+	return c < pb->n_pchunks && (pb->pend[c / 64] >> (c % 64) & 1);
+}
+
+/* One past the last byte of pending chunk c that the source provides. */
+static uint64_t pend_end(const struct pbuf *pb, uint64_t c)
+{
+	uint64_t e = (c + 1) * PBUF_CHUNK;
+
+	return e < pb->src_keep ? e : pb->src_keep;
+}
+
+/* No chunk pending any more: forget the source (pb->mu held). */
+static void pend_drop(struct pbuf *pb)
+{
+	struct pbuf *src = atomic_load_explicit(&pb->src, memory_order_relaxed);
+
+	free(pb->pend);
+	pb->pend = NULL;
+	pb->n_pend = 0;
+	pb->n_pchunks = 0;
+	atomic_store_explicit(&pb->src, NULL, memory_order_release);
+	pbuf_put(src);
+}
+
+static void pend_clear(struct pbuf *pb, uint64_t c)
+{
+	pb->pend[c / 64] &= ~(1ull << (c % 64));
+	if (--pb->n_pend == 0)
+		pend_drop(pb);
+}
+
+/* Make pending chunk c pb's own: copy its bytes in unless whole (the
+ * caller overwrites all the bytes the source provides). */
+static void pend_own(struct pbuf *pb, uint64_t c, bool whole)
+{
+	uint64_t at = c * PBUF_CHUNK;
+
+	if (!whole)
+		memcpy(pb->data + at, atomic_load_explicit(&pb->src, memory_order_relaxed)->data + at,
+		       (size_t)(pend_end(pb, c) - at));
+	pend_clear(pb, c);
+}
+
+/* Before bytes [off, off + n) of pb change: the pending chunks there become
+ * pb's own (pb->mu held, or no source). */
+static void pend_range(struct pbuf *pb, uint64_t off, uint64_t n)
+{
+	uint64_t c;
+
+	for (c = off / PBUF_CHUNK; n && pb->n_pend && c <= (off + n - 1) / PBUF_CHUNK; c++)
+		if (pbuf_pend(pb, c))
+			pend_own(pb, c, off <= c * PBUF_CHUNK && off + n >= pend_end(pb, c));
+}
+
+/* Move the page-aligned bytes [from, from + len) to the fresh anonymous
+ * memory at to: with mremap (no copy) where the range lies in one mapping,
+ * split in halves at chunk boundaries where it does not, copied where even
+ * one chunk cannot move. */
+static void map_move(uint8_t *from, uint8_t *to, uint64_t len)
+{
+	uint64_t half;
+
+	if (mremap(from, (size_t)len, (size_t)len, MREMAP_MAYMOVE | MREMAP_FIXED, to) != MAP_FAILED)
+		return;
+	if (len <= PBUF_CHUNK) {
+		memcpy(to, from, (size_t)len);
+		return;
+	}
+	half = (len / 2 + PBUF_CHUNK - 1) / PBUF_CHUNK * PBUF_CHUNK;
+	map_move(from, to, half);
+	map_move(from + half, to + half, len - half);
+}
+
+/* Make every pending chunk of pb its own (pb->mu held): moved from the
+ * source when pb holds its last reference, else copied. */
+static void pbuf_settle(struct pbuf *pb)
+{
+	struct pbuf *src = atomic_load_explicit(&pb->src, memory_order_relaxed);
+	bool move = src && atomic_load_explicit(&src->refs, memory_order_acquire) == 1;
+	uint64_t c, c1;
+
+	for (c = 0; pb->n_pend && c < pb->n_pchunks; c = c1) {
+		c1 = c + 1;
+		if (!pbuf_pend(pb, c))
+			continue;
+		if (!move || (c + 1) * PBUF_CHUNK > pb->src_keep) {
+			pend_own(pb, c, false);
+			continue;
+		}
+		while (c1 < pb->n_pchunks && pbuf_pend(pb, c1) && (c1 + 1) * PBUF_CHUNK <= pb->src_keep)
+			c1++;
+		map_move(src->data + c * PBUF_CHUNK, pb->data + c * PBUF_CHUNK, (c1 - c) * PBUF_CHUNK);
+		while (c < c1 && pb->n_pend)
+			pend_clear(pb, c++);
+	}
 }
 
 /* Is p[0..n) all zero? */
@@ -175,6 +287,7 @@ static int pbuf_alloc(uint64_t cap, struct mmsb_mem *mem, struct pbuf **out)
 		}
 		pb->map_len = len;
 		pb->data = (uint8_t *)pb + PBUF_MAP_HDR;
+		pthread_mutex_init(&pb->mu, NULL);
 	} else {
 		int rc = mmsb_mem_charge(mem, cap);
 
@@ -206,6 +319,9 @@ static void pbuf_host_free(struct pbuf *pb)
 {
 	mmsb_mem_uncharge(pb->mem, pb->charged);
 	if (pb->map_len) {
+		if (pb->n_pend)
+			pend_drop(pb);
+		pthread_mutex_destroy(&pb->mu);
 		free(pb->dmap);
 		munmap(pb, pb->map_len);
 	} else {
@@ -239,6 +355,7 @@ static int pbuf_mark(struct pbuf *pb, uint64_t off, uint64_t len)
 int pbuf_write(struct pbuf *pb, uint64_t off, const void *src, size_t n)
 {
 	const uint8_t *s = src;
+	bool lazy;
 	int rc = 0;
 
 	assert(!pb->k && off + n <= pb->cap);
@@ -246,6 +363,9 @@ int pbuf_write(struct pbuf *pb, uint64_t off, const void *src, size_t n)
 		memcpy(pb->data + off, s, n);
 		return 0;
 	}
+	lazy = atomic_load_explicit(&pb->src, memory_order_acquire) != NULL;
+	if (lazy)
+		pthread_mutex_lock(&pb->mu);
 	while (n && rc == 0) { /* chunk by chunk: zeros into a hole stay a hole */
 		uint64_t c = off / PBUF_CHUNK;
 		size_t piece = (size_t)((c + 1) * PBUF_CHUNK - off);
@@ -254,6 +374,8 @@ int pbuf_write(struct pbuf *pb, uint64_t off, const void *src, size_t n)
 			piece = n;
 		if (pbuf_bit(pb, c) || !bytes_zero(s, piece)) {
 			rc = pbuf_mark(pb, off, piece);
+			if (rc == 0 && pb->n_pend && pbuf_pend(pb, c))
+				pend_own(pb, c, off == c * PBUF_CHUNK && off + piece >= pend_end(pb, c));
 			if (rc == 0)
 				memcpy(pb->data + off, s, piece);
 		}
@@ -261,6 +383,8 @@ int pbuf_write(struct pbuf *pb, uint64_t off, const void *src, size_t n)
 		s += piece;
 		n -= piece;
 	}
+	if (lazy)
+		pthread_mutex_unlock(&pb->mu);
 	return rc;
 }
 
@@ -288,13 +412,20 @@ int pbuf_landed(struct pbuf *pb, uint64_t off, uint64_t n)
  * back to the kernel (used when a page shrinks). */
 static void pbuf_zero(struct pbuf *pb, uint64_t from, uint64_t to)
 {
+	bool lazy = atomic_load_explicit(&pb->src, memory_order_acquire) != NULL;
+
+	if (lazy)
+		pthread_mutex_lock(&pb->mu);
 	while (from < to) {
 		uint64_t c = from / PBUF_CHUNK, cstart = c * PBUF_CHUNK, cend = cstart + PBUF_CHUNK;
 		uint64_t end = cend < to ? cend : to;
+		bool whole = from == cstart && (end == cend || end == pb->cap);
 
+		if (pb->n_pend && pbuf_pend(pb, c))
+			pend_own(pb, c, whole); /* dropped whole: nothing to copy */
 		if (!pbuf_bit(pb, c)) {
 			/* a hole: nothing to do */
-		} else if (from == cstart && (end == cend || end == pb->cap)) {
+		} else if (whole) {
 			madvise(pb->data + cstart, (size_t)(end - cstart), MADV_DONTNEED);
 			pb->dmap[c / 64] &= ~(1ull << (c % 64));
 			pb->n_data--;
@@ -304,6 +435,33 @@ static void pbuf_zero(struct pbuf *pb, uint64_t from, uint64_t to)
 		}
 		from = end;
 	}
+	if (lazy)
+		pthread_mutex_unlock(&pb->mu);
+}
+
+/* Grow a mapped buffer whose mapping mremap cannot move whole (pbuf_settle
+ * moved pieces of another mapping in): a new mapping of len bytes, the
+ * header copied, the data chunks moved piece by piece.  MAP_FAILED if there
+ * is no memory for it (old unchanged). */
+static struct pbuf *pbuf_regrow(struct pbuf *old, size_t len)
+{
+	uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint64_t c, c1, end;
+
+	if (m == MAP_FAILED)
+		return MAP_FAILED;
+	memcpy(m, old, sizeof(*old));
+	for (c = 0; c < old->n_chunks; c = c1) {
+		c1 = c + 1;
+		if (!pbuf_bit(old, c) || (old->n_pend && pbuf_pend(old, c)))
+			continue; /* a hole, or pending: nothing of old's here */
+		while (c1 < old->n_chunks && pbuf_bit(old, c1) && !(old->n_pend && pbuf_pend(old, c1)))
+			c1++;
+		end = c1 * PBUF_CHUNK < old->cap ? c1 * PBUF_CHUNK : old->cap;
+		map_move(old->data + c * PBUF_CHUNK, m + PBUF_MAP_HDR + c * PBUF_CHUNK, end - c * PBUF_CHUNK);
+	}
+	munmap(old, old->map_len);
+	return (struct pbuf *)m;
 }
 
 /* Give the private host buffer *pb room for cap bytes, keeping its first
@@ -324,6 +482,8 @@ static int pbuf_host_resize(struct pbuf **pb, uint64_t keep, uint64_t cap)
 					  * that a failed mremap leaves it zero and unmarked */
 			pbuf_zero(old, len - PBUF_MAP_HDR, old->cap);
 		nb = mremap(old, old->map_len, len, MREMAP_MAYMOVE);
+		if (nb == MAP_FAILED && len > old->map_len)
+			nb = pbuf_regrow(old, len);
 		if (nb == MAP_FAILED)
 			return -ENOMEM;
 		nb->map_len = len;
@@ -404,16 +564,36 @@ void pbuf_put(struct pbuf *pb)
 	}
 }
 
+/* A new reference to pb.  A lazy copy is settled first: what is shared
+ * holds all its bytes at data (see "lazy copies" above). */
 static struct pbuf *pbuf_get(struct pbuf *pb)
 {
+	if (pb && atomic_load_explicit(&pb->src, memory_order_acquire)) {
+		pthread_mutex_lock(&pb->mu);
+		pbuf_settle(pb);
+		pthread_mutex_unlock(&pb->mu);
+	}
 	if (pb)
 		atomic_fetch_add_explicit(&pb->refs, 1, memory_order_relaxed);
 	return pb;
 }
 
+/* A lazy copy whose source nobody else holds: move the rest in now. */
+static void pbuf_try_settle(struct pbuf *pb)
+{
+	struct pbuf *src = atomic_load_explicit(&pb->src, memory_order_acquire);
+
+	if (src && atomic_load_explicit(&src->refs, memory_order_acquire) == 1) {
+		pthread_mutex_lock(&pb->mu);
+		pbuf_settle(pb);
+		pthread_mutex_unlock(&pb->mu);
+	}
+}
+
 int pbuf_read(const struct pbuf *pb, uint64_t off, void *dst, size_t n)
 {
 	uint8_t *d = dst;
+	bool lazy;
 
 	if (!n)
 		return 0;
@@ -423,27 +603,53 @@ int pbuf_read(const struct pbuf *pb, uint64_t off, void *dst, size_t n)
 		memcpy(dst, pb->data + off, n);
 		return 0;
 	}
+	lazy = atomic_load_explicit(&pb->src, memory_order_acquire) != NULL;
+	if (lazy)
+		pthread_mutex_lock(&((struct pbuf *)pb)->mu);
 	while (n) { /* holes from memset: reading never faults them in */
 		uint64_t c = off / PBUF_CHUNK;
-		size_t piece = (size_t)((c + 1) * PBUF_CHUNK - off);
+		size_t piece = (size_t)((c + 1) * PBUF_CHUNK - off), from = 0;
 
 		if (piece > n)
 			piece = n;
-		if (c < pb->n_chunks && pbuf_bit(pb, c))
+		if (pb->n_pend && pbuf_pend(pb, c)) { /* the source's bytes, zero past src_keep */
+			if (off < pb->src_keep)
+				from = (size_t)(pb->src_keep - off < piece ? pb->src_keep - off : piece);
+			memcpy(d, atomic_load_explicit(&pb->src, memory_order_relaxed)->data + off, from);
+			memset(d + from, 0, piece - from);
+		} else if (c < pb->n_chunks && pbuf_bit(pb, c)) {
 			memcpy(d, pb->data + off, piece);
-		else
+		} else {
 			memset(d, 0, piece);
+		}
 		off += piece;
 		d += piece;
 		n -= piece;
 	}
+	if (lazy)
+		pthread_mutex_unlock(&((struct pbuf *)pb)->mu);
 	return 0;
+}
+
+/* Does [off, off + n) of pb hold a pending chunk? */
+static bool pbuf_pending(const struct pbuf *pb, uint64_t off, size_t n)
+{
+	bool any = false;
+	uint64_t c;
+
+	if (!n || !atomic_load_explicit(&pb->src, memory_order_acquire))
+		return false;
+	pthread_mutex_lock(&((struct pbuf *)pb)->mu);
+	for (c = off / PBUF_CHUNK; !any && pb->n_pend && c <= (off + n - 1) / PBUF_CHUNK; c++)
+		any = pbuf_pend(pb, c);
+	pthread_mutex_unlock(&((struct pbuf *)pb)->mu);
+	return any;
 }
 
 const uint8_t *pbuf_view(const struct pbuf *pb, uint64_t off, size_t n, struct mmsb_buf *tmp, int *rc)
 {
 	*rc = 0;
-	if (!pb->k)
+	if (!pb->k && !pbuf_pending(pb, off, n))
 		return pb->data + off;
 	tmp->len = 0;
 	*rc = mmsb_buf_reserve(tmp, n ? n : 1);
@@ -536,6 +742,47 @@ static int pbuf_copy(const struct pbuf *old, const struct mmsb_kern_ops *dev, st
 	return 0;
 }
 
+/* A lazy copy of the shared mapped buffer old: a new mapped buffer of cap
+ * (>= PBUF_MAP_MIN) bytes charged to mem, whose data chunks among old's
+ * first keep bytes are pending (old's, referenced), copied in by the first
+ * change to each.  -ENOMEM, -ENOSPC. */
+static int pbuf_lazy(struct pbuf *old, struct mmsb_mem *mem, uint64_t keep, uint64_t cap, struct pbuf **out)
+{
+	struct pbuf *nb;
+	uint64_t c, nc, fresh = 0;
+	int rc = pbuf_alloc(cap, mem, &nb);
+
+	if (rc < 0)
+		return rc;
+	if (keep > cap)
+		keep = cap;
+	if (keep > old->cap)
+		keep = old->cap;
+	nc = chunks_for(keep);
+	for (c = 0; c < nc; c++)
+		fresh += c < old->n_chunks && pbuf_bit(old, c);
+	rc = pbuf_charge(nb, fresh * PBUF_CHUNK);
+	if (rc == 0 && fresh && !(nb->pend = calloc((nc + 63) / 64, sizeof(*nb->pend))))
+		rc = -ENOMEM;
+	if (rc < 0) {
+		pbuf_put(nb);
+		return rc;
+	}
+	for (c = 0; c < nc && fresh; c++)
+		if (c < old->n_chunks && pbuf_bit(old, c)) {
+			nb->dmap[c / 64] |= 1ull << (c % 64);
+			nb->pend[c / 64] |= 1ull << (c % 64);
+		}
+	if (fresh) {
+		nb->n_data = nb->n_pend = fresh;
+		nb->n_pchunks = nc;
+		nb->src_keep = keep;
+		atomic_store_explicit(&nb->src, pbuf_get(old), memory_order_release);
+	}
+	*out = nb;
+	return 0;
+}
+
 /* Make *pb private with room for size bytes; old bytes [0, keep) preserved,
  * everything past keep zero.  A new buffer is device memory of dev when
  * there was none (a GPU page growing from empty), else host memory charged
@@ -548,6 +795,7 @@ static int pbuf_reserve(struct pbuf **pb, uint64_t keep, uint64_t size, const st
 	int rc;
 
 	if (old && atomic_load_explicit(&old->refs, memory_order_acquire) == 1) {
+		pbuf_try_settle(old);
 		if (old->cap >= size && old->cap / 4 <= size + 4096)
 			return 0;
 		cap = size > old->cap ? size + size / 2 : size;
@@ -560,7 +808,10 @@ static int pbuf_reserve(struct pbuf **pb, uint64_t keep, uint64_t size, const st
 	} else {
 		cap = size;
 	}
-	rc = pbuf_copy(old, dev, mem, keep, cap, &nb);
+	if (old && !old->k && old->dmap && cap >= PBUF_MAP_MIN && atomic_load(&old->refs) > 1)
+		rc = pbuf_lazy(old, mem, keep, cap, &nb); /* no copy now: chunk by chunk later */
+	else
+		rc = pbuf_copy(old, dev, mem, keep, cap, &nb);
 	if (rc < 0)
 		return rc;
 	pbuf_put(old);
@@ -1637,6 +1888,8 @@ static int mark_range(void *arg, uint64_t off, uint64_t len)
 	struct mark_ctx *m = arg;
 	uint64_t c;
 
+	if (m->mark && m->pb->n_pend) /* the delta overwrites [off, off + len) */
+		pend_range(m->pb, off, len);
 	for (c = off / PBUF_CHUNK; c <= (off + len - 1) / PBUF_CHUNK; c++) {
 		if (c == m->last)
 			continue;
@@ -1653,6 +1906,7 @@ static int mark_range(void *arg, uint64_t off, uint64_t len)
 static int pbuf_mark_delta(struct pbuf *pb, uint8_t enc, const uint8_t *body, size_t len)
 {
 	struct mark_ctx m = {.pb = pb, .last = UINT64_MAX};
+	bool lazy;
 	int rc;
 
 	if (!pb->dmap)
@@ -1665,7 +1919,12 @@ static int pbuf_mark_delta(struct pbuf *pb, uint8_t enc, const uint8_t *body, si
 	m.last = UINT64_MAX;
 	m.mark = true;
 	m.fresh = 0;
+	lazy = atomic_load_explicit(&pb->src, memory_order_acquire) != NULL;
+	if (lazy)
+		pthread_mutex_lock(&pb->mu);
 	mmsb_delta_ranges(enc, body, len, mark_range, &m);
+	if (lazy)
+		pthread_mutex_unlock(&pb->mu);
 	pb->n_data += m.fresh;
 	return 0;
 }

@@ -18,6 +18,7 @@
 #ifndef MMSB_NS_H
 #define MMSB_NS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -52,6 +53,14 @@ struct pbuf {
 	uint64_t *dmap;			/* mapped buffers: bit i set <=> chunk i may hold data; else NULL */
 	uint64_t n_chunks;		/* chunks dmap covers: ceil(cap / PBUF_CHUNK) */
 	uint64_t n_data;		/* bits set in dmap */
+	/* lazy copy (mapped buffers made private from a shared one): chunks
+	 * the source still holds, copied or moved in on first change */
+	pthread_mutex_t mu;		/* mapped buffers: guards src, pend, n_pend */
+	struct pbuf *_Atomic src;	/* the source (a reference); NULL: no chunk pending */
+	uint64_t *pend;			/* bit i set <=> chunk i's bytes are src's (then dmap bit i is set) */
+	uint64_t n_pend;		/* bits set in pend */
+	uint64_t n_pchunks;		/* chunks pend covers */
+	uint64_t src_keep;		/* src's bytes from here on count as zero */
 	uint8_t bytes[];		/* malloc'd host buffers: the bytes themselves */
 };
 

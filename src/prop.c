@@ -735,8 +735,8 @@ static int gather(struct mmsb_txn *t, const struct ns_node *c, bool exec, struct
 		struct ns_node *p = ns_get(ns, c->deps[i]);
 
 		pa->in[i] = p->size ? p->data->data : empty;
-		if (pa->dev || !p->size || !p->data->k)
-			continue;
+		if (pa->dev || !p->size)
+			continue; /* host pages too through pbuf_view: a lazy copy's pending chunks */
 		if (!pa->tmp && !(pa->tmp = calloc(c->n_deps, sizeof(*pa->tmp))))
 			return -ENOMEM;
 		pa->in[i] = pbuf_view(p->data, 0, p->size, &pa->tmp[i], &rc);

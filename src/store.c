@@ -7,14 +7,28 @@
  *
  * TRANSACTIONS
  *
- * One writer at a time holds st->lock for writing from begin to commit.
- * Each operation validates against the head, encodes its record into the
- * transaction's frame buffer, then applies it to the head with ns_apply (the
- * same function replay uses).  Commit appends the frames and a COMMIT frame
- * to the log in one write, indexes them, publishes the epoch, and releases
- * the lock; readers never see a transaction before its frames are in the
- * log.  Then, outside the lock, the commit hook runs and, with
- * MMSB_SYNC_COMMIT, the committer waits for a (shared) fsync.
+ * A transaction holds st->gate for writing (no other writer) and st->lock
+ * for writing (no reader) from begin to end.  Each operation validates
+ * against the head, encodes its record into the transaction's frame buffer,
+ * then applies it to the head with ns_apply (the same function replay
+ * uses).  Commit appends the frames and a COMMIT frame to the log in one
+ * write, indexes them, publishes the epoch, and releases the locks; readers
+ * never see a transaction before its frames are in the log.  Then, outside
+ * the locks, the commit hook runs and, with MMSB_SYNC_COMMIT, the committer
+ * waits for a (shared) fsync.  A transaction that may run an exec: recompute
+ * first publishes the committed head as st->stable and releases st->lock
+ * while the command runs (prop.c): readers read the clone meanwhile.
+ *
+ * PAGE WRITES
+ *
+ * mmsb_page_write, on a host page without dependents, is the parallel path
+ * (txn.c): st->gate for reading and the page's stripe mutex while it diffs
+ * and encodes (the frames carry epoch 0), memory reserved under a brief
+ * st->lock, then under commit_mu: the next epoch, the frames restamped with
+ * it, the log append, and the record applied and published under st->lock.
+ * The log order is the epoch order because both are taken under commit_mu;
+ * a page's bytes change only under its stripe (or in a transaction, which
+ * the gate keeps apart), so the delta made before the commit is exact.
  *
  * Undo is a reload: if the log append fails, or a transaction that applied
  * records is aborted, the head is rebuilt from disk (checkpoint + log), which

@@ -112,7 +112,8 @@ struct mmsb_store {
 	int64_t ctime;			/* store creation time */
 	uint8_t sb[MMSB_SB_SIZE];	/* the superblock as read or written (protected by lock) */
 	uint32_t incompat;		/* its incompat features (protected by lock) */
-	bool read_only;			/* opened read-only, or forced by ro_compat bits */
+	_Atomic bool read_only;		/* opened read-only, forced by ro_compat bits, or set when
+					 * reloading the head failed; read without a lock */
 	bool damaged;			/* read-only open stopped at damage */
 	struct mmsb_epoch_range *lost;	/* epochs whose log records are lost, sorted (protected by lock) */
 	size_t n_lost;

@@ -840,8 +840,6 @@ static int fast_commit(struct mmsb_txn *t, struct ns_node *n, uint64_t *epoch)
 {
 	struct mmsb_store *st = t->st;
 	struct mmsb_rec c = {.type = MMSB_FR_COMMIT};
-	struct mmsb_commit_info ci;
-	struct mmsb_change_rec *chg = NULL;
 	uint64_t off = 0, e;
 	uint32_t seg = 0;
 	int64_t flen;
@@ -888,22 +886,8 @@ static int fast_commit(struct mmsb_txn *t, struct ns_node *n, uint64_t *epoch)
 	pthread_rwlock_unlock(&st->lock);
 	pthread_mutex_unlock(&st->commit_mu);
 	mmsb_stats_record(&st->h_commit, mmsb_now_ns() - t->t0);
-	ci = (struct mmsb_commit_info){e, t->time, t->src, t->n_changes, t->changes, t->changed};
-	if (st->o.commit_fn) { /* t goes back to the pool before the hook may run long */
-		chg = malloc(t->n_changes * sizeof(*chg));
-		if (chg)
-			memcpy(chg, t->changes, t->n_changes * sizeof(*chg));
-		else
-			ci.n_changes = 0;
-		ci.changes = chg;
-	}
 	*epoch = e;
-	t->n_changes = 0;
-	if (st->o.commit_fn) {
-		st->o.commit_fn(st->o.commit_arg, &ci);
-		free(chg);
-	}
-	return 0;
+	return 0; /* the commit hook runs once the locks are released */
 }
 
 /* The write itself: the page's stripe held, st->gate held for reading.
@@ -976,6 +960,11 @@ ssize_t mmsb_page_write(struct mmsb_store *st, enum mmsb_source src, uint64_t id
 		rc = st->read_only ? -EROFS : fast_write(t, id, off, buf, len, &e, &other);
 		pthread_mutex_unlock(stripe);
 		pthread_rwlock_unlock(&st->gate);
+		if (e && st->o.commit_fn) {
+			struct mmsb_commit_info ci = {e, t->time, t->src, t->n_changes, t->changes, t->changed};
+
+			st->o.commit_fn(st->o.commit_arg, &ci);
+		}
 		fast_put(t);
 		if (atomic_exchange(&st->need_reload, false)) {
 			pthread_rwlock_wrlock(&st->gate);

@@ -205,7 +205,10 @@ int64_t mmsb_rec_encode(const struct mmsb_rec *r, uint64_t seed, struct mmsb_buf
 	mmsb_put_le64(f + MMSB_FR_OFF_NODE, r->node);
 	mmsb_put_le32(f + MMSB_FR_OFF_LEN, (uint32_t)len);
 	encode_payload(r, f + MMSB_FR_HDR_SIZE);
-	mmsb_put_le64(f + MMSB_FR_OFF_SUM, mmsb_sum2(f, MMSB_FR_OFF_SUM, f + MMSB_FR_HDR_SIZE, len, seed));
+	/* epoch 0 is no frame's (decode refuses it): a placeholder that
+	 * mmsb_rec_restamp sums, so a page write hashes its bytes once */
+	mmsb_put_le64(f + MMSB_FR_OFF_SUM,
+		      r->epoch ? mmsb_sum2(f, MMSB_FR_OFF_SUM, f + MMSB_FR_HDR_SIZE, len, seed) : 0);
 	return (int64_t)flen;
 }
 

@@ -75,8 +75,10 @@ struct mmsb_rec {
 };
 
 /* Append the frame of r (header, payload, zero padding) to out, checksummed
- * with seed.  Returns the frame length (a multiple of 8) or -ENOMEM, -EINVAL
- * (payload too large). */
+ * with seed; a frame of epoch 0 (a placeholder, which decode refuses) gets
+ * no checksum: mmsb_rec_restamp gives it one, so the bytes of a page write
+ * are hashed once.  Returns the frame length (a multiple of 8) or -ENOMEM,
+ * -EINVAL (payload too large). */
 int64_t mmsb_rec_encode(const struct mmsb_rec *r, uint64_t seed, struct mmsb_buf *out);
 
 /* Give the n bytes of whole frames at p (made by mmsb_rec_encode) the epoch

@@ -946,6 +946,7 @@ ssize_t mmsb_page_write(struct mmsb_store *st, enum mmsb_source src, uint64_t id
 	if (t) {
 		t->src = src;
 		t->t0 = mmsb_now_ns();
+		t->epoch = 0; /* frames unsummed until restamped (rec.h) */
 		t->n_recs = 0;
 		t->changed = 0;
 		t->poisoned = 0;

@@ -195,9 +195,19 @@ int64_t mmsb_rec_encode(const struct mmsb_rec *r, uint64_t seed, struct mmsb_buf
 
 	if (len == 0 || len > MMSB_FR_MAX_PAYLOAD)
 		return -EINVAL;
-	rc = mmsb_buf_grow(out, (size_t)flen, &f);
+	rc = mmsb_buf_reserve(out, (size_t)flen);
 	if (rc < 0)
 		return rc;
+	f = out->p + out->len;
+	out->len += (size_t)flen;
+	if (r->type == MMSB_FR_WRITE) { /* zero all but the body, which is copied over */
+		size_t at = MMSB_FR_HDR_SIZE + MMSB_WRITE_FIXED + r->u.write.body_len;
+
+		memset(f, 0, MMSB_FR_HDR_SIZE + MMSB_WRITE_FIXED);
+		memset(f + at, 0, (size_t)flen - at);
+	} else {
+		memset(f, 0, (size_t)flen);
+	}
 	memcpy(f, MMSB_FR_MAGIC, 4);
 	f[MMSB_FR_OFF_TYPE] = r->type;
 	f[MMSB_FR_OFF_FLAGS] = r->flags;

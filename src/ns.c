@@ -1881,7 +1881,18 @@ struct mark_ctx {
 	uint64_t last;	/* chunk counted last, UINT64_MAX: none */
 	uint64_t fresh; /* clear chunks met */
 	bool mark;	/* second pass: mark instead of counting */
+	uint64_t pop_at, pop_end; /* fresh chunks marked, not populated yet */
 };
+
+/* The delta is about to be copied into fresh chunks [pop_at, pop_end):
+ * their pages are faulted in by one call, not one fault per 4 KiB page
+ * (the kernel zero-fills them either way; an old kernel: faults). */
+static void pop_flush(struct mark_ctx *m)
+{
+	if (m->pop_end > m->pop_at)
+		madvise(m->pb->data + m->pop_at, (size_t)(m->pop_end - m->pop_at), MADV_POPULATE_WRITE);
+	m->pop_at = m->pop_end = 0;
+}
 
 static int mark_range(void *arg, uint64_t off, uint64_t len)
 {
@@ -1897,8 +1908,14 @@ static int mark_range(void *arg, uint64_t off, uint64_t len)
 		if (pbuf_bit(m->pb, c))
 			continue;
 		m->fresh++;
-		if (m->mark)
-			m->pb->dmap[c / 64] |= 1ull << (c % 64);
+		if (!m->mark)
+			continue;
+		m->pb->dmap[c / 64] |= 1ull << (c % 64);
+		if (m->pop_end != c * PBUF_CHUNK) {
+			pop_flush(m);
+			m->pop_at = c * PBUF_CHUNK;
+		}
+		m->pop_end = (c + 1) * PBUF_CHUNK < m->pb->cap ? (c + 1) * PBUF_CHUNK : m->pb->cap;
 	}
 	return 0;
 }
@@ -1923,6 +1940,7 @@ static int pbuf_mark_delta(struct pbuf *pb, uint8_t enc, const uint8_t *body, si
 	if (lazy)
 		pthread_mutex_lock(&pb->mu);
 	mmsb_delta_ranges(enc, body, len, mark_range, &m);
+	pop_flush(&m);
 	if (lazy)
 		pthread_mutex_unlock(&pb->mu);
 	pb->n_data += m.fresh;

@@ -192,28 +192,6 @@ static size_t scan_nz(const uint8_t *s, size_t i, size_t n)
 	return n;
 }
 
-/* s[k] == 0 */
-static size_t scan_z(const uint8_t *s, size_t i, size_t n)
-{
-	while (n - i >= 32) {
-		if (zero_bytes(ld64(s + i)) | zero_bytes(ld64(s + i + 8)) | zero_bytes(ld64(s + i + 16)) |
-		    zero_bytes(ld64(s + i + 24)))
-			break;
-		i += 32;
-	}
-	while (n - i >= 8) {
-		uint64_t m = zero_bytes(ld64(s + i));
-
-		if (m)
-			return i + first_byte(m);
-		i += 8;
-	}
-	for (; i < n; i++)
-		if (!s[i])
-			return i;
-	return n;
-}
-
 /* What a write is compared against: src[k] against old[k] below split, and
  * against zero from split on (bytes past the old page end). */
 struct diff_src {
@@ -233,19 +211,6 @@ static size_t find_ne(const struct diff_src *d, size_t i, size_t n)
 			return i;
 	}
 	return scan_nz(d->src, i, n);
-}
-
-/* First k in [i, n) where the write leaves the page byte as it was, or n. */
-static size_t find_eq(const struct diff_src *d, size_t i, size_t n)
-{
-	if (i < d->split) {
-		size_t e = n < d->split ? n : d->split;
-
-		i = scan_eq(d->src, d->old, i, e);
-		if (i < e || e == n)
-			return i;
-	}
-	return scan_z(d->src, i, n);
 }
 
 /* ref64 for the one word that straddles split. */
@@ -366,6 +331,63 @@ struct diff_stats {
 	size_t waste_max;  /* waste past this: BITMAP wins (see above) */
 };
 
+/* Cross the words from q on whose last byte changes: 8 equal bytes in a row
+ * (what ends a run) reach the last byte of some word, so such words keep
+ * the run going whatever their other bytes do; their equal bytes (at most 7
+ * in a row, absorbed by the run) are added to *eq.  Returns the first word
+ * whose last byte is equal, or where fewer than 8 bytes are left, or the
+ * word that straddles the old page end.  The caller has seen src[q - 1]
+ * change.  Random data has an equal byte every ~256 bytes but an equal last
+ * byte only every ~2 KiB: this is what keeps a dense diff near memory speed. */
+static size_t dense_skip(const struct diff_src *d, size_t q, size_t n, uint64_t *eq)
+{
+	uint64_t k = 0, z0, z1, z2, z3;
+	size_t lim = n < d->split ? n : d->split;
+
+	if (q < d->split) {
+		while (lim - q >= 32) {
+			z0 = zero_bytes(ld64(d->src + q) ^ ld64(d->old + q));
+			z1 = zero_bytes(ld64(d->src + q + 8) ^ ld64(d->old + q + 8));
+			z2 = zero_bytes(ld64(d->src + q + 16) ^ ld64(d->old + q + 16));
+			z3 = zero_bytes(ld64(d->src + q + 24) ^ ld64(d->old + q + 24));
+			if ((z0 | z1 | z2 | z3) >> 63)
+				break;
+			k += flags_count(z0) + flags_count(z1) + flags_count(z2) + flags_count(z3);
+			q += 32;
+		}
+		while (lim - q >= 8) {
+			z0 = zero_bytes(ld64(d->src + q) ^ ld64(d->old + q));
+			if (z0 >> 63)
+				break;
+			k += flags_count(z0);
+			q += 8;
+		}
+		if (q < d->split) {
+			*eq += k;
+			return q;
+		}
+	}
+	while (n - q >= 32) {
+		z0 = zero_bytes(ld64(d->src + q));
+		z1 = zero_bytes(ld64(d->src + q + 8));
+		z2 = zero_bytes(ld64(d->src + q + 16));
+		z3 = zero_bytes(ld64(d->src + q + 24));
+		if ((z0 | z1 | z2 | z3) >> 63)
+			break;
+		k += flags_count(z0) + flags_count(z1) + flags_count(z2) + flags_count(z3);
+		q += 32;
+	}
+	while (n - q >= 8) {
+		z0 = zero_bytes(ld64(d->src + q));
+		if (z0 >> 63)
+			break;
+		k += flags_count(z0);
+		q += 8;
+	}
+	*eq += k;
+	return q;
+}
+
 /* Extend the run that starts at the changed byte src[s] over src[..n): it
  * ends with a changed byte and holds no DELTA_MERGE_GAP equal bytes in a row.
  * Sets *end (one past its last changed byte), adds to st->changed and
@@ -399,9 +421,11 @@ static size_t diff_extend_run(const struct diff_src *d, size_t s, size_t n, stru
 		}
 		y = diff_word(d, pos);
 		if (y == HIGH_64) { /* all 8 changed: skip the dense stretch fast */
-			ne = find_eq(d, pos + 8, n);
-			st->changed += ne - pos;
-			st->waste += pos - e;
+			uint64_t eq = 0;
+
+			ne = dense_skip(d, pos + 8, n, &eq);
+			st->changed += ne - pos - eq;
+			st->waste += pos - e + eq;
 			e = pos = ne;
 			continue;
 		}

@@ -147,7 +147,8 @@ struct mmsb_store_opts {
 	bool ckpt_at_close;	      /* checkpoint at close when the log has grown */
 	uint64_t segment_bytes;	      /* roll to a new log segment past this size */
 	size_t cache_bytes;	      /* bound of materialized time-travel pages */
-	uint32_t lz4_min_bytes;	      /* compress delta payloads at least this large; 0 = never */
+	uint32_t lz4_min_bytes;	      /* compress delta payloads at least this large; 0 = never (256 KiB
+				       * and more: only if their first 32 KiB compress) */
 	bool allow_exec;	      /* allow exec: recompute operations (they run as this process) */
 	enum mmsb_gpu_mode gpu;	      /* where user.mmsb.location=gpu pages live */
 	uint64_t gpu_mem;	      /* cap on the GPU memory GPU pages take (process-wide); 0 = none */

@@ -7,7 +7,9 @@
  *
  * Page bytes live in refcounted buffers (struct pbuf) shared copy-on-write
  * between clones: cloning the head for a checkpoint costs O(nodes), and the
- * first later write to a shared page copies it.  Invariant: the bytes of a
+ * first later write to a shared page copies it (buffers of 1 MiB and more:
+ * lazily, 64 KiB chunk by chunk as writes touch them; "lazy copies" in
+ * ns.c).  Invariant: the bytes of a
  * buffer past the page size are zero.  Buffers of 1 MiB and more are
  * sparse: a chunk map says which 64 KiB chunks may hold data, and holes
  * cost no memory anywhere (reads, clones, checkpoints, views; see "page

@@ -501,6 +501,38 @@ static void rt_randomized(void **state)
 	free(src);
 }
 
+/* Dense writes: almost every byte changes, with equal stretches of 1 to 9
+ * bytes planted at every alignment (over the old bytes and past the page
+ * end), so runs must end exactly at 8 equal bytes in a row wherever they
+ * fall and nowhere else.  The dense-stretch skip of the encoder crosses
+ * words by their last byte only: these are its edge cases. */
+static void rt_dense_with_equal_stretches(void **state)
+{
+	uint8_t *cur = xmalloc(70000), *src = xmalloc(70000);
+	struct rt_result r;
+	int iter;
+
+	rng_seed_from_env();
+	for (iter = 0; iter < 400; iter++) {
+		size_t cur_size = (size_t)rng_below(iter % 3 ? 40000 : 70000);
+		size_t off = (size_t)rng_below(cur_size / 2 + 64);
+		size_t len = 1 + (size_t)rng_below(30000), i, k;
+
+		rng_fill(cur, cur_size);
+		for (i = 0; i < len; i++) /* every byte differs from the page (or from zero) */
+			src[i] = (uint8_t)((off + i < cur_size ? cur[off + i] : 0) ^ (1 + rng_below(255)));
+		for (k = rng_below(len / 64 + 2); k; k--) { /* equal stretches */
+			size_t at = (size_t)rng_below(len), n = 1 + (size_t)rng_below(9);
+
+			for (i = at; i < at + n && i < len; i++)
+				src[i] = off + i < cur_size ? cur[off + i] : 0;
+		}
+		roundtrip(cur_size ? cur : NULL, cur_size, off, src, len, &r);
+	}
+	free(cur);
+	free(src);
+}
+
 /* ---- ranges and compare ---------------------------------------------------- */
 
 struct range_log {
@@ -933,6 +965,7 @@ int main(void)
 		cmocka_unit_test(rt_one_byte_in_64mib),
 		cmocka_unit_test(diff_rejects_overflowing_write),
 		cmocka_unit_test(rt_randomized),
+		cmocka_unit_test(rt_dense_with_equal_stretches),
 		cmocka_unit_test(ranges_are_maximal),
 		cmocka_unit_test(compare_matches_byte_loop),
 		cmocka_unit_test(pack_roundtrip),

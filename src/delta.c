@@ -350,9 +350,11 @@ static size_t dense_skip(const struct diff_src *d, size_t q, size_t n, uint64_t 
 			z1 = zero_bytes(ld64(d->src + q + 8) ^ ld64(d->old + q + 8));
 			z2 = zero_bytes(ld64(d->src + q + 16) ^ ld64(d->old + q + 16));
 			z3 = zero_bytes(ld64(d->src + q + 24) ^ ld64(d->old + q + 24));
-			if ((z0 | z1 | z2 | z3) >> 63)
-				break;
-			k += flags_count(z0) + flags_count(z1) + flags_count(z2) + flags_count(z3);
+			if (z0 | z1 | z2 | z3) { /* an equal byte: rare in a dense stretch */
+				if ((z0 | z1 | z2 | z3) >> 63)
+					break;
+				k += flags_count(z0) + flags_count(z1) + flags_count(z2) + flags_count(z3);
+			}
 			q += 32;
 		}
 		while (lim - q >= 8) {
@@ -372,9 +374,11 @@ static size_t dense_skip(const struct diff_src *d, size_t q, size_t n, uint64_t 
 		z1 = zero_bytes(ld64(d->src + q + 8));
 		z2 = zero_bytes(ld64(d->src + q + 16));
 		z3 = zero_bytes(ld64(d->src + q + 24));
-		if ((z0 | z1 | z2 | z3) >> 63)
-			break;
-		k += flags_count(z0) + flags_count(z1) + flags_count(z2) + flags_count(z3);
+		if (z0 | z1 | z2 | z3) {
+			if ((z0 | z1 | z2 | z3) >> 63)
+				break;
+			k += flags_count(z0) + flags_count(z1) + flags_count(z2) + flags_count(z3);
+		}
 		q += 32;
 	}
 	while (n - q >= 8) {

@@ -13,19 +13,22 @@
 #   4k      fio, 4 KiB random writes into a 64 MiB file for 4 s: IOPS
 #
 #   bench/bench_bulk.sh BUILD_DIR [OUT_FILE]
+# BASE=OTHER_BUILD_DIR adds "mmsbfs-base", the mmsbfs of another build (the
+# tree before a change), to the same round robin.
 set -euo pipefail
 B=$(realpath "${1:?usage: bench_bulk.sh BUILD_DIR [OUT_FILE]}")
 OUTF=${2:-/dev/stdout}
 RUNS=${RUNS:-3}
 SEQ=${SEQ:-1g}
-ONLY=${ONLY:-tmpfs bindfs fuse-overlayfs mmsbfs}
+ONLY=${ONLY:-tmpfs bindfs fuse-overlayfs mmsbfs${BASE:+ mmsbfs-base}}
 T=$(mktemp -d /tmp/mmsb-benchbulk.XXXXXX)
 mount -t tmpfs -o size=12g tmpfs "$T"
-mkdir -p "$T"/{tmpfs,bsrc,bindfs,olow,oup,owork,overlay,mmsb}
+mkdir -p "$T"/{tmpfs,bsrc,bindfs,olow,oup,owork,overlay,mmsb,mmsb-base}
 MPID=
+MDIR=
 umount_mmsb() {
-	if mountpoint -q "$T/mmsb"; then
-		fusermount3 -u "$T/mmsb" 2>/dev/null || true
+	if [ -n "$MDIR" ] && mountpoint -q "$MDIR"; then
+		fusermount3 -u "$MDIR" 2>/dev/null || true
 	fi
 	# the daemon writes its last checkpoint after the unmount: wait for it
 	if [ -n "$MPID" ]; then
@@ -45,7 +48,7 @@ trap cleanup EXIT
 
 bindfs -o big_writes --multithreaded "$T/bsrc" "$T/bindfs"
 fuse-overlayfs -o "lowerdir=$T/olow,upperdir=$T/oup,workdir=$T/owork" "$T/overlay"
-declare -A DIRS=([tmpfs]=$T/tmpfs [bindfs]=$T/bindfs [fuse-overlayfs]=$T/overlay [mmsbfs]=$T/mmsb)
+declare -A DIRS=([tmpfs]=$T/tmpfs [bindfs]=$T/bindfs [fuse-overlayfs]=$T/overlay [mmsbfs]=$T/mmsb [mmsbfs-base]=$T/mmsb-base)
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
@@ -62,13 +65,15 @@ x = j[k]
 print("%.1f %.0f %.1f" % (x["bw_bytes"] / 1e6, x["iops"], x["clat_ns"]["max"] / 1e6))'
 }
 
-# a fresh mmsbfs store on the tmpfs, mounted in the foreground of a child
+# a fresh mmsbfs store on the tmpfs, mounted in the foreground of a child:
+# mount_mmsb BUILD_DIR MOUNTPOINT
 mount_mmsb() {
 	rm -rf "$T/store"
 	mkdir "$T/store"
-	"$B/fusefs/mmsbfs" -f "$T/store" "$T/mmsb" &
+	MDIR=$2
+	"$1/fusefs/mmsbfs" -f "$T/store" "$MDIR" &
 	MPID=$!
-	for _ in $(seq 100); do mountpoint -q "$T/mmsb" && return 0; sleep 0.1; done
+	for _ in $(seq 100); do mountpoint -q "$MDIR" && return 0; sleep 0.1; done
 	echo "mmsbfs did not mount" >&2
 	exit 1
 }
@@ -82,7 +87,8 @@ done
 for _ in $(seq "$RUNS"); do
 	for fs in $ONLY; do
 		d=${DIRS[$fs]}
-		[[ $fs == mmsbfs ]] && mount_mmsb
+		[[ $fs == mmsbfs ]] && mount_mmsb "$B" "$d"
+		[[ $fs == mmsbfs-base ]] && mount_mmsb "$(realpath "$BASE")" "$d"
 		read -r bw _ mx < <(fio_job "$d" sw --rw=write --bs=1M --size="$SEQ" --end_fsync=0)
 		echo "$bw" >>"$T/$fs.seqwr"
 		echo "$mx" >>"$T/$fs.seqmax"
@@ -90,7 +96,7 @@ for _ in $(seq "$RUNS"); do
 		read -r _ iops _ < <(fio_job "$d" rw --rw=randwrite --bs=4k --size=64M --time_based --runtime=4)
 		echo "$iops" >>"$T/$fs.rand"
 		rm -f "$d"/rw*
-		if [[ $fs == mmsbfs ]]; then
+		if [[ $fs == mmsbfs* ]]; then
 			umount_mmsb
 			du -sm "$T/store" | cut -f1 >>"$T/$fs.disk"
 		else
@@ -119,6 +125,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 	if [[ " $ONLY " == *" mmsbfs "* ]]; then
 		for peer in $ONLY; do
 			[[ $peer == mmsbfs ]] && continue
+			[[ $peer == mmsbfs-base ]] && echo "# mmsbfs-base: $(realpath "$BASE")"
 			printf 'mmsbfs / %-16s seqwr %s  4k-IOPS %s\n' "$peer" \
 				"$(ratio "${R[mmsbfs.seqwr]}" "${R[$peer.seqwr]}")" "$(ratio "${R[mmsbfs.rand]}" "${R[$peer.rand]}")"
 		done

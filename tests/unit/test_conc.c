@@ -26,7 +26,8 @@
  * Worker threads never call cmocka (it is not thread-safe): they record the
  * first failure, stop, and the main thread reports it.
  * MMSB_CONC_TXNS sets the transactions per writer (1000), MMSB_CONC_SEED the
- * seed (1).
+ * seed (1).  A watchdog aborts with each writer's state when no transaction
+ * ends for MMSB_CONC_STALL_S seconds (60): a deadlock, not a slow run.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mmsb.h"
 
@@ -158,6 +160,8 @@ struct run {
 	unsigned txns;			   /* transactions per writer */
 	uint64_t seed;			   /* base seed */
 	atomic_int writers_left;	   /* writers still running */
+	atomic_ullong progress;		   /* transactions ended so far (the watchdog's) */
+	atomic_int phase[N_WRITERS];	   /* what each writer does now (enum phase) */
 	atomic_int failed;		   /* set by the first failure */
 	pthread_mutex_t fail_mu;	   /* guards fail_msg */
 	char fail_msg[512];		   /* the first failure */
@@ -199,6 +203,11 @@ static void priv_name(char *buf, size_t cap, int slot)
 }
 
 /* ---- writers --------------------------------------------------------------- */
+
+/* Where a writer is, for the watchdog's report. */
+enum phase { PH_IDLE, PH_BEGIN, PH_OPS, PH_COMMIT, PH_ABORT, PH_DONE };
+static const char *const phase_name[] = {"between transactions", "in begin", "in its operations",
+					 "in commit", "in abort", "done"};
 
 struct writer {
 	struct run *r;		 /* the run */
@@ -338,7 +347,9 @@ static void *writer_main(void *arg)
 		int rc;
 
 		memcpy(priv, wr->priv, sizeof(priv));
+		atomic_store(&r->phase[wr->w], PH_BEGIN);
 		rc = mmsb_txn_begin(r->st, MMSB_SRC_USER, &txn);
+		atomic_store(&r->phase[wr->w], PH_OPS);
 		if (rc < 0) {
 			tfail(r, "writer %u: begin: %d", wr->w, rc);
 			break;
@@ -357,11 +368,17 @@ static void *writer_main(void *arg)
 			break;
 		}
 		if (abort_it) {
+			atomic_store(&r->phase[wr->w], PH_ABORT);
 			mmsb_txn_abort(txn);
+			atomic_store(&r->phase[wr->w], PH_IDLE);
 			atomic_fetch_add(&r->aborted, 1);
+			atomic_fetch_add(&r->progress, 1);
 			continue;
 		}
+		atomic_store(&r->phase[wr->w], PH_COMMIT);
 		rc = mmsb_txn_commit(txn, &epoch);
+		atomic_store(&r->phase[wr->w], PH_IDLE);
+		atomic_fetch_add(&r->progress, 1);
 		if (rc < 0) {
 			tfail(r, "writer %u: commit: %d", wr->w, rc);
 			break;
@@ -385,6 +402,7 @@ static void *writer_main(void *arg)
 		}
 		r->rec[wr->w][r->n_rec[wr->w]++] = t;
 	}
+	atomic_store(&r->phase[wr->w], PH_DONE);
 	atomic_fetch_sub(&r->writers_left, 1);
 	return NULL;
 }
@@ -455,6 +473,36 @@ static void *reader_main(void *arg)
 	} while (atomic_load(&r->writers_left) > 0 && !atomic_load(&r->failed));
 	atomic_fetch_add(&r->reader_iters, iters);
 	atomic_fetch_add(&r->reader_snaps, snaps);
+	return NULL;
+}
+
+/* ---- the watchdog ------------------------------------------------------------ */
+
+/* A deadlock would hang the test until meson's timeout with nothing said:
+ * when no transaction ends and no read completes for MMSB_CONC_STALL_S
+ * seconds (60), say where every writer is and abort.  It judges progress,
+ * never speed. */
+static void *watchdog_main(void *arg)
+{
+	struct run *r = arg;
+	unsigned limit = getenv("MMSB_CONC_STALL_S") ? (unsigned)atoi(getenv("MMSB_CONC_STALL_S")) : 60, still = 0;
+	unsigned long long last = atomic_load(&r->progress);
+
+	while (atomic_load(&r->writers_left) > 0) {
+		unsigned long long now;
+
+		sleep(1);
+		now = atomic_load(&r->progress);
+		still = now == last ? still + 1 : 0;
+		last = now;
+		if (still >= limit) {
+			fprintf(stderr, "test_conc: no transaction ended for %u s (deadlock?):\n",
+				limit);
+			for (unsigned w = 0; w < N_WRITERS; w++)
+				fprintf(stderr, "  writer %u: %s\n", w, phase_name[atomic_load(&r->phase[w])]);
+			abort();
+		}
+	}
 	return NULL;
 }
 
@@ -657,7 +705,7 @@ static void concurrent_model(void **state)
 {
 	struct run *r = calloc(1, sizeof(*r));
 	struct writer wr[N_WRITERS];
-	pthread_t wth[N_WRITERS], rth[N_READERS];
+	pthread_t wth[N_WRITERS], rth[N_READERS], dog;
 	struct txrec *all;
 	size_t total = 0;
 	uint8_t stamp0[STAMP_BYTES];
@@ -707,10 +755,12 @@ static void concurrent_model(void **state)
 	}
 	for (unsigned i = 0; i < N_READERS; i++)
 		assert_int_equal(pthread_create(&rth[i], NULL, reader_main, r), 0);
+	assert_int_equal(pthread_create(&dog, NULL, watchdog_main, r), 0);
 	for (unsigned w = 0; w < N_WRITERS; w++)
 		pthread_join(wth[w], NULL);
 	for (unsigned i = 0; i < N_READERS; i++)
 		pthread_join(rth[i], NULL);
+	pthread_join(dog, NULL);
 	if (atomic_load(&r->failed))
 		fail_msg("seed %" PRIu64 ": %s", r->seed, r->fail_msg);
 

@@ -1709,6 +1709,19 @@ int ns_bytes_apply(struct pbuf **pb, uint64_t *size, const struct mmsb_rec *r, s
 	return mmsb_delta_apply((*pb)->data, *size, r->u.write.enc, body, len);
 }
 
+int ns_page_prepare(struct ns_node *n, const struct mmsb_rec *r, struct mmsb_mem *mem)
+{
+	uint64_t size = r->type == MMSB_FR_TRUNCATE ? r->u.truncate.size : r->u.write.size;
+	int rc;
+
+	if (r->type == MMSB_FR_WRITE && size < n->size)
+		return -MMSB_ECORRUPT;
+	rc = pbuf_reserve(&n->data, n->size, size > n->size ? size : n->size, n->dev, mem);
+	if (rc == 0 && r->type == MMSB_FR_WRITE && n->data && !n->data->k)
+		rc = pbuf_mark_delta(n->data, r->u.write.enc, r->u.write.raw, r->u.write.raw_len);
+	return rc;
+}
+
 static int apply_bytes(struct ns *ns, const struct mmsb_rec *r, struct mmsb_buf *scratch)
 {
 	struct ns_node *n;

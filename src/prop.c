@@ -31,8 +31,10 @@
  * copy: the epoch is not readable through the mount until it commits), with
  * MMSB_EPOCH and MMSB_CHILD in the environment; its standard output becomes
  * the child's bytes.  It runs as the daemon's user, only when the store was
- * opened with allow_exec, and is killed after exec_timeout_ms.  The store is
- * locked while it runs: COMMAND must not use the mount.
+ * opened with allow_exec, and is killed after exec_timeout_ms.  Writers wait
+ * while it runs (the transaction holds the store's gate), so COMMAND must
+ * not write to the mount; readers do not: they read the committed state
+ * (st->stable, store_int.h) until the transaction commits.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -623,7 +625,16 @@ static int compute(struct mmsb_txn *t, const struct ns_node *c, const struct pro
 			snprintf(err, errcap, "exec: recompute operations are not allowed on this mount");
 			return -EPERM;
 		}
-		return prop_exec(&j, &t->prop_out);
+		if (!t->stable)
+			return prop_exec(&j, &t->prop_out);
+		/* readers read st->stable meanwhile: the command may take its
+		 * time without holding them up.  Nothing changes the head
+		 * but mmsb_ref/mmsb_unref (the gate keeps every writer out),
+		 * and the parents' buffers stay as they are */
+		pthread_rwlock_unlock(&t->st->lock);
+		rc = prop_exec(&j, &t->prop_out);
+		pthread_rwlock_wrlock(&t->st->lock);
+		return rc;
 	}
 	rc = mmsb_kern_recompute_len(sp->op, sp->elem, pa->sz, pa->n, &out_len);
 	/* the output is built in memory, then written to the child: both must

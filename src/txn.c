@@ -19,9 +19,11 @@ int mmsb_txn_begin(struct mmsb_store *st, enum mmsb_source src, struct mmsb_txn 
 
 	if (st->read_only || mmsb_tlog_failed(st->log))
 		return -EROFS;
+	pthread_rwlock_wrlock(&st->gate);
 	pthread_rwlock_wrlock(&st->lock);
 	if (st->read_only) { /* a reload may have failed meanwhile */
 		pthread_rwlock_unlock(&st->lock);
+		pthread_rwlock_unlock(&st->gate);
 		return -EROFS;
 	}
 	t->src = src;
@@ -38,8 +40,27 @@ int mmsb_txn_begin(struct mmsb_store *st, enum mmsb_source src, struct mmsb_txn 
 	t->has_cred = false;
 	t->owner_ok = false;
 	t->why[0] = '\0';
+	t->deferred = false;
 	*out = t;
 	return 0;
+}
+
+/* Can record r, the first of t, lead to an exec: recompute at commit?  Only
+ * on a store that allows them, for a byte change of a page with dependents
+ * or a change of a page's dependency attributes. */
+static bool may_exec(const struct mmsb_txn *t, const struct mmsb_rec *r)
+{
+	const struct ns_node *n;
+
+	if (!t->st->o.allow_exec)
+		return false;
+	if (r->type == MMSB_FR_SETXATTR || r->type == MMSB_FR_RMXATTR)
+		return (r->u.xattr.name_len == strlen(MMSB_XATTR_DEPS) &&
+			memcmp(r->u.xattr.name, MMSB_XATTR_DEPS, r->u.xattr.name_len) == 0) ||
+		       (r->u.xattr.name_len == strlen(MMSB_XATTR_RECOMPUTE) &&
+			memcmp(r->u.xattr.name, MMSB_XATTR_RECOMPUTE, r->u.xattr.name_len) == 0);
+	n = mmsb_rec_is_bytes(r->type) ? ns_get(t->st->ns, r->node) : NULL;
+	return n && n->n_kids > 0;
 }
 
 /* Room for n more entries in the change list: after it, n note_change
@@ -103,6 +124,19 @@ static int txn_record(struct mmsb_txn *t, struct mmsb_rec *r, enum mmsb_change k
 	if (flen < 0)
 		return (int)flen;
 	rc = note_change(t, kind, r->node, parent, bytes);
+	if (rc == 0 && t->deferred) { /* a page write: applied at commit */
+		if (t->n_recs > 0) {
+			rc = -EINVAL; /* one record only (the caller keeps to one chunk) */
+		} else {
+			t->pend = *r;
+			t->recs[t->n_recs++] = store_hist_rec(r, 0, mark, (uint32_t)flen);
+			return 0;
+		}
+	}
+	/* before the head first changes: readers keep the committed state
+	 * while an exec: recompute runs with st->lock released (prop.c) */
+	if (rc == 0 && t->n_recs == 0 && !t->stable && may_exec(t, r))
+		store_stable_publish(t); /* without it readers wait: still correct */
 	t0 = mmsb_now_ns();
 	if (rc == 0)
 		rc = ns_apply(st->ns, r, &t->scratch);
@@ -650,7 +684,10 @@ static void index_commit(struct mmsb_txn *t, uint32_t seg, uint64_t off)
 
 static void release(struct mmsb_txn *t)
 {
+	if (t->stable)
+		store_stable_withdraw(t);
 	pthread_rwlock_unlock(&t->st->lock);
+	pthread_rwlock_unlock(&t->st->gate);
 }
 
 int mmsb_txn_commit(struct mmsb_txn *t, uint64_t *epoch)
@@ -733,4 +770,236 @@ void mmsb_txn_abort(struct mmsb_txn *t)
 	if (t->n_recs > 0 || t->poisoned)
 		store_reload(t->st);
 	release(t);
+}
+
+/* ---- page writes ------------------------------------------------------------------------ */
+
+/* A page write's transaction: an idle one from the pool (its buffers kept
+ * from earlier writes, so a write does not fault in fresh memory), or a new
+ * one.  NULL on -ENOMEM. */
+static struct mmsb_txn *fast_get(struct mmsb_store *st)
+{
+	struct mmsb_txn *t;
+
+	pthread_mutex_lock(&st->fast_mu);
+	t = st->fast_free;
+	if (t)
+		st->fast_free = t->next_free;
+	pthread_mutex_unlock(&st->fast_mu);
+	if (!t && (t = calloc(1, sizeof(*t))))
+		t->st = st;
+	return t;
+}
+
+static void fast_put(struct mmsb_txn *t)
+{
+	struct mmsb_store *st = t->st;
+
+	pthread_mutex_lock(&st->fast_mu);
+	t->next_free = st->fast_free;
+	st->fast_free = t;
+	pthread_mutex_unlock(&st->fast_mu);
+}
+
+void txn_free(struct mmsb_txn *t)
+{
+	mmsb_buf_free(&t->frames);
+	mmsb_buf_free(&t->diff);
+	mmsb_buf_free(&t->pack);
+	mmsb_buf_free(&t->scratch);
+	mmsb_buf_free(&t->prop_out);
+	mmsb_buf_free(&t->window);
+	free(t->changes);
+	free(t->rewired);
+	free(t->cred_groups);
+	free(t->owner_groups);
+	free(t->recs);
+}
+
+/* Can page id take the page-write path?  It must be a page in the tree,
+ * in host memory, with no dependents (a write to a parent recomputes its
+ * children in the same epoch: a transaction does that).  st->lock held. */
+static int fast_eligible(struct mmsb_store *st, uint64_t id, struct ns_node **out)
+{
+	struct ns_node *n = ns_get(st->ns, id);
+	int rc = ns_page_check(n);
+
+	if (rc < 0)
+		return rc;
+	if (n->orphan || n->dev || n->n_kids > 0)
+		return 1;
+	*out = n;
+	return 0;
+}
+
+/* Commit t's one deferred record: the epoch, the log append and the
+ * publication to readers, in that order, under commit_mu (the only part of
+ * a page write that is serial); st->lock is held for writing only while the
+ * record is applied to the head.  n is the page (its stripe held). */
+static int fast_commit(struct mmsb_txn *t, struct ns_node *n, uint64_t *epoch)
+{
+	struct mmsb_store *st = t->st;
+	struct mmsb_rec c = {.type = MMSB_FR_COMMIT};
+	uint64_t off = 0, e;
+	uint32_t seg = 0;
+	int64_t flen;
+	int rc;
+
+	c.u.commit.n_frames = 1;
+	c.u.commit.source = (uint8_t)t->src;
+	c.u.commit.changed = t->changed;
+	flen = mmsb_rec_encode(&c, st->seed, &t->frames);
+	if (flen < 0)
+		return (int)flen;
+	pthread_mutex_lock(&st->commit_mu);
+	e = atomic_load(&st->head) + 1;
+	t->epoch = e;
+	t->time = mmsb_wall_ns();
+	mmsb_rec_restamp(t->frames.p, t->frames.len, e, t->time, st->seed);
+	rc = mmsb_tlog_append(st->log, e, t->frames.p, t->frames.len, &seg, &off);
+	if (rc < 0) { /* the head never saw the record: nothing to undo */
+		pthread_mutex_unlock(&st->commit_mu);
+		return rc;
+	}
+	t->pend.epoch = e;
+	t->pend.time = t->time;
+	t->recs[0].epoch = e;
+	pthread_rwlock_wrlock(&st->lock);
+	rc = ns_apply(st->ns, &t->pend, &t->scratch);
+	if (rc < 0) { /* committed in the log, not in memory: rebuild the head from the log */
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: page %" PRIu64 ": epoch %" PRIu64 " is logged but "
+			  "applying it failed (%s): rebuilding the head", n->id, e, strerror(-rc));
+		atomic_store(&st->need_reload, true);
+		rc = 0;
+	}
+	index_commit(t, seg, off);
+	atomic_store(&st->head, e);
+	atomic_fetch_add(&st->n_commits, 1);
+	atomic_fetch_add(&st->n_records, 1);
+	pthread_mutex_lock(&st->ck_mu);
+	st->log_since_ckpt += t->frames.len;
+	if (store_ckpt_due(st) && st->log_since_ckpt >= store_ckpt_due(st) && st->ck_want <= st->ck_done) {
+		st->ck_want = e;
+		pthread_cond_broadcast(&st->ck_cond);
+	}
+	pthread_mutex_unlock(&st->ck_mu);
+	pthread_rwlock_unlock(&st->lock);
+	pthread_mutex_unlock(&st->commit_mu);
+	mmsb_stats_record(&st->h_commit, mmsb_now_ns() - t->t0);
+	*epoch = e;
+	return 0; /* the commit hook runs once the locks are released */
+}
+
+/* The write itself: the page's stripe held, st->gate held for reading.
+ * *other: the page must take a transaction instead (nothing done). */
+static ssize_t fast_write(struct mmsb_txn *t, uint64_t id, uint64_t off, const void *buf, size_t len,
+			  uint64_t *epoch, bool *other)
+{
+	struct mmsb_store *st = t->st;
+	struct ns_node *n = NULL;
+	int rc;
+
+	/* the node cannot go away or change but through this stripe: every
+	 * other writer of the tree is a transaction, which the gate keeps out */
+	pthread_rwlock_rdlock(&st->lock);
+	rc = fast_eligible(st, id, &n);
+	pthread_rwlock_unlock(&st->lock);
+	*other = rc == 1;
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	rc = write_chunk(t, n, off, buf, len);
+	if (rc == 0 && t->poisoned)
+		rc = t->poisoned;
+	if (rc < 0)
+		return rc;
+	if (t->n_recs == 0) {
+		*epoch = 0;
+		return (ssize_t)len; /* the same bytes: no record, no epoch */
+	}
+	/* room for the bytes (and a private copy of a buffer a checkpoint
+	 * shares) before the log append: the memory budget refuses the write
+	 * here (-ENOSPC), never after it is committed */
+	pthread_rwlock_wrlock(&st->lock);
+	rc = ns_page_prepare(n, &t->pend, st->ns->mem);
+	pthread_rwlock_unlock(&st->lock);
+	if (rc < 0)
+		return rc;
+	rc = fast_commit(t, n, epoch);
+	return rc < 0 ? rc : (ssize_t)len;
+}
+
+ssize_t mmsb_page_write(struct mmsb_store *st, enum mmsb_source src, uint64_t id, uint64_t off, const void *buf,
+			size_t len, uint64_t *epoch)
+{
+	pthread_mutex_t *stripe = &st->page_mu[(id * 0x9E3779B97F4A7C15ull) >> 58];
+	struct mmsb_txn *t, *x;
+	bool other = true;
+	uint64_t e = 0;
+	ssize_t rc;
+	int crc;
+
+	if (st->read_only || mmsb_tlog_failed(st->log))
+		return -EROFS;
+	if (off > MMSB_PAGE_MAX || len > MMSB_PAGE_MAX - off)
+		return -EFBIG;
+	t = len && len <= MMSB_WRITE_CHUNK ? fast_get(st) : NULL;
+	if (t) {
+		t->src = src;
+		t->t0 = mmsb_now_ns();
+		t->n_recs = 0;
+		t->changed = 0;
+		t->poisoned = 0;
+		t->frames.len = 0;
+		t->n_changes = 0;
+		t->n_rewired = 0;
+		t->rec_flags = 0;
+		t->deferred = true;
+		pthread_rwlock_rdlock(&st->gate);
+		pthread_mutex_lock(stripe);
+		other = false;
+		rc = st->read_only ? -EROFS : fast_write(t, id, off, buf, len, &e, &other);
+		pthread_mutex_unlock(stripe);
+		pthread_rwlock_unlock(&st->gate);
+		if (e && st->o.commit_fn) {
+			struct mmsb_commit_info ci = {e, t->time, t->src, t->n_changes, t->changes, t->changed};
+
+			st->o.commit_fn(st->o.commit_arg, &ci);
+		}
+		fast_put(t);
+		if (atomic_exchange(&st->need_reload, false)) {
+			pthread_rwlock_wrlock(&st->gate);
+			pthread_rwlock_wrlock(&st->lock);
+			store_reload(st);
+			pthread_rwlock_unlock(&st->lock);
+			pthread_rwlock_unlock(&st->gate);
+		}
+		if (!other) {
+			if (rc >= 0 && e && st->o.sync == MMSB_SYNC_COMMIT) {
+				uint64_t t0 = mmsb_now_ns();
+
+				crc = mmsb_tlog_sync(st->log);
+				mmsb_stats_record(&st->h_sync, mmsb_now_ns() - t0);
+				if (crc < 0)
+					rc = crc;
+			}
+			if (rc >= 0 && epoch)
+				*epoch = e;
+			return rc;
+		}
+	}
+	/* not a plain host page (or an empty or huge write): a transaction */
+	rc = mmsb_txn_begin(st, src, &x);
+	if (rc < 0)
+		return rc;
+	rc = mmsb_txn_write(x, id, off, buf, len);
+	if (rc < 0) {
+		mmsb_txn_abort(x);
+		return rc;
+	}
+	crc = mmsb_txn_commit(x, &e);
+	if (crc < 0)
+		return crc;
+	if (epoch)
+		*epoch = e;
+	return rc;
 }

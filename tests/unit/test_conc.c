@@ -4,14 +4,17 @@
  * same time: writes, truncates and xattr sets on pages shared by all of them
  * (never removed), creates and unlinks of pages private to one thread (so
  * that each thread knows which of its operations must succeed), multi-op
- * transactions, aborted ones, and "stamp" transactions that fill both stamp
- * pages with one value.  Every committed transaction is recorded with the
- * epoch commit gave it and its operations.  Meanwhile a reader thread reads
- * the head (mmsb_read, mmsb_getattr, mmsb_store_head) and snapshots of it,
- * and checks that it only ever sees committed states: a stamp page is never
- * torn (every byte belongs to one write), never shows the stamp of an
- * aborted transaction, both stamp pages agree inside one snapshot, and the
- * head never goes back.  Automatic checkpoints run during the storm.
+ * transactions, aborted ones, "stamp" transactions that fill both stamp
+ * pages with one value (written in halves, with a yield between), and page
+ * writes (mmsb_page_write, the parallel path: random bytes into a shared or
+ * private page, or a whole third stamp page).  Every committed transaction
+ * or page write is recorded with the epoch it got and its operations.
+ * Meanwhile N_READERS threads read the head (mmsb_read, mmsb_getattr,
+ * mmsb_store_head) and snapshots of it, and check that they only ever see
+ * committed states: a stamp page is never torn (every byte belongs to one
+ * write), never shows the stamp of an aborted transaction, both stamp pages
+ * of a transaction agree inside one snapshot, and the head never goes back.
+ * Automatic checkpoints run during the storm.
  *
  * Afterwards:
  *   - the epochs are unique and dense: head before + 1 .. head after;
@@ -156,6 +159,7 @@ struct run {
 	struct mmsb_store *st;		   /* the open store */
 	uint64_t shared[N_SHARED];	   /* ids of the shared pages */
 	uint64_t stamp[N_STAMP];	   /* ids of the stamp pages */
+	uint64_t pstamp;		   /* a stamp page written only by whole-page page writes */
 	uint64_t head0;			   /* head before the writers start */
 	unsigned txns;			   /* transactions per writer */
 	uint64_t seed;			   /* base seed */
@@ -205,9 +209,9 @@ static void priv_name(char *buf, size_t cap, int slot)
 /* ---- writers --------------------------------------------------------------- */
 
 /* Where a writer is, for the watchdog's report. */
-enum phase { PH_IDLE, PH_BEGIN, PH_OPS, PH_COMMIT, PH_ABORT, PH_DONE };
+enum phase { PH_IDLE, PH_BEGIN, PH_OPS, PH_COMMIT, PH_ABORT, PH_PAGEW, PH_DONE };
 static const char *const phase_name[] = {"between transactions", "in begin", "in its operations",
-					 "in commit", "in abort", "done"};
+					 "in commit", "in abort", "in a page write", "done"};
 
 struct writer {
 	struct run *r;		 /* the run */
@@ -332,6 +336,58 @@ static int stamp_ops(struct writer *wr, struct mmsb_txn *txn, bool poison, struc
 	return 0;
 }
 
+/* Keep committed transaction t (epoch) for the replay. */
+static int keep(struct writer *wr, struct txrec *t, uint64_t epoch, uint64_t *last)
+{
+	struct run *r = wr->r;
+
+	if (epoch <= *last) {
+		tfail(r, "writer %u: epoch %" PRIu64 " after its own %" PRIu64, wr->w, epoch, *last);
+		return -1;
+	}
+	*last = epoch;
+	t->epoch = epoch;
+	if (r->n_rec[wr->w] == wr->cap) {
+		wr->cap = wr->cap ? 2 * wr->cap : 256;
+		r->rec[wr->w] = realloc(r->rec[wr->w], wr->cap * sizeof(*t));
+		if (!r->rec[wr->w]) {
+			tfail(r, "writer %u: out of memory", wr->w);
+			return -1;
+		}
+	}
+	r->rec[wr->w][r->n_rec[wr->w]++] = *t;
+	return 0;
+}
+
+/* One mmsb_page_write (its own epoch, in parallel with other page writes):
+ * a whole stamp page, or random bytes into a shared or private page. */
+static int page_write_op(struct writer *wr, struct txrec *t, uint64_t *epoch)
+{
+	static _Thread_local uint8_t buf[STAMP_BYTES > WRITE_LEN_MAX ? STAMP_BYTES : WRITE_LEN_MAX];
+	struct op *o = &t->ops[t->n_ops++];
+	ssize_t n;
+
+	memset(o, 0, sizeof(*o));
+	o->kind = OP_WRITE;
+	if (rnd(&wr->rng, 2) == 0) {
+		o->id = wr->r->pstamp;
+		o->len = STAMP_BYTES;
+		o->seed = STAMP_BIT | ((uint64_t)wr->w << 32) | ++wr->seq;
+	} else {
+		o->id = pick_page(wr, wr->priv);
+		o->off = rnd(&wr->rng, WRITE_OFF_MAX);
+		o->len = 1 + rnd(&wr->rng, WRITE_LEN_MAX);
+		o->seed = rnd_next(&wr->rng) & ~(STAMP_BIT | POISON_BIT);
+	}
+	op_bytes(o, buf);
+	n = mmsb_page_write(wr->r->st, MMSB_SRC_USER, o->id, o->off, buf, o->len, epoch);
+	if (n != (ssize_t)o->len) {
+		tfail(wr->r, "writer %u: page write %" PRIu64 " @%" PRIu64 "+%u: %zd", wr->w, o->id, o->off, o->len, n);
+		return -1;
+	}
+	return 0;
+}
+
 static void *writer_main(void *arg)
 {
 	struct writer *wr = arg;
@@ -346,6 +402,17 @@ static void *writer_main(void *arg)
 		bool abort_it = kind < 10 || (kind >= 90 && kind < 93);
 		int rc;
 
+		if (kind >= 60 && kind < 90) {
+			atomic_store(&r->phase[wr->w], PH_PAGEW);
+			rc = page_write_op(wr, &t, &epoch);
+			atomic_store(&r->phase[wr->w], PH_IDLE);
+			if (rc < 0)
+				break;
+			atomic_fetch_add(&r->progress, 1);
+			if (epoch && keep(wr, &t, epoch, &last) < 0)
+				break;
+			continue;
+		}
 		memcpy(priv, wr->priv, sizeof(priv));
 		atomic_store(&r->phase[wr->w], PH_BEGIN);
 		rc = mmsb_txn_begin(r->st, MMSB_SRC_USER, &txn);
@@ -386,21 +453,8 @@ static void *writer_main(void *arg)
 		memcpy(wr->priv, priv, sizeof(priv));
 		if (epoch == 0)
 			continue; /* changed nothing: no epoch, nothing to replay */
-		if (epoch <= last) {
-			tfail(r, "writer %u: epoch %" PRIu64 " after its own %" PRIu64, wr->w, epoch, last);
+		if (keep(wr, &t, epoch, &last) < 0)
 			break;
-		}
-		last = epoch;
-		t.epoch = epoch;
-		if (r->n_rec[wr->w] == wr->cap) {
-			wr->cap = wr->cap ? 2 * wr->cap : 256;
-			r->rec[wr->w] = realloc(r->rec[wr->w], wr->cap * sizeof(t));
-			if (!r->rec[wr->w]) {
-				tfail(r, "writer %u: out of memory", wr->w);
-				break;
-			}
-		}
-		r->rec[wr->w][r->n_rec[wr->w]++] = t;
 	}
 	atomic_store(&r->phase[wr->w], PH_DONE);
 	atomic_fetch_sub(&r->writers_left, 1);
@@ -418,7 +472,8 @@ static void *reader_main(void *arg)
 
 	do {
 		uint64_t h = mmsb_store_head(r->st), s;
-		unsigned i = rnd(&rng, N_STAMP);
+		unsigned i = rnd(&rng, N_STAMP + 1); /* N_STAMP: the page-write stamp page */
+		uint64_t sid = i < N_STAMP ? r->stamp[i] : r->pstamp;
 		ssize_t n;
 		int rc;
 
@@ -427,7 +482,7 @@ static void *reader_main(void *arg)
 			break;
 		}
 		last_head = h;
-		n = mmsb_read(r->st, r->stamp[i], 0, buf, STAMP_BYTES);
+		n = mmsb_read(r->st, sid, 0, buf, STAMP_BYTES);
 		if (n != (ssize_t)STAMP_BYTES) {
 			tfail(r, "reader: read of stamp page %u: %zd", i, n);
 			break;
@@ -439,7 +494,7 @@ static void *reader_main(void *arg)
 			      (s & POISON_BIT) ? "shows an aborted transaction" : "is torn", s);
 			break;
 		}
-		rc = mmsb_getattr(r->st, r->stamp[i], &a);
+		rc = mmsb_getattr(r->st, sid, &a);
 		if (rc < 0 || a.size != STAMP_BYTES) {
 			tfail(r, "reader: getattr of stamp page %u: %d, size %" PRIu64, i, rc, rc < 0 ? 0 : a.size);
 			break;
@@ -579,8 +634,8 @@ static void m_init(struct model *m, const struct run *r)
 	for (unsigned i = 0; i < N_SHARED; i++)
 		m_add(m, r->shared[i], -1);
 	stamp_fill(buf, STAMP_BIT);
-	for (unsigned i = 0; i < N_STAMP; i++) {
-		struct mpage *p = m_add(m, r->stamp[i], -1);
+	for (unsigned i = 0; i <= N_STAMP; i++) {
+		struct mpage *p = m_add(m, i < N_STAMP ? r->stamp[i] : r->pstamp, -1);
 
 		m_resize(p, STAMP_BYTES);
 		memcpy(p->d, buf, STAMP_BYTES);
@@ -742,6 +797,7 @@ static void concurrent_model(void **state)
 		snprintf(name, sizeof(name), "stamp%u", i);
 		r->stamp[i] = setup_page(r, name, stamp0, STAMP_BYTES);
 	}
+	r->pstamp = setup_page(r, "pstamp", stamp0, STAMP_BYTES);
 	r->head0 = mmsb_store_head(r->st);
 
 	/* the storm */

@@ -1660,9 +1660,11 @@ static int pbuf_mark_delta(struct pbuf *pb, uint8_t enc, const uint8_t *body, si
 	struct mark_ctx m = {.pb = pb, .last = UINT64_MAX};
 	int rc;
 
-	if (!pb->dmap)
-		return 0;
+	if (!pb->dmap || pb->n_data == pb->n_chunks)
+		return 0; /* no chunk map, or every chunk holds data already */
 	rc = mmsb_delta_ranges(enc, body, len, mark_range, &m);
+	if (rc == 0 && m.fresh == 0)
+		return 0;
 	if (rc == 0)
 		rc = pbuf_charge(pb, m.fresh * PBUF_CHUNK);
 	if (rc < 0)

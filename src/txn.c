@@ -961,8 +961,8 @@ static int fast_plan(struct mmsb_store *st, uint64_t id, unsigned *stripes, size
 
 	if (rc < 0)
 		return rc;
-	if (n->orphan || n->dev)
-		return 1;
+	if (n->orphan || (n->dev && n->n_kids))
+		return 1; /* a GPU page's own writes are deferred too; its propagation is not */
 	add_id(down, &n_down, id);
 	add_id(all, &n_all, id);
 	for (k = 0; k < n_down; k++) { /* breadth first: the list grows as we go */

@@ -335,18 +335,22 @@ static int pbuf_host_resize(struct pbuf **pb, uint64_t keep, uint64_t cap)
 		return rc;
 	}
 	if (!old->map_len && cap < PBUF_MAP_MIN) {
-		if (cap > old_cap && (rc = pbuf_charge(old, cap - old_cap)) < 0)
+		struct mmsb_mem *mem = old->mem; /* old is not touched once realloc ran */
+
+		if (cap > old_cap && (rc = mmsb_mem_charge(mem, cap - old_cap)) < 0)
 			return rc;
 		nb = realloc(old, sizeof(*old) + cap);
 		if (!nb) {
 			if (cap > old_cap)
-				pbuf_uncharge(old, cap - old_cap);
+				mmsb_mem_uncharge(mem, cap - old_cap);
 			return -ENOMEM;
 		}
-		if (cap > old_cap)
+		if (cap > old_cap) {
+			nb->charged += cap - old_cap;
 			memset(nb->bytes + old_cap, 0, cap - old_cap);
-		else
+		} else {
 			pbuf_uncharge(nb, old_cap - cap);
+		}
 		nb->cap = cap;
 		nb->data = nb->bytes;
 		*pb = nb;

@@ -28,7 +28,7 @@
  * Nothing here is timed: the outcome does not depend on the interleaving.
  * Worker threads never call cmocka (it is not thread-safe): they record the
  * first failure, stop, and the main thread reports it.
- * MMSB_CONC_TXNS sets the transactions per writer (1000), MMSB_CONC_SEED the
+ * MMSB_CONC_TXNS sets the transactions per writer (700), MMSB_CONC_SEED the
  * seed (1).  A watchdog aborts with each writer's state when no transaction
  * ends for MMSB_CONC_STALL_S seconds (60): a deadlock, not a slow run.
  */
@@ -504,7 +504,7 @@ static void *reader_main(void *arg)
 			tfail(r, "reader: getattr of a shared page: %d, size %" PRIu64, rc, rc < 0 ? 0 : a.size);
 			break;
 		}
-		if (rnd(&rng, 64) == 0) { /* one snapshot: both stamp pages carry one stamp */
+		if (rnd(&rng, 256) == 0) { /* one snapshot: both stamp pages carry one stamp */
 			struct mmsb_snap *sn = NULL;
 			uint64_t s0, s1;
 
@@ -771,7 +771,7 @@ static void concurrent_model(void **state)
 
 	(void)state;
 	assert_non_null(r);
-	r->txns = getenv("MMSB_CONC_TXNS") ? (unsigned)atoi(getenv("MMSB_CONC_TXNS")) : 1000;
+	r->txns = getenv("MMSB_CONC_TXNS") ? (unsigned)atoi(getenv("MMSB_CONC_TXNS")) : 700;
 	r->seed = getenv("MMSB_CONC_SEED") ? (uint64_t)atoll(getenv("MMSB_CONC_SEED")) : 1;
 	pthread_mutex_init(&r->fail_mu, NULL);
 	strcpy(r->tmp, "/tmp/mmsb-conc-XXXXXX");
@@ -779,7 +779,7 @@ static void concurrent_model(void **state)
 	snprintf(r->dir, sizeof(r->dir), "%s/s", r->tmp);
 	mmsb_store_opts_init(&r->o);
 	r->o.diag_fn = quiet;
-	r->o.ckpt_log_bytes = 2u << 20; /* several automatic checkpoints during the storm */
+	r->o.ckpt_log_bytes = 6u << 20; /* several automatic checkpoints during the storm */
 	r->o.segment_bytes = 1u << 20;	/* and several segments */
 	r->o.cache_bytes = 1u << 20;
 	assert_int_equal(mmsb_store_open(r->dir, &r->o, &r->st), 0);

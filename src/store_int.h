@@ -166,7 +166,7 @@ struct mmsb_store {
 	_Atomic uint64_t n_commits, n_records, n_deltas, delta_bytes, delta_record_bytes;
 	uint64_t replay_bytes, replay_ns;
 	_Atomic uint64_t ckpt_write_bytes, ckpt_write_ns;
-	struct mmsb_hist_ns h_commit, h_sync, h_apply;
+	struct mmsb_lat h_commit, h_sync, h_apply; /* latencies of commit, log sync, record apply */
 };
 
 /* Log bytes past the newest checkpoint that call for the next one (ck_mu

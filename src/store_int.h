@@ -255,7 +255,5 @@ void snap_drop_all(struct mmsb_store *st);
 int snap_load_page(struct mmsb_snap *s, struct ns_node *n, bool locked);
 /* Build a private, unshared view of epoch e (st->lock not held). */
 int snap_build(struct mmsb_store *st, uint64_t e, struct mmsb_snap **out);
-/* Read the frame of hist record hr and decode it into r (bytes in buf). */
-int store_read_rec(struct mmsb_store *st, const struct hist_rec *hr, struct mmsb_buf *buf, struct mmsb_rec *r);
 
 #endif

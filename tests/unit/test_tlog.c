@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "format.h"
+#include "fx.h"
 #include "io_fake.h"
 #include "rec.h"
 #include "tlog.h"
@@ -164,12 +165,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct tl *t = *state;
-	char cmd[128];
 
 	mmsb_tlog_close(t->log);
 	close(t->dirfd);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", t->dir);
-	assert_int_equal(system(cmd), 0);
+	fx_rmtree(t->dir);
 	free(t);
 	return 0;
 }
@@ -184,14 +183,22 @@ static int reopen(struct tl *t, uint64_t from, struct tlog_recovery *res)
 	return mmsb_tlog_recover(t->log, from, collect, t, res);
 }
 
-static void append_big(struct tl *t, uint64_t e, uint32_t extra)
+/* Append transaction e (txn_frames); where it landed goes to t->seg/off/len. */
+static int try_append(struct tl *t, uint64_t e, uint32_t extra)
 {
 	struct mmsb_buf b = {0};
+	int rc;
 
 	txn_frames(e, extra, &b);
-	assert_int_equal(mmsb_tlog_append(t->log, e, b.p, b.len, &t->seg[e], &t->off[e]), 0);
+	rc = mmsb_tlog_append(t->log, e, b.p, b.len, &t->seg[e], &t->off[e]);
 	t->len[e] = b.len;
 	mmsb_buf_free(&b);
+	return rc;
+}
+
+static void append_big(struct tl *t, uint64_t e, uint32_t extra)
+{
+	assert_int_equal(try_append(t, e, extra), 0);
 }
 
 static void append(struct tl *t, uint64_t e)
@@ -246,6 +253,55 @@ static void write_file(const char *path, const void *p, size_t n)
 	close(fd);
 }
 
+/* A fresh log (recovered empty) holding epochs 1..n; epoch `big` carries
+ * `extra` more value bytes. */
+static void log_of(struct tl *t, uint64_t n, uint64_t big, uint32_t extra)
+{
+	struct tlog_recovery res;
+	uint64_t e;
+
+	assert_int_equal(reopen(t, 0, &res), 0);
+	for (e = 1; e <= n; e++)
+		append_big(t, e, e == big ? extra : 0);
+}
+
+/* Close the log and read the file of the segment starting at `first`. */
+static void close_and_read(struct tl *t, uint64_t first, struct mmsb_buf *b)
+{
+	mmsb_tlog_close(t->log);
+	t->log = NULL;
+	read_file(seg_path(t, first), b);
+}
+
+/* Close the log and flip a bit of byte off of the segment starting at
+ * `first`.  Returns the file's size. */
+static uint64_t damage_at(struct tl *t, uint64_t first, uint64_t off)
+{
+	struct mmsb_buf b = {0};
+	uint64_t size;
+
+	close_and_read(t, first, &b);
+	assert_true(off < b.len);
+	b.p[off] ^= 0x10;
+	write_file(seg_path(t, first), b.p, b.len);
+	size = b.len;
+	mmsb_buf_free(&b);
+	return size;
+}
+
+/* Open and recover the whole log: it finds `last`, n_damage damaged places
+ * and a damaged end or not (the transactions seen are in t->seen). */
+static void expect_recovery(struct tl *t, uint64_t last, uint32_t n_damage, bool end_damaged)
+{
+	struct tlog_recovery res;
+
+	assert_int_equal(reopen(t, 0, &res), 0);
+	assert_int_equal(res.last, last);
+	assert_int_equal(res.n_damage, n_damage);
+	assert_int_equal(res.end_damaged, end_damaged);
+	assert_int_equal(res.n_header, 0);
+}
+
 /* ---- segment roll -------------------------------------------------------------- */
 
 /* A segment rolls once it holds segment_bytes (never before its first
@@ -263,9 +319,7 @@ static void segment_roll(void **state)
 	int dropped;
 
 	t->o.segment_bytes = 1024;
-	assert_int_equal(reopen(t, 0, &res), 0);
-	for (e = 1; e <= 60; e++)
-		append_big(t, e, e == 30 ? 5000 : 0); /* epoch 30: larger than a segment */
+	log_of(t, 60, 30, 5000); /* epoch 30: larger than a segment */
 	for (e = 1; e <= 60; e++) {
 		if (e == 1 || t->seg[e] != t->seg[e - 1]) {
 			assert_true(e == 1 || t->seg[e] == t->seg[e - 1] + 1);
@@ -295,10 +349,7 @@ static void segment_roll(void **state)
 	}
 	assert_int_equal(mmsb_tlog_sync(t->log), 0);
 
-	assert_int_equal(reopen(t, 0, &res), 0);
-	assert_int_equal(res.last, 60);
-	assert_int_equal(res.n_damage, 0);
-	assert_false(res.end_damaged);
+	expect_recovery(t, 60, 0, false);
 	expect_seen(t, 1, 60);
 	append(t, 61); /* appending resumes in the last segment */
 	assert_int_equal(t->seg[61], t->seg[60]);
@@ -424,7 +475,6 @@ static void group_commit(void **state)
 	static struct gate g; /* outlives a failed assertion: teardown closes the log through it */
 	struct gc_arg a[GC_THREADS];
 	pthread_t th[GC_THREADS];
-	struct tlog_recovery res;
 	struct tlog_stats s0, s1;
 	unsigned i, n0;
 
@@ -437,7 +487,7 @@ static void group_commit(void **state)
 	pthread_cond_init(&g.cond, NULL);
 	pthread_mutex_init(&g.append_mu, NULL);
 	t->o.io = &g.ops;
-	assert_int_equal(reopen(t, 0, &res), 0);
+	log_of(t, 0, 0, 0);
 	mmsb_tlog_stats(t->log, &s0);
 	n0 = g.n_fsync;
 	g.armed = true;
@@ -458,7 +508,7 @@ static void group_commit(void **state)
 	assert_int_equal(g.n_fsync - n0, s1.n_syncs - s0.n_syncs);
 	assert_int_equal(mmsb_tlog_sync(t->log), 0); /* nothing new: no fsync */
 	assert_int_equal(g.n_fsync - n0, s1.n_syncs - s0.n_syncs);
-	assert_int_equal(reopen(t, 0, &res), 0);
+	expect_recovery(t, GC_THREADS, 0, false);
 	expect_seen(t, 1, GC_THREADS);
 	mmsb_tlog_close(t->log); /* it uses g's table */
 	t->log = NULL;
@@ -506,12 +556,11 @@ static void group_commit_stress(void **state)
 	pthread_t th[4];
 	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 	uint64_t next = 0;
-	struct tlog_recovery res;
 	struct tlog_stats s;
 	unsigned i;
 
 	t->o.segment_bytes = 4096;
-	assert_int_equal(reopen(t, 0, &res), 0);
+	log_of(t, 0, 0, 0);
 	for (i = 0; i < 4; i++) {
 		a[i] = (struct stress_arg){.t = t, .mu = &mu, .next = &next};
 		assert_int_equal(pthread_create(&th[i], NULL, stress_thread, &a[i]), 0);
@@ -523,8 +572,7 @@ static void group_commit_stress(void **state)
 	mmsb_tlog_stats(t->log, &s);
 	assert_true(s.n_syncs <= 200);
 	assert_true(s.n_segments > 1);
-	assert_int_equal(reopen(t, 0, &res), 0);
-	assert_int_equal(res.n_damage, 0);
+	expect_recovery(t, 200, 0, false);
 	expect_seen(t, 1, 200);
 }
 
@@ -537,26 +585,17 @@ static void group_commit_stress(void **state)
 static void torn_tail_every_offset(void **state)
 {
 	struct tl *t = *state;
-	struct tlog_recovery res;
 	struct mmsb_buf whole = {0};
-	uint64_t e, cut, start, end;
 	const char *path = seg_path(t, 1);
+	uint64_t cut, start;
 
-	assert_int_equal(reopen(t, 0, &res), 0);
-	for (e = 1; e <= 5; e++)
-		append_big(t, e, e == 5 ? 100 : 0); /* epoch 5: three frames, 300+ bytes */
-	mmsb_tlog_close(t->log);
-	t->log = NULL;
-	read_file(path, &whole);
+	log_of(t, 5, 5, 100); /* epoch 5: three frames, 300+ bytes */
+	close_and_read(t, 1, &whole);
 	start = t->off[5];
-	end = start + t->len[5];
-	assert_int_equal(whole.len, end);
-	for (cut = start; cut < end; cut++) {
+	assert_int_equal(whole.len, start + t->len[5]);
+	for (cut = start; cut < whole.len; cut++) {
 		write_file(path, whole.p, cut);
-		assert_int_equal(reopen(t, 0, &res), 0);
-		assert_int_equal(res.last, 4);
-		assert_int_equal(res.n_damage, 0);
-		assert_false(res.end_damaged);
+		expect_recovery(t, 4, 0, false);
 		expect_seen(t, 1, 4);
 		assert_int_equal(t->n_err, 0);
 		assert_int_equal(t->n_notice, cut > start ? 1 : 0);
@@ -564,8 +603,7 @@ static void torn_tail_every_offset(void **state)
 		append(t, 5);
 		assert_int_equal(t->off[5], start);
 		assert_int_equal(mmsb_tlog_sync(t->log), 0);
-		assert_int_equal(reopen(t, 0, &res), 0);
-		expect_seen(t, 1, 5);
+		expect_recovery(t, 5, 0, false);
 	}
 	mmsb_buf_free(&whole);
 }
@@ -576,21 +614,16 @@ static void torn_tail_every_offset(void **state)
 static void torn_tail_unwritten_blocks(void **state)
 {
 	struct tl *t = *state;
-	struct tlog_recovery res;
 	struct mmsb_buf whole = {0}, frames = {0}, torn = {0};
 	const char *path = seg_path(t, 1);
-	uint64_t e, at, start;
+	uint64_t at, start;
 	unsigned n = 0;
 
-	assert_int_equal(reopen(t, 0, &res), 0);
-	for (e = 1; e <= 5; e++)
-		append(t, e);
-	mmsb_tlog_close(t->log);
-	t->log = NULL;
-	read_file(path, &whole);
+	log_of(t, 5, 0, 0);
+	close_and_read(t, 1, &whole);
 	start = t->off[5];
 	txn_frames(5, 0, &frames);
-	for (at = 0; at < frames.len;) { /* each frame boundary of epoch 5 */
+	for (at = 0; at < frames.len; n++) { /* each frame boundary of epoch 5 */
 		struct mmsb_rec r;
 		int64_t flen = mmsb_rec_decode(frames.p + at, frames.len - at, SEED, &r, NULL);
 
@@ -599,14 +632,10 @@ static void torn_tail_unwritten_blocks(void **state)
 		assert_int_equal(mmsb_buf_put(&torn, whole.p, whole.len), 0);
 		memset(torn.p + start + at, 0, whole.len - start - at);
 		write_file(path, torn.p, torn.len);
-		assert_int_equal(reopen(t, 0, &res), 0);
-		assert_int_equal(res.last, 4);
-		assert_int_equal(res.n_damage, 0);
-		assert_false(res.end_damaged);
+		expect_recovery(t, 4, 0, false);
 		expect_seen(t, 1, 4);
 		assert_int_equal(file_size(path), start);
 		at += (uint64_t)flen;
-		n++;
 	}
 	assert_int_equal(n, n_recs(5) + 1);
 	mmsb_buf_free(&whole);
@@ -622,32 +651,17 @@ static void torn_tail_unwritten_blocks(void **state)
 static void damaged_checksum_in_the_middle(void **state)
 {
 	struct tl *t = *state;
-	struct tlog_recovery res;
-	struct mmsb_buf whole = {0};
-	const char *path = seg_path(t, 1);
-	uint64_t e, size;
+	uint64_t size;
 
-	assert_int_equal(reopen(t, 0, &res), 0);
-	for (e = 1; e <= 6; e++)
-		append(t, e);
-	mmsb_tlog_close(t->log);
-	t->log = NULL;
-	read_file(path, &whole);
-	size = whole.len;
-	whole.p[t->off[3] + MMSB_FR_HDR_SIZE + 2] ^= 0x40; /* a payload byte of its first frame */
-	write_file(path, whole.p, whole.len);
-	assert_int_equal(reopen(t, 0, &res), 0);
-	assert_int_equal(res.n_damage, 1);
-	assert_int_equal(res.last, 6);
-	assert_false(res.end_damaged);
+	log_of(t, 6, 0, 0);
+	size = damage_at(t, 1, t->off[3] + MMSB_FR_HDR_SIZE + 2); /* a payload byte of its first frame */
+	expect_recovery(t, 6, 1, false);
 	assert_int_equal(t->n_seen, 5);
-	assert_int_equal(t->seen[0], 1);
 	assert_int_equal(t->seen[1], 2);
 	assert_int_equal(t->seen[2], 4); /* the jump over what was lost */
 	assert_int_equal(t->seen[4], 6);
 	assert_true(t->n_err >= 1);
-	assert_int_equal(file_size(path), size); /* damage is never cut */
-	mmsb_buf_free(&whole);
+	assert_int_equal(file_size(seg_path(t, 1)), size); /* damage is never cut */
 }
 
 /* The last frame of the log, complete but failing its checksum, was
@@ -655,62 +669,35 @@ static void damaged_checksum_in_the_middle(void **state)
 static void damaged_last_frame_is_not_torn(void **state)
 {
 	struct tl *t = *state;
-	struct tlog_recovery res;
-	struct mmsb_buf whole = {0};
-	const char *path = seg_path(t, 1);
-	uint64_t e;
+	uint64_t size;
 
-	assert_int_equal(reopen(t, 0, &res), 0);
-	for (e = 1; e <= 4; e++)
-		append(t, e);
-	mmsb_tlog_close(t->log);
-	t->log = NULL;
-	read_file(path, &whole);
-	whole.p[whole.len - 3] ^= 0x01; /* in the COMMIT of epoch 4 */
-	write_file(path, whole.p, whole.len);
-	assert_int_equal(reopen(t, 0, &res), 0);
-	assert_int_equal(res.n_damage, 1);
-	assert_int_equal(res.last, 3);
-	assert_true(res.end_damaged);
+	log_of(t, 4, 0, 0);
+	size = damage_at(t, 1, t->off[4] + t->len[4] - 3); /* in the COMMIT of epoch 4 */
+	expect_recovery(t, 3, 1, true);
 	expect_seen(t, 1, 3);
 	assert_true(t->n_err >= 1);
-	assert_int_equal(file_size(path), whole.len);
-	mmsb_buf_free(&whole);
+	assert_int_equal(file_size(seg_path(t, 1)), size);
 }
 
 /* Damage in a segment that is not the last: the scan skips to the next
- * segment and goes on; both files are kept whole. */
+ * segment and goes on; the file is kept whole. */
 static void damage_skips_to_the_next_segment(void **state)
 {
 	struct tl *t = *state;
-	struct tlog_recovery res;
-	struct mmsb_buf whole = {0};
-	uint64_t e, first2 = 0;
-	char path[128];
+	uint64_t e, first2 = 0, size;
 
 	t->o.segment_bytes = 1024;
-	assert_int_equal(reopen(t, 0, &res), 0);
-	for (e = 1; e <= 20; e++)
-		append(t, e);
+	log_of(t, 20, 0, 0);
 	for (e = 2; e <= 20 && !first2; e++)
 		if (t->seg[e] != t->seg[1])
 			first2 = e;
 	assert_true(first2 > 2);
 	assert_true(t->seg[20] > t->seg[first2]); /* at least three segments */
-	mmsb_tlog_close(t->log);
-	t->log = NULL;
-	strcpy(path, seg_path(t, 1));
-	read_file(path, &whole);
-	whole.p[t->off[first2 - 1] + MMSB_FR_HDR_SIZE] ^= 0x10; /* the last transaction of segment 1 */
-	write_file(path, whole.p, whole.len);
-	assert_int_equal(reopen(t, 0, &res), 0);
-	assert_int_equal(res.n_damage, 1);
-	assert_int_equal(res.last, 20);
-	assert_false(res.end_damaged);
+	size = damage_at(t, 1, t->off[first2 - 1] + MMSB_FR_HDR_SIZE); /* the last transaction of segment 1 */
+	expect_recovery(t, 20, 1, false);
 	assert_int_equal(t->n_seen, 19);
 	assert_int_equal(t->seen[first2 - 2], first2); /* first2 - 1 is missing */
-	assert_int_equal(file_size(path), whole.len);
-	mmsb_buf_free(&whole);
+	assert_int_equal(file_size(seg_path(t, 1)), size);
 }
 
 /* ---- injected I/O failures --------------------------------------------------------------- */
@@ -721,27 +708,20 @@ static void damage_skips_to_the_next_segment(void **state)
 static void failed_append_is_cut_back(void **state)
 {
 	struct tl *t = *state;
-	struct tlog_recovery res;
-	struct mmsb_buf b = {0};
-	uint32_t seg;
-	uint64_t e, off;
+	uint64_t end;
 
-	assert_int_equal(reopen(t, 0, &res), 0);
-	for (e = 1; e <= 3; e++)
-		append(t, e);
-	txn_frames(4, 0, &b);
+	log_of(t, 3, 0, 0);
+	end = t->off[3] + t->len[3];
 	t->f.short_at = t->f.calls[IO_FAKE_PWRITE] + 1;
 	io_fake_fail(&t->f, IO_FAKE_PWRITE, 2, -ENOSPC, false);
-	assert_int_equal(mmsb_tlog_append(t->log, 4, b.p, b.len, &seg, &off), -ENOSPC);
-	assert_int_equal(file_size(seg_path(t, 1)), t->off[3] + t->len[3]);
+	assert_int_equal(try_append(t, 4, 0), -ENOSPC);
+	assert_int_equal(file_size(seg_path(t, 1)), end);
 	assert_false(mmsb_tlog_failed(t->log));
 	append(t, 4);
-	assert_int_equal(t->off[4], t->off[3] + t->len[3]);
+	assert_int_equal(t->off[4], end);
 	assert_int_equal(mmsb_tlog_sync(t->log), 0);
-	assert_int_equal(reopen(t, 0, &res), 0);
-	assert_int_equal(res.n_damage, 0);
+	expect_recovery(t, 4, 0, false);
 	expect_seen(t, 1, 4);
-	mmsb_buf_free(&b);
 }
 
 /* An fsync failure is sticky and never retried: sync fails, and so does
@@ -749,23 +729,16 @@ static void failed_append_is_cut_back(void **state)
 static void fsync_failure_is_sticky(void **state)
 {
 	struct tl *t = *state;
-	struct tlog_recovery res;
-	struct mmsb_buf b = {0};
-	uint32_t seg;
-	uint64_t off;
 	unsigned n;
 
-	assert_int_equal(reopen(t, 0, &res), 0);
-	append(t, 1);
+	log_of(t, 1, 0, 0);
 	io_fake_fail(&t->f, IO_FAKE_FSYNC, 1, -EIO, false);
 	assert_int_equal(mmsb_tlog_sync(t->log), -EIO);
 	assert_true(mmsb_tlog_failed(t->log));
 	n = t->f.calls[IO_FAKE_FSYNC];
-	txn_frames(2, 0, &b);
-	assert_int_equal(mmsb_tlog_append(t->log, 2, b.p, b.len, &seg, &off), -EROFS);
+	assert_int_equal(try_append(t, 2, 0), -EROFS);
 	assert_int_equal(mmsb_tlog_sync(t->log), -EIO);
 	assert_int_equal(t->f.calls[IO_FAKE_FSYNC], n);
-	mmsb_buf_free(&b);
 }
 
 /* Rolling to a new segment fails: on ENOSPC the log stays usable and the
@@ -774,33 +747,24 @@ static void fsync_failure_is_sticky(void **state)
 static void failed_roll(void **state)
 {
 	struct tl *t = *state;
-	struct tlog_recovery res;
-	struct mmsb_buf b = {0};
-	uint32_t seg;
-	uint64_t off;
 
 	t->o.segment_bytes = 1; /* every transaction after the first in a segment rolls */
-	assert_int_equal(reopen(t, 0, &res), 0);
-	append(t, 1);
-	txn_frames(2, 0, &b);
+	log_of(t, 1, 0, 0);
 	io_fake_fail(&t->f, IO_FAKE_OPEN, 1, -ENOSPC, false);
-	assert_int_equal(mmsb_tlog_append(t->log, 2, b.p, b.len, &seg, &off), -ENOSPC);
+	assert_int_equal(try_append(t, 2, 0), -ENOSPC);
 	assert_false(mmsb_tlog_failed(t->log));
 	assert_int_equal(access(seg_path(t, 2), F_OK), -1);
 	append(t, 2);
 	assert_int_equal(t->seg[2], t->seg[1] + 1);
 	assert_int_equal(access(seg_path(t, 2), F_OK), 0);
-	txn_frames(3, 0, &b);
 	io_fake_fail(&t->f, IO_FAKE_OPEN, 1, -EIO, false);
-	assert_int_equal(mmsb_tlog_append(t->log, 3, b.p, b.len, &seg, &off), -EIO);
+	assert_int_equal(try_append(t, 3, 0), -EIO);
 	assert_true(mmsb_tlog_failed(t->log));
-	assert_int_equal(mmsb_tlog_append(t->log, 3, b.p, b.len, &seg, &off), -EROFS);
-	assert_int_equal(reopen(t, 0, &res), 0);
-	assert_int_equal(res.n_damage, 0);
+	assert_int_equal(try_append(t, 3, 0), -EROFS);
+	expect_recovery(t, 2, 0, false);
 	expect_seen(t, 1, 2);
 	append(t, 3); /* and it goes on after a reopen */
 	assert_int_equal(t->seg[3], t->seg[2] + 1);
-	mmsb_buf_free(&b);
 }
 
 int main(void)

@@ -411,6 +411,11 @@ static struct pbuf *pbuf_get(struct pbuf *pb)
 	return pb;
 }
 
+struct pbuf *pbuf_ref(struct pbuf *pb)
+{
+	return pbuf_get(pb);
+}
+
 int pbuf_read(const struct pbuf *pb, uint64_t off, void *dst, size_t n)
 {
 	uint8_t *d = dst;

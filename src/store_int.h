@@ -68,6 +68,14 @@
 #define SNAP_IDLE_MAX 8 /* closed snapshots kept for reuse */
 #define PAGE_STRIPES 64 /* stripes of page-write mutexes (a power of two) */
 
+/* A page as a page write with propagation sees it: the head's bytes with
+ * the transaction's deferred records applied (a private copy). */
+struct txn_ovl {
+	uint64_t id;	 /* the page */
+	struct pbuf *pb; /* its bytes (host memory, charged to no budget) */
+	uint64_t size;	 /* its size */
+};
+
 struct mmsb_txn {
 	struct mmsb_store *st;
 	enum mmsb_source src;
@@ -103,8 +111,12 @@ struct mmsb_txn {
 	/* page writes (mmsb_page_write): the record is made without touching
 	 * the head, and applied at commit */
 	bool stable;		       /* this transaction published st->stable */
-	bool deferred;		       /* records are kept in pend, not applied */
-	struct mmsb_rec pend;	       /* the one deferred record (bodies in diff/pack) */
+	bool deferred;		       /* records are kept for the commit, not applied */
+	bool multi;		       /* more than one deferred record (propagation) */
+	struct mmsb_rec pend;	       /* the first deferred record (its raw body in hold) */
+	struct mmsb_buf hold;	       /* the unpacked body of pend */
+	struct txn_ovl *ovl;	       /* pages the deferred records changed, as t reads them */
+	size_t n_ovl, cap_ovl;
 	struct mmsb_txn *next_free;    /* st->fast_free list */
 };
 
@@ -134,7 +146,8 @@ struct mmsb_store {
 	int64_t ctime;			/* store creation time */
 	uint8_t sb[MMSB_SB_SIZE];	/* the superblock as read or written (protected by lock) */
 	uint32_t incompat;		/* its incompat features (protected by lock) */
-	bool read_only;			/* opened read-only, or forced by ro_compat bits */
+	_Atomic bool read_only;		/* opened read-only, forced by ro_compat bits, or set when
+					 * reloading the head failed; read without a lock */
 	bool damaged;			/* read-only open stopped at damage */
 	struct mmsb_epoch_range *lost;	/* epochs whose log records are lost, sorted (protected by lock) */
 	size_t n_lost;
@@ -263,6 +276,10 @@ int tags_load(struct mmsb_store *st);
 /* Tags naming epochs < keep: -EBUSY, or with force remove them. */
 int tags_before(struct mmsb_store *st, uint64_t keep, bool force);
 
+/* txn.c: the bytes and size of page n as transaction t reads them (its
+ * deferred records included). */
+void txn_page_view(const struct mmsb_txn *t, const struct ns_node *n, const struct pbuf **pb, uint64_t *size);
+uint64_t txn_page_size(const struct mmsb_txn *t, const struct ns_node *n);
 /* txn.c: free the buffers of a transaction (not t itself). */
 void txn_free(struct mmsb_txn *t);
 /* txn.c: setxattr without the dependency checks (recomputes use it). */

@@ -248,7 +248,7 @@ static void cache_bound_drops_pages(void **state)
 	static uint8_t want[NP][SZ], buf[SZ];
 	struct mmsb_stats a, b;
 	struct mmsb_snap *s;
-	char name[16];
+	char name[32];
 	unsigned i, k;
 
 	quiet_reopen(fx, (size_t)bound);

@@ -30,6 +30,7 @@
 
 #define SEED 0x5eed5eed12345678ull
 #define MAX_EPOCHS 512
+#define NAME_CAP 32 /* "user.k" and any unsigned */
 
 struct tl {
 	char dir[64];		       /* the store directory (temporary) */
@@ -70,7 +71,7 @@ static void make_rec(uint64_t e, unsigned k, uint8_t *val, char *name, struct mm
 	uint32_t vlen = (uint32_t)((e * 7 + k * 13) % 50);
 
 	memset(val, (int)(e + k), vlen);
-	snprintf(name, 16, "user.k%u", k);
+	snprintf(name, NAME_CAP, "user.k%u", k);
 	memset(r, 0, sizeof(*r));
 	r->type = MMSB_FR_SETXATTR;
 	r->epoch = e;
@@ -92,7 +93,7 @@ static void txn_frames(uint64_t e, uint32_t extra, struct mmsb_buf *out)
 	out->len = 0;
 	for (k = 0; k < n_recs(e); k++) {
 		uint8_t *val = calloc(1, 64 + extra);
-		char name[16];
+		char name[NAME_CAP];
 
 		assert_non_null(val);
 		make_rec(e, k, val, name, &r);
@@ -129,7 +130,7 @@ static int collect(void *arg, const struct tlog_txn *x)
 		const struct mmsb_rec *r = &x->recs[k];
 		struct mmsb_rec want;
 		uint8_t val[64];
-		char name[16];
+		char name[NAME_CAP];
 
 		make_rec(x->epoch, k, val, name, &want);
 		assert_int_equal(r->type, MMSB_FR_SETXATTR);

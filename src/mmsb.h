@@ -17,8 +17,9 @@
  * work: a page write (mmsb_page_write) holds them up only while its record
  * is copied into the page, after its log append; a transaction holds them up
  * from begin to end, except while it runs an exec: recompute (then they read
- * the epoch before it).  Page writes to different pages run in parallel:
- * only the epoch, the log append and the publication are serial.
+ * the epoch before it).  Page writes to different pages run in parallel,
+ * their propagation included: only the epoch, the log append and the
+ * publication are serial.
  * Transactions are serialized with each other and with page writes (one at
  * a time, as in LMDB).  Concurrent committers share fsyncs (group commit).
  */
@@ -326,14 +327,15 @@ void mmsb_txn_abort(struct mmsb_txn *txn);
 
 /* One write(2) to page id as its own epoch: mmsb_txn_begin, mmsb_txn_write
  * and mmsb_txn_commit in one call, made for parallel writers.  A page in
- * host memory without dependents takes a path of its own: the delta is made
- * while only writers of the same page wait, and the commit (epoch, log
- * append, publication) is the one serial step; head readers wait only while
- * the bytes are copied into the page.  Other pages (GPU pages, parents of
- * derived pages, unlinked pages) and writes over 64 MiB take a transaction.
- * The same bytes record nothing (*epoch 0).  Returns len, or the errors of
- * mmsb_txn_write and mmsb_txn_commit; -ENOSPC when max_memory would be
- * passed.  epoch may be NULL. */
+ * host memory takes a path of its own: the delta (and the recomputation of
+ * the pages derived from it, exec: included) is made while only writers of
+ * the same pages wait, and the commit (epoch, log append, publication) is
+ * the one serial step; head readers wait only while the bytes are copied
+ * into the pages.  An unlinked page, a write over 64 MiB, and a write to a
+ * page with dependents whose propagation reaches a GPU page, more than 64
+ * pages or more than 16 MiB of pages to change take a transaction.  The same bytes record nothing (*epoch 0).  Returns len, or
+ * the errors of mmsb_txn_write and mmsb_txn_commit; -ENOSPC when max_memory
+ * would be passed.  epoch may be NULL. */
 ssize_t mmsb_page_write(struct mmsb_store *st, enum mmsb_source src, uint64_t id, uint64_t off, const void *buf,
 			size_t len, uint64_t *epoch);
 

@@ -495,18 +495,22 @@ static int pbuf_host_resize(struct pbuf **pb, uint64_t keep, uint64_t cap)
 		return rc;
 	}
 	if (!old->map_len && cap < PBUF_MAP_MIN) {
-		if (cap > old_cap && (rc = pbuf_charge(old, cap - old_cap)) < 0)
+		struct mmsb_mem *mem = old->mem; /* old is not touched once realloc ran */
+
+		if (cap > old_cap && (rc = mmsb_mem_charge(mem, cap - old_cap)) < 0)
 			return rc;
 		nb = realloc(old, sizeof(*old) + cap);
 		if (!nb) {
 			if (cap > old_cap)
-				pbuf_uncharge(old, cap - old_cap);
+				mmsb_mem_uncharge(mem, cap - old_cap);
 			return -ENOMEM;
 		}
-		if (cap > old_cap)
+		if (cap > old_cap) {
+			nb->charged += cap - old_cap;
 			memset(nb->bytes + old_cap, 0, cap - old_cap);
-		else
+		} else {
 			pbuf_uncharge(nb, old_cap - cap);
+		}
 		nb->cap = cap;
 		nb->data = nb->bytes;
 		*pb = nb;
@@ -588,6 +592,11 @@ static void pbuf_try_settle(struct pbuf *pb)
 		pbuf_settle(pb);
 		pthread_mutex_unlock(&pb->mu);
 	}
+}
+
+struct pbuf *pbuf_ref(struct pbuf *pb)
+{
+	return pbuf_get(pb);
 }
 
 int pbuf_read(const struct pbuf *pb, uint64_t off, void *dst, size_t n)
@@ -1923,12 +1932,16 @@ static int mark_range(void *arg, uint64_t off, uint64_t len)
 static int pbuf_mark_delta(struct pbuf *pb, uint8_t enc, const uint8_t *body, size_t len)
 {
 	struct mark_ctx m = {.pb = pb, .last = UINT64_MAX};
-	bool lazy;
+	bool lazy = pb->dmap && atomic_load_explicit(&pb->src, memory_order_acquire) != NULL;
 	int rc;
 
-	if (!pb->dmap)
-		return 0;
+	/* a lazy copy always takes the marking pass: its pending chunks hold
+	 * data (their bits are set) but must be made its own first */
+	if (!pb->dmap || (pb->n_data == pb->n_chunks && !lazy))
+		return 0; /* no chunk map, or every chunk holds data already */
 	rc = mmsb_delta_ranges(enc, body, len, mark_range, &m);
+	if (rc == 0 && m.fresh == 0 && !lazy)
+		return 0;
 	if (rc == 0)
 		rc = pbuf_charge(pb, m.fresh * PBUF_CHUNK);
 	if (rc < 0)
@@ -1936,7 +1949,6 @@ static int pbuf_mark_delta(struct pbuf *pb, uint8_t enc, const uint8_t *body, si
 	m.last = UINT64_MAX;
 	m.mark = true;
 	m.fresh = 0;
-	lazy = atomic_load_explicit(&pb->src, memory_order_acquire) != NULL;
 	if (lazy)
 		pthread_mutex_lock(&pb->mu);
 	mmsb_delta_ranges(enc, body, len, mark_range, &m);

@@ -188,6 +188,8 @@ int ns_page_prepare(struct ns_node *n, const struct mmsb_rec *r, struct mmsb_mem
 /* A host buffer of cap zero bytes, charged to no budget (NULL: -ENOMEM). */
 struct pbuf *pbuf_new(uint64_t cap);
 void pbuf_put(struct pbuf *pb);
+/* One more reference to pb (NULL: none); returns pb. */
+struct pbuf *pbuf_ref(struct pbuf *pb);
 /* Copy bytes [off, off + n) of pb to host memory (device buffers: copy_out,
  * which waits for the kernels that wrote them; holes of mapped buffers are
  * served without touching them).  0 or -EIO. */

@@ -2,6 +2,28 @@
  * transactions, checkpoints), snap.c (time-travel views) and travel.c
  * (history, diff, restore, compaction).  Nothing outside src/ includes it.
  *
+ * NAMES, the rule for every module of src/ and kernels/:
+ *   - The public API (mmsb.h, exported by libmmsb.so through libmmsb.map)
+ *     and the kernel table (kernels/kern.h): mmsb_<module>_<verb>,
+ *     struct mmsb_<x>, MMSB_<X>.
+ *   - Modules whose subject is bytes -- the foundation (diag, io, sum, buf,
+ *     stats, format.h), the codecs (delta, rec) and the files (tlog, ckpt)
+ *     -- name their functions mmsb_<module>_<verb> too (mmsb_tlog_append,
+ *     mmsb_ckpt_load, mmsb_rec_decode); their other types take the bare
+ *     module name (struct tlog_opts, struct ckpt_ctx).
+ *   - Modules whose subject is the store's in-memory state use the bare
+ *     module name for functions and types: ns_ (pbuf_ for page buffers),
+ *     hist_ (the log index: "hist" means nothing else; latency histograms
+ *     are struct mmsb_lat in stats.h), snap_, txn_, store_, tags_, perm_,
+ *     prop_, retain_; inside kernels/, kern_ and kq_ (kern_int.h).  Older
+ *     exceptions: struct mmsb_hist and struct mmsb_mem.
+ *   - Static functions drop mmsb_ and keep their module's name
+ *     (tlog_scan, snap_read_rec).
+ * A new module picks by the same test (bytes: mmsb_; in-memory state: bare).
+ * Names are not changed only to follow the rule: a module changes with
+ * real work on it.  The static library libmmsb.a, which the daemon, mmsbctl
+ * and the tests link, exports every non-static name, so none may collide.
+ *
  * Locks, in the order they are taken:
  *   st->gate	  rwlock: writers.  A transaction (mmsb_txn_begin) holds it
  *		  for writing from begin to end; a page write (mmsb_page_write)
@@ -46,6 +68,14 @@
 #define SNAP_IDLE_MAX 8 /* closed snapshots kept for reuse */
 #define PAGE_STRIPES 64 /* stripes of page-write mutexes (a power of two) */
 
+/* A page as a page write with propagation sees it: the head's bytes with
+ * the transaction's deferred records applied (a private copy). */
+struct txn_ovl {
+	uint64_t id;	 /* the page */
+	struct pbuf *pb; /* its bytes (host memory, charged to no budget) */
+	uint64_t size;	 /* its size */
+};
+
 struct mmsb_txn {
 	struct mmsb_store *st;
 	enum mmsb_source src;
@@ -81,8 +111,12 @@ struct mmsb_txn {
 	/* page writes (mmsb_page_write): the record is made without touching
 	 * the head, and applied at commit */
 	bool stable;		       /* this transaction published st->stable */
-	bool deferred;		       /* records are kept in pend, not applied */
-	struct mmsb_rec pend;	       /* the one deferred record (bodies in diff/pack) */
+	bool deferred;		       /* records are kept for the commit, not applied */
+	bool multi;		       /* more than one deferred record (propagation) */
+	struct mmsb_rec pend;	       /* the first deferred record (its raw body in hold) */
+	struct mmsb_buf hold;	       /* the unpacked body of pend */
+	struct txn_ovl *ovl;	       /* pages the deferred records changed, as t reads them */
+	size_t n_ovl, cap_ovl;
 	struct mmsb_txn *next_free;    /* st->fast_free list */
 };
 
@@ -167,7 +201,7 @@ struct mmsb_store {
 	_Atomic uint64_t n_commits, n_records, n_deltas, delta_bytes, delta_record_bytes;
 	uint64_t replay_bytes, replay_ns;
 	_Atomic uint64_t ckpt_write_bytes, ckpt_write_ns;
-	struct mmsb_hist_ns h_commit, h_sync, h_apply;
+	struct mmsb_lat h_commit, h_sync, h_apply; /* latencies of commit, log sync, record apply */
 };
 
 /* Log bytes past the newest checkpoint that call for the next one (ck_mu
@@ -242,6 +276,10 @@ int tags_load(struct mmsb_store *st);
 /* Tags naming epochs < keep: -EBUSY, or with force remove them. */
 int tags_before(struct mmsb_store *st, uint64_t keep, bool force);
 
+/* txn.c: the bytes and size of page n as transaction t reads them (its
+ * deferred records included). */
+void txn_page_view(const struct mmsb_txn *t, const struct ns_node *n, const struct pbuf **pb, uint64_t *size);
+uint64_t txn_page_size(const struct mmsb_txn *t, const struct ns_node *n);
 /* txn.c: free the buffers of a transaction (not t itself). */
 void txn_free(struct mmsb_txn *t);
 /* txn.c: setxattr without the dependency checks (recomputes use it). */
@@ -256,7 +294,5 @@ void snap_drop_all(struct mmsb_store *st);
 int snap_load_page(struct mmsb_snap *s, struct ns_node *n, bool locked);
 /* Build a private, unshared view of epoch e (st->lock not held). */
 int snap_build(struct mmsb_store *st, uint64_t e, struct mmsb_snap **out);
-/* Read the frame of hist record hr and decode it into r (bytes in buf). */
-int store_read_rec(struct mmsb_store *st, const struct hist_rec *hr, struct mmsb_buf *buf, struct mmsb_rec *r);
 
 #endif

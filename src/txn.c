@@ -93,6 +93,99 @@ static int note_change(struct mmsb_txn *t, enum mmsb_change kind, uint64_t id, u
 	return 0;
 }
 
+/* ---- deferred records (page writes) ---------------------------------------------------- */
+
+void txn_page_view(const struct mmsb_txn *t, const struct ns_node *n, const struct pbuf **pb, uint64_t *size)
+{
+	size_t i;
+
+	for (i = 0; i < t->n_ovl; i++)
+		if (t->ovl[i].id == n->id) {
+			*pb = t->ovl[i].pb;
+			*size = t->ovl[i].size;
+			return;
+		}
+	*pb = n->data;
+	*size = n->size;
+}
+
+uint64_t txn_page_size(const struct mmsb_txn *t, const struct ns_node *n)
+{
+	const struct pbuf *pb;
+	uint64_t size;
+
+	txn_page_view(t, n, &pb, &size);
+	return size;
+}
+
+/* Apply the byte record r to the private copy of its page that t reads
+ * (made from the head's bytes on first use). */
+static int ovl_apply(struct mmsb_txn *t, struct ns_node *n, const struct mmsb_rec *r)
+{
+	struct txn_ovl *o = NULL;
+	size_t i;
+
+	for (i = 0; i < t->n_ovl && !o; i++)
+		if (t->ovl[i].id == n->id)
+			o = &t->ovl[i];
+	if (!o) {
+		if (t->n_ovl == t->cap_ovl) {
+			size_t cap = t->cap_ovl ? 2 * t->cap_ovl : 8;
+			struct txn_ovl *v = realloc(t->ovl, cap * sizeof(*v));
+
+			if (!v)
+				return -ENOMEM;
+			t->ovl = v;
+			t->cap_ovl = cap;
+		}
+		o = &t->ovl[t->n_ovl++];
+		*o = (struct txn_ovl){n->id, pbuf_ref(n->data), n->size};
+	}
+	return ns_bytes_apply(&o->pb, &o->size, r, &t->scratch, NULL, NULL);
+}
+
+static void ovl_clear(struct mmsb_txn *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n_ovl; i++)
+		pbuf_put(t->ovl[i].pb);
+	t->n_ovl = 0;
+}
+
+/* Keep record r of a page write for its commit instead of applying it.
+ * The page gets room and memory budget for it now (-ENOSPC here, never
+ * after the log append), and t's own later reads of it (propagation) see
+ * it through an overlay.  The first record keeps its unpacked body in
+ * t->hold; the others are decoded from their frames at commit. */
+static int txn_defer(struct mmsb_txn *t, const struct mmsb_rec *r)
+{
+	struct mmsb_store *st = t->st;
+	int rc = 0;
+
+	if (t->n_recs > 0 && !t->multi)
+		return -EINVAL; /* one record: the caller keeps to one chunk */
+	if (mmsb_rec_is_bytes(r->type)) {
+		struct ns_node *n = ns_get(st->ns, r->node);
+
+		if (!n)
+			return -ENOENT;
+		pthread_rwlock_wrlock(&st->lock);
+		rc = ns_page_prepare(n, r, st->ns->mem);
+		pthread_rwlock_unlock(&st->lock);
+		if (rc == 0 && t->multi)
+			rc = ovl_apply(t, n, r);
+	}
+	if (rc == 0 && t->n_recs == 0) {
+		struct mmsb_buf b = t->hold;
+
+		t->pend = *r;
+		t->hold = t->diff; /* the body stays where pend.raw points */
+		t->diff = b;
+	}
+	return rc;
+}
+
 /* Encode r into the frame buffer, note the change, then apply r to the
  * head.  On error nothing of r remains in the frames or the change list;
  * the head is unchanged unless poisoned is set (ns_apply stopped half-way:
@@ -115,7 +208,7 @@ static int txn_record(struct mmsb_txn *t, struct mmsb_rec *r, enum mmsb_change k
 		t->recs = o;
 		t->cap_recs = cap;
 	}
-	r->epoch = t->epoch;
+	r->epoch = t->deferred ? 0 : t->epoch; /* a page write: summed when restamped (rec.h) */
 	r->time = t->time;
 	r->flags = t->rec_flags;
 	if (t->frames.len > UINT32_MAX - MMSB_FR_MAX_PAYLOAD)
@@ -124,14 +217,16 @@ static int txn_record(struct mmsb_txn *t, struct mmsb_rec *r, enum mmsb_change k
 	if (flen < 0)
 		return (int)flen;
 	rc = note_change(t, kind, r->node, parent, bytes);
-	if (rc == 0 && t->deferred) { /* a page write: applied at commit */
-		if (t->n_recs > 0) {
-			rc = -EINVAL; /* one record only (the caller keeps to one chunk) */
-		} else {
-			t->pend = *r;
-			t->recs[t->n_recs++] = store_hist_rec(r, 0, mark, (uint32_t)flen);
-			return 0;
+	if (t->deferred) { /* a page write: the head changes at commit */
+		if (rc == 0)
+			rc = txn_defer(t, r);
+		if (rc < 0) {
+			t->frames.len = mark;
+			t->n_changes = n_changes;
+			return rc;
 		}
+		t->recs[t->n_recs++] = store_hist_rec(r, 0, mark, (uint32_t)flen);
+		return 0;
 	}
 	/* before the head first changes: readers keep the committed state
 	 * while an exec: recompute runs with st->lock released (prop.c) */
@@ -287,24 +382,28 @@ static int write_chunk(struct mmsb_txn *t, struct ns_node *n, uint64_t off, cons
 	struct mmsb_store *st = t->st;
 	struct mmsb_delta_info info;
 	struct mmsb_rec r = {.node = n->id};
-	uint64_t nsize = off + len > n->size ? off + len : n->size;
-	size_t wlen = off < n->size ? (n->size - off < len ? (size_t)(n->size - off) : len) : 0;
+	const struct pbuf *pb;
+	uint64_t size, nsize;
+	size_t wlen;
 	const uint8_t *old = NULL;
 	int rc = 0;
 
+	txn_page_view(t, n, &pb, &size);
+	nsize = off + len > size ? off + len : size;
+	wlen = off < size ? (size - off < len ? (size_t)(size - off) : len) : 0;
 	t->diff.len = 0;
 	if (n->dev) { /* a GPU page: logged as written, not diffed (kern.h, enqueue) */
 		rc = write_whole(off, src, len, &t->diff, &info);
 	} else {
 		if (wlen)
-			old = pbuf_view(n->data, off, wlen, &t->window, &rc);
+			old = pbuf_view(pb, off, wlen, &t->window, &rc);
 		if (rc == 0)
 			rc = mmsb_delta_diff_window(old, wlen, off, src, len, &t->diff, &info);
 	}
 	if (rc < 0)
 		return rc;
 	if (info.changed == 0) {
-		if (nsize == n->size)
+		if (nsize == size)
 			return 0;
 		r.type = MMSB_FR_TRUNCATE; /* zeros past the end: only the size changes */
 		r.u.truncate.size = nsize;
@@ -373,7 +472,7 @@ int mmsb_txn_truncate(struct mmsb_txn *t, uint64_t id, uint64_t size)
 		return rc;
 	if (size > MMSB_PAGE_MAX)
 		return -EFBIG;
-	if (size == n->size)
+	if (size == txn_page_size(t, n))
 		return 0;
 	if (n->orphan)
 		return ns_page_truncate(n, size, t->st->ns->mem);
@@ -803,6 +902,9 @@ static void fast_put(struct mmsb_txn *t)
 
 void txn_free(struct mmsb_txn *t)
 {
+	ovl_clear(t);
+	free(t->ovl);
+	mmsb_buf_free(&t->hold);
 	mmsb_buf_free(&t->frames);
 	mmsb_buf_free(&t->diff);
 	mmsb_buf_free(&t->pack);
@@ -816,36 +918,109 @@ void txn_free(struct mmsb_txn *t)
 	free(t->recs);
 }
 
-/* Can page id take the page-write path?  It must be a page in the tree,
- * in host memory, with no dependents (a write to a parent recomputes its
- * children in the same epoch: a transaction does that).  st->lock held. */
-static int fast_eligible(struct mmsb_store *st, uint64_t id, struct ns_node **out)
+#define FAST_CLOSURE_MAX 64 /* pages a page write with propagation may lock */
+/* bytes of the pages a page write with propagation may change: each is
+ * copied into an overlay, which a transaction (changing the pages in place)
+ * does not need */
+#define FAST_OVERLAY_MAX (16ull << 20)
+
+static unsigned stripe_of(uint64_t id)
+{
+	return (unsigned)((id * 0x9E3779B97F4A7C15ull) >> 58); /* 64 stripes */
+}
+
+static bool add_id(uint64_t *set, size_t *n, uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < *n; i++)
+		if (set[i] == id)
+			return true;
+	if (*n == FAST_CLOSURE_MAX)
+		return false;
+	set[(*n)++] = id;
+	return true;
+}
+
+static int cmp_uint(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Plan a page write of id (st->lock held for reading): the stripes it
+ * must hold, sorted, into stripes (*n_stripes).  A page without dependents
+ * needs its own; a page with dependents needs those of every page its
+ * propagation writes (its descendants) or reads (their parents), and *multi
+ * is set.  Returns 0, 1 when the write must take a transaction instead (an
+ * unlinked page, a GPU page in the way, more than FAST_CLOSURE_MAX pages or
+ * FAST_OVERLAY_MAX bytes to change), or the refusal of a page-only
+ * operation. */
+static int fast_plan(struct mmsb_store *st, uint64_t id, unsigned *stripes, size_t *n_stripes, bool *multi)
 {
 	struct ns_node *n = ns_get(st->ns, id);
+	uint64_t down[FAST_CLOSURE_MAX], all[FAST_CLOSURE_MAX], size;
+	size_t n_down = 0, n_all = 0, k, i;
 	int rc = ns_page_check(n);
 
 	if (rc < 0)
 		return rc;
-	if (n->orphan || n->dev || n->n_kids > 0)
-		return 1;
-	*out = n;
+	if (n->orphan || (n->dev && n->n_kids))
+		return 1; /* a GPU page's own writes are deferred too; its propagation is not */
+	add_id(down, &n_down, id);
+	add_id(all, &n_all, id);
+	for (k = 0; k < n_down; k++) { /* breadth first: the list grows as we go */
+		struct ns_node *x = ns_get(st->ns, down[k]);
+
+		for (i = 0; x && i < x->n_kids; i++) {
+			struct ns_node *c = ns_get(st->ns, x->kids[i]);
+			uint16_t j;
+
+			if (!c || c->dev || c->orphan || !add_id(down, &n_down, c->id) || !add_id(all, &n_all, c->id))
+				return 1;
+			for (j = 0; j < c->n_deps; j++) {
+				struct ns_node *p = ns_get(st->ns, c->deps[j]);
+
+				if (p && p->dev)
+					return 1;
+				if (!add_id(all, &n_all, c->deps[j]))
+					return 1;
+			}
+		}
+	}
+	*multi = n_down > 1;
+	for (k = 0, size = 0; *multi && k < n_down; k++) {
+		struct ns_node *x = ns_get(st->ns, down[k]);
+
+		size += x ? x->size : 0;
+		if (size > FAST_OVERLAY_MAX)
+			return 1;
+	}
+	for (i = 0; i < n_all; i++)
+		stripes[i] = stripe_of(all[i]);
+	qsort(stripes, n_all, sizeof(*stripes), cmp_uint);
+	for (i = k = 0; i < n_all; i++)
+		if (k == 0 || stripes[k - 1] != stripes[i])
+			stripes[k++] = stripes[i];
+	*n_stripes = k;
 	return 0;
 }
 
-/* Commit t's one deferred record: the epoch, the log append and the
+/* Commit t's deferred records: the epoch, the log append and the
  * publication to readers, in that order, under commit_mu (the only part of
  * a page write that is serial); st->lock is held for writing only while the
- * record is applied to the head.  n is the page (its stripe held). */
-static int fast_commit(struct mmsb_txn *t, struct ns_node *n, uint64_t *epoch)
+ * records are applied to the head. */
+static int fast_commit(struct mmsb_txn *t, uint64_t *epoch)
 {
 	struct mmsb_store *st = t->st;
 	struct mmsb_rec c = {.type = MMSB_FR_COMMIT};
 	uint64_t off = 0, e;
-	uint32_t seg = 0;
+	uint32_t seg = 0, i;
 	int64_t flen;
 	int rc;
 
-	c.u.commit.n_frames = 1;
+	c.u.commit.n_frames = t->n_recs;
 	c.u.commit.source = (uint8_t)t->src;
 	c.u.commit.changed = t->changed;
 	flen = mmsb_rec_encode(&c, st->seed, &t->frames);
@@ -857,25 +1032,32 @@ static int fast_commit(struct mmsb_txn *t, struct ns_node *n, uint64_t *epoch)
 	t->time = mmsb_wall_ns();
 	mmsb_rec_restamp(t->frames.p, t->frames.len, e, t->time, st->seed);
 	rc = mmsb_tlog_append(st->log, e, t->frames.p, t->frames.len, &seg, &off);
-	if (rc < 0) { /* the head never saw the record: nothing to undo */
+	if (rc < 0) { /* the head never saw the records: nothing to undo */
 		pthread_mutex_unlock(&st->commit_mu);
 		return rc;
 	}
 	t->pend.epoch = e;
 	t->pend.time = t->time;
-	t->recs[0].epoch = e;
+	for (i = 0; i < t->n_recs; i++)
+		t->recs[i].epoch = e;
 	pthread_rwlock_wrlock(&st->lock);
 	rc = ns_apply(st->ns, &t->pend, &t->scratch);
+	for (i = 1; i < t->n_recs && rc == 0; i++) { /* propagated records, from their frames */
+		struct mmsb_rec r;
+		int64_t fl = mmsb_rec_decode(t->frames.p + t->recs[i].off, t->frames.len - t->recs[i].off, st->seed,
+					     &r, NULL);
+
+		rc = fl < 0 ? (int)fl : ns_apply(st->ns, &r, &t->scratch);
+	}
 	if (rc < 0) { /* committed in the log, not in memory: rebuild the head from the log */
-		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: page %" PRIu64 ": epoch %" PRIu64 " is logged but "
-			  "applying it failed (%s): rebuilding the head", n->id, e, strerror(-rc));
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: epoch %" PRIu64 " is logged but applying it failed (%s): "
+			  "rebuilding the head", e, strerror(-rc));
 		atomic_store(&st->need_reload, true);
-		rc = 0;
 	}
 	index_commit(t, seg, off);
 	atomic_store(&st->head, e);
 	atomic_fetch_add(&st->n_commits, 1);
-	atomic_fetch_add(&st->n_records, 1);
+	atomic_fetch_add(&st->n_records, t->n_recs);
 	pthread_mutex_lock(&st->ck_mu);
 	st->log_since_ckpt += t->frames.len;
 	if (store_ckpt_due(st) && st->log_since_ckpt >= store_ckpt_due(st) && st->ck_want <= st->ck_done) {
@@ -890,50 +1072,33 @@ static int fast_commit(struct mmsb_txn *t, struct ns_node *n, uint64_t *epoch)
 	return 0; /* the commit hook runs once the locks are released */
 }
 
-/* The write itself: the page's stripe held, st->gate held for reading.
- * *other: the page must take a transaction instead (nothing done). */
+/* The write itself, with its stripes and st->gate (for reading) held: no
+ * other writer can change the pages it reads or writes, nor the tree. */
 static ssize_t fast_write(struct mmsb_txn *t, uint64_t id, uint64_t off, const void *buf, size_t len,
-			  uint64_t *epoch, bool *other)
+			  uint64_t *epoch)
 {
-	struct mmsb_store *st = t->st;
-	struct ns_node *n = NULL;
-	int rc;
+	struct ns_node *n = ns_get(t->st->ns, id);
+	int rc = write_chunk(t, n, off, buf, len);
 
-	/* the node cannot go away or change but through this stripe: every
-	 * other writer of the tree is a transaction, which the gate keeps out */
-	pthread_rwlock_rdlock(&st->lock);
-	rc = fast_eligible(st, id, &n);
-	pthread_rwlock_unlock(&st->lock);
-	*other = rc == 1;
-	if (rc != 0)
-		return rc < 0 ? rc : 0;
-	rc = write_chunk(t, n, off, buf, len);
-	if (rc == 0 && t->poisoned)
-		rc = t->poisoned;
+	if (rc == 0 && t->n_recs && t->multi)
+		rc = prop_run(t); /* no store-wide lock held: an exec: may take its time */
 	if (rc < 0)
 		return rc;
 	if (t->n_recs == 0) {
 		*epoch = 0;
 		return (ssize_t)len; /* the same bytes: no record, no epoch */
 	}
-	/* room for the bytes (and a private copy of a buffer a checkpoint
-	 * shares) before the log append: the memory budget refuses the write
-	 * here (-ENOSPC), never after it is committed */
-	pthread_rwlock_wrlock(&st->lock);
-	rc = ns_page_prepare(n, &t->pend, st->ns->mem);
-	pthread_rwlock_unlock(&st->lock);
-	if (rc < 0)
-		return rc;
-	rc = fast_commit(t, n, epoch);
+	rc = fast_commit(t, epoch);
 	return rc < 0 ? rc : (ssize_t)len;
 }
 
 ssize_t mmsb_page_write(struct mmsb_store *st, enum mmsb_source src, uint64_t id, uint64_t off, const void *buf,
 			size_t len, uint64_t *epoch)
 {
-	pthread_mutex_t *stripe = &st->page_mu[(id * 0x9E3779B97F4A7C15ull) >> 58];
+	unsigned stripes[FAST_CLOSURE_MAX];
+	size_t n_stripes = 0, i;
 	struct mmsb_txn *t, *x;
-	bool other = true;
+	bool multi = false, other = true;
 	uint64_t e = 0;
 	ssize_t rc;
 	int crc;
@@ -944,22 +1109,34 @@ ssize_t mmsb_page_write(struct mmsb_store *st, enum mmsb_source src, uint64_t id
 		return -EFBIG;
 	t = len && len <= MMSB_WRITE_CHUNK ? fast_get(st) : NULL;
 	if (t) {
-		t->src = src;
-		t->t0 = mmsb_now_ns();
-		t->epoch = 0; /* frames unsummed until restamped (rec.h) */
-		t->n_recs = 0;
-		t->changed = 0;
-		t->poisoned = 0;
-		t->frames.len = 0;
-		t->n_changes = 0;
-		t->n_rewired = 0;
-		t->rec_flags = 0;
-		t->deferred = true;
-		pthread_rwlock_rdlock(&st->gate);
-		pthread_mutex_lock(stripe);
-		other = false;
-		rc = st->read_only ? -EROFS : fast_write(t, id, off, buf, len, &e, &other);
-		pthread_mutex_unlock(stripe);
+		pthread_rwlock_rdlock(&st->gate); /* the tree stays as it is */
+		pthread_rwlock_rdlock(&st->lock);
+		rc = st->read_only ? -EROFS : fast_plan(st, id, stripes, &n_stripes, &multi);
+		pthread_rwlock_unlock(&st->lock);
+		other = rc == 1;
+		if (rc == 0) {
+			t->src = src;
+			t->t0 = mmsb_now_ns();
+			t->n_recs = 0;
+			t->changed = 0;
+			t->poisoned = 0;
+			t->frames.len = 0;
+			t->n_changes = 0;
+			t->n_rewired = 0;
+			t->rec_flags = 0;
+			t->has_cred = false;
+			t->owner_ok = false;
+			t->why[0] = '\0';
+			t->stable = false;
+			t->deferred = true;
+			t->multi = multi;
+			for (i = 0; i < n_stripes; i++) /* in order: no two writers wait for each other */
+				pthread_mutex_lock(&st->page_mu[stripes[i]]);
+			rc = fast_write(t, id, off, buf, len, &e);
+			while (n_stripes)
+				pthread_mutex_unlock(&st->page_mu[stripes[--n_stripes]]);
+			ovl_clear(t);
+		}
 		pthread_rwlock_unlock(&st->gate);
 		if (e && st->o.commit_fn) {
 			struct mmsb_commit_info ci = {e, t->time, t->src, t->n_changes, t->changes, t->changed};

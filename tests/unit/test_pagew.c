@@ -98,6 +98,42 @@ static void parent_recomputes(void **state)
 	assert_memory_equal(got, "hello", 5);
 }
 
+/* A page write to the top of a chain and a diamond: every derived page
+ * follows in the same epoch (the deferred records read through overlays),
+ * and replay reproduces them. */
+static void propagation_in_page_write(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t a = fx_page(fx, "a", "1234", 4), b = fx_page(fx, "b", NULL, 0), c = fx_page(fx, "c", NULL, 0),
+		 d = fx_page(fx, "d", NULL, 0), e, e2;
+	uint8_t got[16];
+	int k;
+
+	assert_int_equal(fx_setx(fx, b, "user.mmsb.deps", "a"), 0);
+	assert_int_equal(fx_setx(fx, b, "user.mmsb.recompute", "copy"), 0);
+	assert_int_equal(fx_setx(fx, c, "user.mmsb.deps", "b"), 0);
+	assert_int_equal(fx_setx(fx, c, "user.mmsb.recompute", "copy"), 0);
+	assert_int_equal(fx_setx(fx, d, "user.mmsb.deps", "b,c"), 0);
+	assert_int_equal(fx_setx(fx, d, "user.mmsb.recompute", "concat"), 0);
+	assert_int_equal(mmsb_page_write(fx->st, MMSB_SRC_USER, a, 2, "xyzw", 4, &e), 4);
+	assert_int_equal(e, mmsb_store_head(fx->st));
+	for (k = 0; k < 2; k++) {
+		memset(got, 0, sizeof(got));
+		assert_int_equal(mmsb_read(fx->st, b, 0, got, sizeof(got)), 6);
+		assert_memory_equal(got, "12xyzw", 6);
+		assert_int_equal(mmsb_read(fx->st, c, 0, got, sizeof(got)), 6);
+		assert_memory_equal(got, "12xyzw", 6);
+		assert_int_equal(mmsb_read(fx->st, d, 0, got, sizeof(got)), 12);
+		assert_memory_equal(got, "12xyzw12xyzw", 12);
+		fx_reopen(fx);
+	}
+	/* a shorter parent: children shrink in the same epoch */
+	assert_int_equal(mmsb_page_write(fx->st, MMSB_SRC_USER, a, 0, "QQ", 2, &e2), 2);
+	assert_int_equal(e2, e + 1);
+	assert_int_equal(mmsb_read(fx->st, d, 0, got, sizeof(got)), 12);
+	assert_memory_equal(got, "QQxyzwQQxyzw", 12);
+}
+
 /* ---- several writers ------------------------------------------------------------------ */
 
 #define WRITERS 4
@@ -303,12 +339,89 @@ static void readers_during_exec(void **state)
 	rmdir(tmpl);
 }
 
+struct other_writer {
+	struct mmsb_store *st;
+	uint64_t id;
+	const char *flag;
+	atomic_bool stop;
+	atomic_ulong writes_during_exec; /* epochs committed while the command ran */
+	int err;
+};
+
+static void *other_writer_main(void *arg)
+{
+	struct other_writer *w = arg;
+	uint32_t i = 0;
+
+	while (!atomic_load(&w->stop)) {
+		FILE *f = fopen(w->flag, "r");
+		bool before = f != NULL;
+		uint64_t e;
+
+		if (f)
+			fclose(f);
+		i++;
+		if (mmsb_page_write(w->st, MMSB_SRC_USER, w->id, 0, &i, sizeof(i), &e) != sizeof(i)) {
+			w->err = 1;
+			return NULL;
+		}
+		f = fopen(w->flag, "r");
+		if (f) {
+			fclose(f);
+			if (before && e)
+				atomic_fetch_add(&w->writes_during_exec, 1);
+		}
+	}
+	return NULL;
+}
+
+/* A page write whose propagation runs an exec: holds only the stripes of
+ * the pages involved: another page's writes commit meanwhile (in epochs
+ * before it), and the result is the one a serial run gives. */
+static void writers_during_exec(void **state)
+{
+	struct fx *fx = *state;
+	char tmpl[] = "/tmp/mmsb-pagew-XXXXXX", flag[96], cmd[300];
+	struct other_writer w = {0};
+	pthread_t th;
+	uint64_t p, c, e;
+	uint8_t got[8] = {0};
+
+	fx->o.allow_exec = true;
+	fx_reopen(fx);
+	assert_non_null(mkdtemp(tmpl));
+	snprintf(flag, sizeof(flag), "%s/running", tmpl);
+	p = fx_page(fx, "parent", "old!", 4);
+	c = fx_page(fx, "child", NULL, 0);
+	w.st = fx->st;
+	w.id = fx_page(fx, "other", NULL, 0);
+	w.flag = flag;
+	assert_int_equal(fx_setx(fx, c, "user.mmsb.deps", "parent"), 0);
+	snprintf(cmd, sizeof(cmd), "exec:touch %s; sleep 0.6; cat \"$1\"; rm -f %s; :", flag, flag);
+	assert_int_equal(fx_setx(fx, c, "user.mmsb.recompute", cmd), 0);
+	assert_int_equal(pthread_create(&th, NULL, other_writer_main, &w), 0);
+	assert_int_equal(mmsb_page_write(fx->st, MMSB_SRC_USER, p, 0, "new!", 4, &e), 4);
+	atomic_store(&w.stop, true);
+	pthread_join(th, NULL);
+	assert_int_equal(w.err, 0);
+	assert_true(atomic_load(&w.writes_during_exec) > 0);
+	assert_int_equal(mmsb_read(fx->st, c, 0, got, sizeof(got)), 4);
+	assert_memory_equal(got, "new!", 4);
+	fx_reopen(fx);
+	memset(got, 0, sizeof(got));
+	assert_int_equal(mmsb_read(fx->st, c, 0, got, sizeof(got)), 4);
+	assert_memory_equal(got, "new!", 4);
+	rmdir(tmpl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(semantics, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(parent_recomputes, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(propagation_in_page_write, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(parallel_writers, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(writers_during_exec, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(readers_during_exec, fx_setup, fx_teardown),
 	};
 

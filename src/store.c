@@ -460,7 +460,9 @@ static int load_base(struct mmsb_store *st, uint64_t *base)
 
 		if (st->ckpts[i].epoch < st->oldest)
 			break;
-		rc = mmsb_ckpt_load(&c, st->ckpts[i].epoch, false, &ns, &st->ckpts[i].time, NULL);
+		ckpt_table_put(st->ck_tab);
+		st->ck_tab = NULL;
+		rc = mmsb_ckpt_load(&c, st->ckpts[i].epoch, false, &ns, &st->ckpts[i].time, &st->ck_tab);
 		if (rc == 0) {
 			st->ns = ns;
 			*base = st->ckpts[i].epoch;
@@ -504,6 +506,18 @@ static void report_lost(struct mmsb_store *st, size_t from, size_t to)
 	}
 }
 
+/* Files before the oldest retained epoch are not checkpoints any more:
+ * compaction keeps them only for the blocks retained ones refer to. */
+static void store_ckpts_drop_before(struct mmsb_store *st)
+{
+	size_t i, j;
+
+	for (i = j = 0; i < st->n_ckpts; i++)
+		if (st->ckpts[i].epoch >= st->oldest)
+			st->ckpts[j++] = st->ckpts[i];
+	st->n_ckpts = j;
+}
+
 static int store_load(struct mmsb_store *st)
 {
 	struct ckpt_ctx c = store_ckpt_ctx(st);
@@ -516,6 +530,8 @@ static int store_load(struct mmsb_store *st)
 	free(st->ckpts);
 	st->ckpts = NULL;
 	st->n_ckpts = 0;
+	ckpt_table_put(st->ck_tab);
+	st->ck_tab = NULL;
 	free(st->lost);
 	st->lost = NULL;
 	st->n_lost = 0;
@@ -523,6 +539,8 @@ static int store_load(struct mmsb_store *st)
 	rc = mmsb_ckpt_list(&c, &st->ckpts, &st->n_ckpts);
 	if (rc == 0)
 		rc = store_find_oldest(st);
+	if (rc == 0)
+		store_ckpts_drop_before(st);
 	atomic_store(&st->mem.limit, UINT64_MAX); /* what the log holds loads, whatever the budget */
 	if (rc == 0)
 		rc = load_base(st, &lc.base);
@@ -734,6 +752,10 @@ void store_ckpt_drop(struct mmsb_store *st, uint64_t epoch, int why)
 				  strerror(-why));
 			break;
 		}
+	if (st->ck_tab && st->ck_tab->epoch == epoch) { /* the next checkpoint refers to none of it */
+		ckpt_table_put(st->ck_tab);
+		st->ck_tab = NULL;
+	}
 	pthread_mutex_unlock(&st->ck_mu);
 }
 
@@ -760,6 +782,7 @@ static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
 	struct ckpt_ctx c = store_ckpt_ctx(st);
 	const struct hist_epoch *he;
 	struct ns *clone = NULL;
+	struct ckpt_table *prev, *tab = NULL;
 	uint64_t e, bytes = 0, t0, since;
 	int64_t time;
 	int rc;
@@ -771,14 +794,18 @@ static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
 	rc = ns_clone(st->ns, &clone);
 	pthread_mutex_lock(&st->ck_mu); /* no commit meanwhile: the log up to e */
 	since = st->log_since_ckpt;
+	prev = ckpt_table_get(st->ck_tab); /* unchanged blocks: refer to it */
 	pthread_mutex_unlock(&st->ck_mu);
 	pthread_rwlock_unlock(&st->lock);
-	if (rc < 0)
+	if (rc < 0) {
+		ckpt_table_put(prev);
 		return rc;
+	}
 	t0 = mmsb_now_ns();
 	rc = mmsb_tlog_sync(st->log); /* the log never lags a checkpoint */
 	if (rc == 0)
-		rc = mmsb_ckpt_write(&c, clone, e, time, &bytes);
+		rc = mmsb_ckpt_write(&c, clone, e, time, prev, &bytes, &tab);
+	ckpt_table_put(prev);
 	ns_free(clone);
 	if (rc < 0) {
 		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: checkpoint of epoch %" PRIu64 " failed: %s", e, strerror(-rc));
@@ -790,7 +817,11 @@ static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
 	if (e > st->ck_done) {
 		rc = ckpt_add(st, e, time, bytes);
 		st->ck_done = e;
+		ckpt_table_put(st->ck_tab);
+		st->ck_tab = tab;
+		tab = NULL;
 	}
+	ckpt_table_put(tab);
 	st->log_since_ckpt -= since < st->log_since_ckpt ? since : st->log_since_ckpt; /* what came after e stays */
 	pthread_mutex_unlock(&st->ck_mu);
 	*epoch = e;
@@ -1064,6 +1095,7 @@ void mmsb_store_close(struct mmsb_store *st)
 	ns_free(st->ns);
 	hist_free(&st->hist);
 	free(st->ckpts);
+	ckpt_table_put(st->ck_tab);
 	free(st->lost);
 	free(st->open);
 	mmsb_buf_free(&st->txn.frames);

@@ -67,7 +67,7 @@ struct mmsb_snap {
 	struct ns *ns;	     /* the tree at epoch; pages may be unloaded */
 	uint64_t base;	     /* checkpoint epoch the tree was built from (0: empty) */
 	bool from_head;	     /* a clone of the head (pages shared with it) */
-	int ck_fd;	     /* that checkpoint's file, -1 if none */
+	struct ckpt_table *ck_tab; /* that checkpoint's block table and files; NULL if none */
 	pthread_mutex_t mu;  /* protects page loading and reads of ns */
 	uint64_t loaded_bytes; /* bytes of pages it materialized (protected by mu) */
 	struct mmsb_snap *next; /* idle list (protected by st->snap_mu) */
@@ -105,6 +105,7 @@ struct mmsb_store {
 	pthread_mutex_t ck_mu;		/* checkpointer state below */
 	pthread_cond_t ck_cond;		/* work to do / work done */
 	struct ckpt_info *ckpts;	/* retained checkpoints, oldest first (ck_mu) */
+	struct ckpt_table *ck_tab;	/* the newest checkpoint's block table: the next one refers to it (ck_mu) */
 	size_t n_ckpts;
 	uint64_t ck_want;		/* a checkpoint at >= this epoch is wanted (ck_mu) */
 	uint64_t ck_done;		/* newest checkpoint written (ck_mu) */

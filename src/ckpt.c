@@ -19,9 +19,12 @@
  *   - a page whose id, birth, last change epoch and size equal the previous
  *     checkpoint's takes that checkpoint's references without its bytes
  *     being touched (no hashing, no memory access);
- *   - any other page is hashed block by block, and a block whose hash and
- *     length equal the previous reference at the same position is referred
- *     to; the rest is written into the new file;
+ *   - of any other page, a block that no log record since the previous
+ *     checkpoint touched (the store hands those ranges over: struct
+ *     ckpt_dirty) is referred to without being read; the others are
+ *     hashed, and a block whose hash and length equal the previous
+ *     reference at the same position is referred to; the rest is written
+ *     into the new file;
  *   - blocks whose run of zero bytes the chunk map or a scan finds become
  *     hole references.
  *
@@ -175,6 +178,85 @@ static const struct ckpt_page *table_page(const struct ckpt_table *t, uint64_t i
 	return t && t->n_pages ? bsearch(&key, t->pages, t->n_pages, sizeof(key), cmp_page) : NULL;
 }
 
+/* ---- changed blocks ------------------------------------------------------------- */
+
+int ckpt_dirty_add(struct ckpt_dirty *d, uint64_t id, uint64_t off, uint64_t len)
+{
+	struct ckpt_dirty_range *r;
+
+	if (len == 0)
+		return 0;
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 64;
+		struct ckpt_dirty_range *v = realloc(d->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		d->v = v;
+		d->cap = cap;
+	}
+	r = &d->v[d->n++];
+	r->id = id;
+	r->from = off / MMSB_BK_RAW_MAX;
+	r->to = len > UINT64_MAX - off ? UINT64_MAX : (off + len - 1) / MMSB_BK_RAW_MAX + 1;
+	return 0;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct ckpt_dirty_range *x = a, *y = b;
+
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->from < y->from ? -1 : x->from > y->from;
+}
+
+void ckpt_dirty_finish(struct ckpt_dirty *d)
+{
+	if (d->n > 1)
+		qsort(d->v, d->n, sizeof(*d->v), cmp_range);
+}
+
+void ckpt_dirty_free(struct ckpt_dirty *d)
+{
+	free(d->v);
+	d->v = NULL;
+	d->n = d->cap = 0;
+}
+
+/* The ranges of page id: [*lo, *hi). */
+static void dirty_of(const struct ckpt_dirty *d, uint64_t id, const struct ckpt_dirty_range **lo,
+		     const struct ckpt_dirty_range **hi)
+{
+	size_t a = 0, b = d->n;
+
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+
+		if (d->v[m].id < id)
+			a = m + 1;
+		else
+			b = m;
+	}
+	*lo = *hi = d->v + a;
+	while (*hi < d->v + d->n && (*hi)->id == id)
+		(*hi)++;
+}
+
+/* May block k have changed?  Blocks are asked in increasing order; *r is a
+ * cursor over the page's ranges (sorted by from). */
+static bool block_dirty(const struct ckpt_dirty_range **r, const struct ckpt_dirty_range *end, uint64_t k)
+{
+	const struct ckpt_dirty_range *i;
+
+	while (*r < end && (*r)->to <= k)
+		(*r)++;
+	for (i = *r; i < end && i->from <= k; i++) /* ranges may overlap: any that covers k */
+		if (i->to > k)
+			return true;
+	return false;
+}
+
 /* ---- writing ---------------------------------------------------------------------- */
 
 struct ckpt_writer {
@@ -186,6 +268,7 @@ struct ckpt_writer {
 	uint8_t *hbuf;	    /* a block of a GPU page copied out (1 MiB) */
 	uint64_t n_blocks;  /* blocks written */
 	const struct ckpt_table *prev; /* the previous checkpoint's table (NULL: none) */
+	const struct ckpt_dirty *dirty; /* every change since prev (NULL: unknown) */
 	uint32_t map[CKPT_FILES_MAX];  /* prev file index -> index in t (REF_HOLE: rewritten) */
 	struct ckpt_table *t;	       /* the table being built; its last file is this one */
 };
@@ -303,24 +386,28 @@ static const struct ckpt_ref *prev_block(const struct ckpt_writer *w, const stru
 static int write_page(struct ckpt_writer *w, const struct ns_node *n, uint64_t first)
 {
 	const struct ckpt_page *pp = table_page(w->prev, n->id);
+	const struct ckpt_dirty_range *dr = NULL, *dend = NULL;
 	uint64_t done, j = 0, jpos = 0;
-	bool same;
+	bool same, known;
 	int rc = 0;
 
 	if (pp && pp->birth != n->birth)
 		pp = NULL; /* ids are never reused, but be sure */
 	/* unchanged since the previous checkpoint: its references, no bytes read
-	 * (an orphan's bytes change without an epoch) */
+	 * (an orphan's bytes change without an epoch or a record) */
 	same = pp && pp->epoch == n->epoch && pp->size == n->size && !n->orphan;
 	if (pp)
 		j = pp->first;
+	known = pp && !same && !n->orphan && w->dirty; /* changed: where, the records say */
+	if (known && w->dirty->n)
+		dirty_of(w->dirty, n->id, &dr, &dend);
 	for (done = 0; done < n->size && rc == 0; done += MMSB_BK_RAW_MAX) {
 		uint64_t len = n->size - done < MMSB_BK_RAW_MAX ? n->size - done : MMSB_BK_RAW_MAX;
 		const struct ckpt_ref *pr = prev_block(w, pp, done, len, &j, &jpos);
 		const uint8_t *p = n->data->data + done;
 		struct ckpt_ref r = {.fi = REF_HOLE, .raw = (uint32_t)len};
 
-		if (same && pr) {
+		if (pr && (same || (known && !block_dirty(&dr, dend, done / MMSB_BK_RAW_MAX)))) {
 			r = *pr;
 			r.fi = w->map[pr->fi];
 			rc = wr_ref(w, first, &r);
@@ -608,7 +695,8 @@ static int write_body(struct ckpt_writer *w, const struct ns *ns, uint64_t epoch
 }
 
 int mmsb_ckpt_write(const struct ckpt_ctx *c, const struct ns *ns, uint64_t epoch, int64_t time,
-		    const struct ckpt_table *prev, uint64_t *bytes, struct ckpt_table **tab_out)
+		    const struct ckpt_table *prev, const struct ckpt_dirty *dirty, uint64_t *bytes,
+		    struct ckpt_table **tab_out)
 {
 	struct ckpt_writer w = {.c = c, .fd = -1, .prev = prev && prev->epoch < epoch ? prev : NULL};
 	char tmp[48], name[32];
@@ -622,6 +710,7 @@ int mmsb_ckpt_write(const struct ckpt_ctx *c, const struct ns *ns, uint64_t epoc
 	rc = w.zbuf && w.hbuf && w.t ? 0 : -ENOMEM;
 	if (rc < 0)
 		goto out;
+	w.dirty = w.prev && dirty && dirty->since == w.prev->epoch ? dirty : NULL;
 	plan_files(&w, epoch);
 	rc = c->io->openat(c->io->ctx, c->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (rc < 0)

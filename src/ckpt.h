@@ -75,6 +75,25 @@ struct ckpt_table {
 	uint64_t live[CKPT_FILES_MAX];	  /* bytes of each file's data region the references use */
 };
 
+/* Where pages may differ from checkpoint `since`, from the log's records
+ * after it: block ranges per page.  Given to mmsb_ckpt_write with the
+ * table of `since`, it spares hashing the blocks of a changed page that no
+ * record touched. */
+struct ckpt_dirty_range {
+	uint64_t id;	   /* page */
+	uint64_t from, to; /* its blocks [from, to) (block k: bytes [k MiB, (k+1) MiB)) */
+};
+struct ckpt_dirty {
+	uint64_t since;		    /* the checkpoint the records come after */
+	struct ckpt_dirty_range *v; /* sorted by (id, from) after ckpt_dirty_finish */
+	size_t n, cap;
+};
+/* Bytes [off, off + len) of page id may have changed (len UINT64_MAX: from
+ * off to any size).  -ENOMEM. */
+int ckpt_dirty_add(struct ckpt_dirty *d, uint64_t id, uint64_t off, uint64_t len);
+void ckpt_dirty_finish(struct ckpt_dirty *d);
+void ckpt_dirty_free(struct ckpt_dirty *d);
+
 struct ckpt_table *ckpt_table_get(struct ckpt_table *t); /* NULL passes through */
 void ckpt_table_put(struct ckpt_table *t);		   /* NULL: nothing */
 
@@ -82,10 +101,13 @@ void ckpt_table_put(struct ckpt_table *t);		   /* NULL: nothing */
  * checkpoint of `epoch`: temporary file, fsync, rename, fsync of the
  * directory.  prev (may be NULL: a full image) is the table of the previous
  * checkpoint: blocks it names that are unchanged are referred to, not
- * rewritten.  *bytes gets the file size; *tab_out (may be NULL) the new
- * table.  -EIO, -ENOSPC, -ENOMEM. */
+ * rewritten.  dirty (may be NULL; used when dirty->since is prev's epoch):
+ * every change since prev, so blocks outside it need no hashing.  *bytes
+ * gets the file size; *tab_out (may be NULL) the new table.  -EIO,
+ * -ENOSPC, -ENOMEM. */
 int mmsb_ckpt_write(const struct ckpt_ctx *c, const struct ns *ns, uint64_t epoch, int64_t time,
-		    const struct ckpt_table *prev, uint64_t *bytes, struct ckpt_table **tab_out);
+		    const struct ckpt_table *prev, const struct ckpt_dirty *dirty, uint64_t *bytes,
+		    struct ckpt_table **tab_out);
 
 /* Checkpoints present in the directory, sorted by epoch (names only; a
  * listed file may still fail to load).  Caller frees *out. */

@@ -775,6 +775,95 @@ static int ckpt_add(struct mmsb_store *st, uint64_t epoch, int64_t time, uint64_
 	return 0;
 }
 
+/* The byte records of epochs (since, e], copied from the index (st->lock
+ * held): -ENOENT when some of them are not indexed or lost. */
+static int ckpt_recs_since(struct mmsb_store *st, uint64_t since, uint64_t e, struct hist_rec **out, size_t *n)
+{
+	uint64_t x, seq, end = st->hist.base + st->hist.n;
+	struct hist_rec *v = NULL;
+	size_t cnt = 0, cap = 0;
+
+	if (since + 1 < st->hist_from)
+		return -ENOENT;
+	for (x = since + 1; x <= e; x++) {
+		const struct hist_epoch *he = hist_epoch(&st->hist, x);
+
+		if (!he || he->source == HIST_LOST)
+			return -ENOENT;
+	}
+	for (seq = hist_global_seq_after(&st->hist, since); seq < end; seq++) {
+		const struct hist_rec *hr = hist_rec(&st->hist, seq);
+
+		if (!hr || hr->epoch > e || !mmsb_rec_is_bytes(hr->type))
+			continue;
+		if (cnt == cap) {
+			struct hist_rec *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*nv));
+
+			if (!nv) {
+				free(v);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		v[cnt++] = *hr;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+struct dirty_ctx {
+	struct ckpt_dirty *d;
+	uint64_t id; /* the page of the record read */
+	int rc;	     /* -ENOMEM */
+};
+
+static int dirty_range(void *arg, uint64_t off, uint64_t len)
+{
+	struct dirty_ctx *x = arg;
+
+	x->rc = ckpt_dirty_add(x->d, x->id, off, len);
+	return x->rc < 0;
+}
+
+/* Which blocks the records recs[0..n) change (read from the log: where a
+ * WRITE's delta lies); a record that cannot be read marks its whole page. */
+static int ckpt_dirty_build(struct mmsb_store *st, uint64_t since, const struct hist_rec *recs, size_t n,
+			    struct ckpt_dirty *d)
+{
+	struct mmsb_buf buf = {0}, raw = {0};
+	size_t i;
+	int rc = 0;
+
+	d->since = since;
+	for (i = 0; i < n && rc == 0; i++) {
+		struct dirty_ctx x = {d, recs[i].node, 0};
+		struct mmsb_rec r;
+		int r2;
+
+		if (recs[i].type == MMSB_FR_TRUNCATE) { /* from the new end on */
+			rc = ckpt_dirty_add(d, recs[i].node, recs[i].size, UINT64_MAX);
+			continue;
+		}
+		r2 = store_read_rec(st, &recs[i], &buf, &r);
+		if (r2 == 0 && (r.u.write.flags & MMSB_WF_LZ4)) {
+			raw.len = 0;
+			r2 = mmsb_delta_unpack(r.u.write.body, r.u.write.body_len, MMSB_FR_MAX_PAYLOAD, &raw);
+		}
+		if (r2 == 0)
+			r2 = mmsb_delta_ranges(r.u.write.enc, r.u.write.flags & MMSB_WF_LZ4 ? raw.p : r.u.write.body,
+					       r.u.write.flags & MMSB_WF_LZ4 ? raw.len : r.u.write.body_len, dirty_range, &x);
+		if (r2 == -ENOMEM || x.rc < 0)
+			rc = -ENOMEM;
+		else if (r2 != 0)
+			rc = ckpt_dirty_add(d, recs[i].node, 0, UINT64_MAX);
+	}
+	mmsb_buf_free(&buf);
+	mmsb_buf_free(&raw);
+	ckpt_dirty_finish(d);
+	return rc;
+}
+
 /* Capture the head cheaply (a clone sharing page buffers), make the log
  * durable up to it, write it.  Called without any lock held. */
 static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
@@ -783,6 +872,10 @@ static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
 	const struct hist_epoch *he;
 	struct ns *clone = NULL;
 	struct ckpt_table *prev, *tab = NULL;
+	struct ckpt_dirty dirty = {0};
+	struct hist_rec *recs = NULL;
+	size_t n_recs = 0;
+	bool known = false;
 	uint64_t e, bytes = 0, t0, since;
 	int64_t time;
 	int rc;
@@ -796,6 +889,8 @@ static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
 	since = st->log_since_ckpt;
 	prev = ckpt_table_get(st->ck_tab); /* unchanged blocks: refer to it */
 	pthread_mutex_unlock(&st->ck_mu);
+	/* what changed since it: the index's records (copied; read outside the lock) */
+	known = rc == 0 && prev && ckpt_recs_since(st, prev->epoch, e, &recs, &n_recs) == 0;
 	pthread_rwlock_unlock(&st->lock);
 	if (rc < 0) {
 		ckpt_table_put(prev);
@@ -803,8 +898,12 @@ static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
 	}
 	t0 = mmsb_now_ns();
 	rc = mmsb_tlog_sync(st->log); /* the log never lags a checkpoint */
+	if (rc == 0 && known && ckpt_dirty_build(st, prev->epoch, recs, n_recs, &dirty) < 0)
+		known = false; /* then every changed page is hashed whole */
 	if (rc == 0)
-		rc = mmsb_ckpt_write(&c, clone, e, time, prev, &bytes, &tab);
+		rc = mmsb_ckpt_write(&c, clone, e, time, prev, known ? &dirty : NULL, &bytes, &tab);
+	ckpt_dirty_free(&dirty);
+	free(recs);
 	ckpt_table_put(prev);
 	ns_free(clone);
 	if (rc < 0) {

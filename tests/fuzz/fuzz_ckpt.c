@@ -82,12 +82,12 @@ static void make_valid(void)
 		abort();
 	/* an older checkpoint, then one that refers to its unchanged blocks:
 	 * the fuzzed file is the newer one, so its references are parsed too */
-	rc = mmsb_ckpt_write(&c, ns, EPOCH - 4, 0, NULL, &bytes, &old);
+	rc = mmsb_ckpt_write(&c, ns, EPOCH - 4, 0, NULL, NULL, &bytes, &old);
 	ns_get(ns, 3)->epoch = 2;
 	if (rc == 0)
 		rc = ns_page_write(ns_get(ns, 3), 10, "changed", 7, NULL);
 	if (rc == 0)
-		rc = mmsb_ckpt_write(&c, ns, EPOCH, 0, old, &bytes, NULL);
+		rc = mmsb_ckpt_write(&c, ns, EPOCH, 0, old, NULL, &bytes, NULL);
 	ckpt_table_put(old);
 	if (rc < 0) {
 		fprintf(stderr, "fuzz_ckpt: cannot write the seed checkpoint: %s\n", strerror(-rc));

@@ -262,6 +262,16 @@ static void chain_random_changes(void **state)
 			free(m->bytes[2]);
 			m->bytes[2] = NULL;
 		}
+		if (r == 10 && m->size[4] != UINT64_MAX && m->size[4] > 2 * MiB) {
+			/* shrink into a block and grow back: the block reads zeros
+			 * past the cut though the page has its old size again */
+			uint64_t was = m->size[4];
+
+			truncate_to(fx, m->ids[4], was - MiB - MiB / 2);
+			model_truncate(m, 4, was - MiB - MiB / 2);
+			truncate_to(fx, m->ids[4], was);
+			model_truncate(m, 4, was);
+		}
 		if (r == 9) { /* one byte of the largest page */
 			buf[0] = (uint8_t)~m->bytes[5][MiB + 7];
 			fx_write(fx, m->ids[5], MiB + 7, buf, 1);

@@ -182,10 +182,17 @@ static const struct ckpt_page *table_page(const struct ckpt_table *t, uint64_t i
 
 int ckpt_dirty_add(struct ckpt_dirty *d, uint64_t id, uint64_t off, uint64_t len)
 {
-	struct ckpt_dirty_range *r;
+	uint64_t from = off / MMSB_BK_RAW_MAX;
+	uint64_t to = len > UINT64_MAX - off ? UINT64_MAX : (off + len - 1) / MMSB_BK_RAW_MAX + 1;
+	struct ckpt_dirty_range *r = d->n ? &d->v[d->n - 1] : NULL;
 
 	if (len == 0)
 		return 0;
+	if (r && r->id == id && from <= r->to && to >= r->from) { /* a delta's runs come in order: merge */
+		r->from = from < r->from ? from : r->from;
+		r->to = to > r->to ? to : r->to;
+		return 0;
+	}
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 64;
 		struct ckpt_dirty_range *v = realloc(d->v, cap * sizeof(*v));
@@ -197,8 +204,8 @@ int ckpt_dirty_add(struct ckpt_dirty *d, uint64_t id, uint64_t off, uint64_t len
 	}
 	r = &d->v[d->n++];
 	r->id = id;
-	r->from = off / MMSB_BK_RAW_MAX;
-	r->to = len > UINT64_MAX - off ? UINT64_MAX : (off + len - 1) / MMSB_BK_RAW_MAX + 1;
+	r->from = from;
+	r->to = to;
 	return 0;
 }
 

@@ -826,37 +826,67 @@ static int dirty_range(void *arg, uint64_t off, uint64_t len)
 	return x->rc < 0;
 }
 
+/* The blocks record hr changes, into d (buf, raw: scratch). */
+static int ckpt_dirty_rec(struct mmsb_store *st, const struct hist_rec *hr, struct ckpt_dirty *d, struct mmsb_buf *buf,
+			  struct mmsb_buf *raw)
+{
+	struct dirty_ctx x = {d, hr->node, 0};
+	const uint8_t *body;
+	size_t len;
+	struct mmsb_rec r = {0};
+	int rc;
+
+	if (hr->type == MMSB_FR_TRUNCATE) /* from the new end on */
+		return ckpt_dirty_add(d, hr->node, hr->size, UINT64_MAX);
+	rc = store_read_rec(st, hr, buf, &r);
+	body = r.u.write.body;
+	len = r.u.write.body_len;
+	if (rc == 0 && (r.u.write.flags & MMSB_WF_LZ4)) {
+		raw->len = 0;
+		rc = mmsb_delta_unpack(r.u.write.body, r.u.write.body_len, MMSB_FR_MAX_PAYLOAD, raw);
+		body = raw->p;
+		len = raw->len;
+	}
+	if (rc == 0)
+		rc = mmsb_delta_ranges(r.u.write.enc, body, len, dirty_range, &x);
+	if (rc == -ENOMEM || x.rc < 0)
+		return -ENOMEM;
+	return rc == 0 ? 0 : ckpt_dirty_add(d, hr->node, 0, UINT64_MAX); /* unreadable: all of it */
+}
+
+static int cmp_rec_node(const void *a, const void *b)
+{
+	const struct hist_rec *x = a, *y = b;
+
+	return x->node < y->node ? -1 : x->node > y->node;
+}
+
 /* Which blocks the records recs[0..n) change (read from the log: where a
- * WRITE's delta lies); a record that cannot be read marks its whole page. */
-static int ckpt_dirty_build(struct mmsb_store *st, uint64_t since, const struct hist_rec *recs, size_t n,
+ * WRITE's delta lies); a record that cannot be read marks its whole page,
+ * and so do records of a page whose frames add up to half its size or more
+ * (hashing the page costs less than reading them back).  Sorts recs. */
+static int ckpt_dirty_build(struct mmsb_store *st, uint64_t since, struct hist_rec *recs, size_t n,
 			    struct ckpt_dirty *d)
 {
 	struct mmsb_buf buf = {0}, raw = {0};
-	size_t i;
+	size_t i, k;
 	int rc = 0;
 
 	d->since = since;
-	for (i = 0; i < n && rc == 0; i++) {
-		struct dirty_ctx x = {d, recs[i].node, 0};
-		struct mmsb_rec r;
-		int r2;
+	qsort(recs, n, sizeof(*recs), cmp_rec_node); /* the order does not matter: a union of ranges */
+	for (i = 0; i < n && rc == 0; i = k) {
+		uint64_t frames = 0, size = 0;
 
-		if (recs[i].type == MMSB_FR_TRUNCATE) { /* from the new end on */
-			rc = ckpt_dirty_add(d, recs[i].node, recs[i].size, UINT64_MAX);
-			continue;
+		for (k = i; k < n && recs[k].node == recs[i].node; k++) {
+			frames += recs[k].len;
+			size = recs[k].size > size ? recs[k].size : size;
 		}
-		r2 = store_read_rec(st, &recs[i], &buf, &r);
-		if (r2 == 0 && (r.u.write.flags & MMSB_WF_LZ4)) {
-			raw.len = 0;
-			r2 = mmsb_delta_unpack(r.u.write.body, r.u.write.body_len, MMSB_FR_MAX_PAYLOAD, &raw);
-		}
-		if (r2 == 0)
-			r2 = mmsb_delta_ranges(r.u.write.enc, r.u.write.flags & MMSB_WF_LZ4 ? raw.p : r.u.write.body,
-					       r.u.write.flags & MMSB_WF_LZ4 ? raw.len : r.u.write.body_len, dirty_range, &x);
-		if (r2 == -ENOMEM || x.rc < 0)
-			rc = -ENOMEM;
-		else if (r2 != 0)
+		if (frames >= size / 2) {
 			rc = ckpt_dirty_add(d, recs[i].node, 0, UINT64_MAX);
+			i = k;
+		}
+		for (; i < k && rc == 0; i++)
+			rc = ckpt_dirty_rec(st, &recs[i], d, &buf, &raw);
 	}
 	mmsb_buf_free(&buf);
 	mmsb_buf_free(&raw);

@@ -775,23 +775,26 @@ static int ckpt_add(struct mmsb_store *st, uint64_t epoch, int64_t time, uint64_
 	return 0;
 }
 
+#define CKPT_RECS_MAX (1u << 20) /* more records since the last checkpoint: hash changed pages whole */
+
 /* The byte records of epochs (since, e], copied from the index (st->lock
- * held): -ENOENT when some of them are not indexed or lost. */
+ * held, so it stays short: a copy, bounded): -ENOENT when some of them are
+ * not indexed or lost, or there are too many. */
 static int ckpt_recs_since(struct mmsb_store *st, uint64_t since, uint64_t e, struct hist_rec **out, size_t *n)
 {
-	uint64_t x, seq, end = st->hist.base + st->hist.n;
+	uint64_t seq, end = st->hist.base + st->hist.n;
 	struct hist_rec *v = NULL;
-	size_t cnt = 0, cap = 0;
+	size_t cnt = 0, cap = 0, i;
 
-	if (since + 1 < st->hist_from)
+	if (since + 1 < st->hist_from || since >= e || !hist_epoch(&st->hist, since + 1) || !hist_epoch(&st->hist, e))
 		return -ENOENT;
-	for (x = since + 1; x <= e; x++) {
-		const struct hist_epoch *he = hist_epoch(&st->hist, x);
-
-		if (!he || he->source == HIST_LOST)
+	for (i = 0; i < st->n_lost; i++)
+		if (st->lost[i].first <= e && st->lost[i].last > since)
 			return -ENOENT;
-	}
-	for (seq = hist_global_seq_after(&st->hist, since); seq < end; seq++) {
+	seq = hist_global_seq_after(&st->hist, since);
+	if (end - seq > CKPT_RECS_MAX)
+		return -ENOENT;
+	for (; seq < end; seq++) {
 		const struct hist_rec *hr = hist_rec(&st->hist, seq);
 
 		if (!hr || hr->epoch > e || !mmsb_rec_is_bytes(hr->type))

@@ -12,9 +12,16 @@
  * Conventions (err.h): functions return >= 0 on success, -errno on failure,
  * and write their OUT parameters only on success.  Handles are opaque.
  *
- * Threads: a store may be used from any number of threads.  Readers run in
- * parallel; transactions are serialized (one writer at a time, as in LMDB),
- * and concurrent committers share fsyncs (group commit).
+ * Threads: a store may be used from any number of threads.  Readers (the
+ * head readers below, views) run in parallel and never wait for a writer's
+ * work: a page write (mmsb_page_write) holds them up only while its record
+ * is copied into the page, after its log append; a transaction holds them up
+ * from begin to end, except while it runs an exec: recompute (then they read
+ * the epoch before it).  Page writes to different pages run in parallel,
+ * their propagation included: only the epoch, the log append and the
+ * publication are serial.
+ * Transactions are serialized with each other and with page writes (one at
+ * a time, as in LMDB).  Concurrent committers share fsyncs (group commit).
  */
 #ifndef MMSB_H
 #define MMSB_H
@@ -300,8 +307,9 @@ void mmsb_unref(struct mmsb_store *st, uint64_t id);
  * Every write returns -EROFS on a read-only or failed store. */
 
 /* Begin a transaction caused by src: waits for the store's write lock, which
- * it holds (head readers wait) until commit or abort.  *out belongs to the
- * store (there is one transaction at a time).  -EROFS. */
+ * it holds until commit or abort (page writes and head readers wait; see
+ * Threads above).  *out belongs to the store (there is one transaction at a
+ * time).  -EROFS. */
 int mmsb_txn_begin(struct mmsb_store *st, enum mmsb_source src, struct mmsb_txn **out);
 /* Run the recomputations (user.mmsb.recompute), append the records and a
  * commit marker to the log, make the new epoch the head, call the commit
@@ -315,6 +323,20 @@ int mmsb_txn_commit(struct mmsb_txn *txn, uint64_t *epoch);
 /* Undo everything txn applied (the head is rebuilt when it changed) and end
  * it. */
 void mmsb_txn_abort(struct mmsb_txn *txn);
+
+/* One write(2) to page id as its own epoch: mmsb_txn_begin, mmsb_txn_write
+ * and mmsb_txn_commit in one call, made for parallel writers.  A page in
+ * host memory takes a path of its own: the delta (and the recomputation of
+ * the pages derived from it, exec: included) is made while only writers of
+ * the same pages wait, and the commit (epoch, log append, publication) is
+ * the one serial step; head readers wait only while the bytes are copied
+ * into the pages.  A GPU page, an unlinked page, a write over 64 MiB or one
+ * whose propagation reaches more than 64 pages or a GPU page takes a
+ * transaction.  The same bytes record nothing (*epoch 0).  Returns len, or
+ * the errors of mmsb_txn_write and mmsb_txn_commit; -ENOSPC when max_memory
+ * would be passed.  epoch may be NULL. */
+ssize_t mmsb_page_write(struct mmsb_store *st, enum mmsb_source src, uint64_t id, uint64_t off, const void *buf,
+			size_t len, uint64_t *epoch);
 
 /* Create a page, directory or symlink (target: symlink text, else NULL).
  * -EEXIST, -ENOENT (parent), -ENOTDIR, -ENAMETOOLONG, -EINVAL (bad name). */

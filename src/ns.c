@@ -335,18 +335,22 @@ static int pbuf_host_resize(struct pbuf **pb, uint64_t keep, uint64_t cap)
 		return rc;
 	}
 	if (!old->map_len && cap < PBUF_MAP_MIN) {
-		if (cap > old_cap && (rc = pbuf_charge(old, cap - old_cap)) < 0)
+		struct mmsb_mem *mem = old->mem; /* old is not touched once realloc ran */
+
+		if (cap > old_cap && (rc = mmsb_mem_charge(mem, cap - old_cap)) < 0)
 			return rc;
 		nb = realloc(old, sizeof(*old) + cap);
 		if (!nb) {
 			if (cap > old_cap)
-				pbuf_uncharge(old, cap - old_cap);
+				mmsb_mem_uncharge(mem, cap - old_cap);
 			return -ENOMEM;
 		}
-		if (cap > old_cap)
+		if (cap > old_cap) {
+			nb->charged += cap - old_cap;
 			memset(nb->bytes + old_cap, 0, cap - old_cap);
-		else
+		} else {
 			pbuf_uncharge(nb, old_cap - cap);
+		}
 		nb->cap = cap;
 		nb->data = nb->bytes;
 		*pb = nb;
@@ -409,6 +413,11 @@ static struct pbuf *pbuf_get(struct pbuf *pb)
 	if (pb)
 		atomic_fetch_add_explicit(&pb->refs, 1, memory_order_relaxed);
 	return pb;
+}
+
+struct pbuf *pbuf_ref(struct pbuf *pb)
+{
+	return pbuf_get(pb);
 }
 
 int pbuf_read(const struct pbuf *pb, uint64_t off, void *dst, size_t n)
@@ -1655,9 +1664,11 @@ static int pbuf_mark_delta(struct pbuf *pb, uint8_t enc, const uint8_t *body, si
 	struct mark_ctx m = {.pb = pb, .last = UINT64_MAX};
 	int rc;
 
-	if (!pb->dmap)
-		return 0;
+	if (!pb->dmap || pb->n_data == pb->n_chunks)
+		return 0; /* no chunk map, or every chunk holds data already */
 	rc = mmsb_delta_ranges(enc, body, len, mark_range, &m);
+	if (rc == 0 && m.fresh == 0)
+		return 0;
 	if (rc == 0)
 		rc = pbuf_charge(pb, m.fresh * PBUF_CHUNK);
 	if (rc < 0)
@@ -1707,6 +1718,19 @@ int ns_bytes_apply(struct pbuf **pb, uint64_t *size, const struct mmsb_rec *r, s
 	if ((*pb)->k)
 		return dev_apply(*pb, *size, r->u.write.enc, body, len);
 	return mmsb_delta_apply((*pb)->data, *size, r->u.write.enc, body, len);
+}
+
+int ns_page_prepare(struct ns_node *n, const struct mmsb_rec *r, struct mmsb_mem *mem)
+{
+	uint64_t size = r->type == MMSB_FR_TRUNCATE ? r->u.truncate.size : r->u.write.size;
+	int rc;
+
+	if (r->type == MMSB_FR_WRITE && size < n->size)
+		return -MMSB_ECORRUPT;
+	rc = pbuf_reserve(&n->data, n->size, size > n->size ? size : n->size, n->dev, mem);
+	if (rc == 0 && r->type == MMSB_FR_WRITE && n->data && !n->data->k)
+		rc = pbuf_mark_delta(n->data, r->u.write.enc, r->u.write.raw, r->u.write.raw_len);
+	return rc;
 }
 
 static int apply_bytes(struct ns *ns, const struct mmsb_rec *r, struct mmsb_buf *scratch)

@@ -169,9 +169,16 @@ int ns_bytes_apply(struct pbuf **pb, uint64_t *size, const struct mmsb_rec *r, s
 /* Make n's buffer private and able to hold size bytes (zero-filled past the
  * old size), new memory charged to mem.  0, -ENOMEM or -ENOSPC. */
 int ns_page_reserve(struct ns_node *n, uint64_t size, struct mmsb_mem *mem);
+/* Make room in n's buffer for the bytes of r (a WRITE with its raw body, or
+ * a TRUNCATE) and charge the memory they need, without changing what the
+ * page holds: applying r afterwards cannot fail for want of memory budget.
+ * 0, -ENOMEM, -ENOSPC (budget; the page unchanged). */
+int ns_page_prepare(struct ns_node *n, const struct mmsb_rec *r, struct mmsb_mem *mem);
 /* A host buffer of cap zero bytes, charged to no budget (NULL: -ENOMEM). */
 struct pbuf *pbuf_new(uint64_t cap);
 void pbuf_put(struct pbuf *pb);
+/* One more reference to pb (NULL: none); returns pb. */
+struct pbuf *pbuf_ref(struct pbuf *pb);
 /* Copy bytes [off, off + n) of pb to host memory (device buffers: copy_out,
  * which waits for the kernels that wrote them; holes of mapped buffers are
  * served without touching them).  0 or -EIO. */

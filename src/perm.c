@@ -121,12 +121,12 @@ int mmsb_path_visible(struct mmsb_store *st, const char *path, const struct mmsb
 	int rc = 0;
 
 	pthread_rwlock_rdlock(&st->lock);
-	rc = ns_resolve_entry(st->ns, path, &n); /* the directory of this name (hard links) */
+	rc = ns_resolve_entry(store_ns(st), path, &n); /* the directory of this name (hard links) */
 	if (rc == 0 && c->uid != 0 && n->id != MMSB_ROOT_ID) {
-		d = ns_get(st->ns, n->parent);
+		d = ns_get(store_ns(st), n->parent);
 		if (!d || !perm_allows(d, c, PERM_R))
 			rc = -EACCES; /* its name is not listed to c */
-		for (; rc == 0 && d; d = d->id == MMSB_ROOT_ID ? NULL : ns_get(st->ns, d->parent))
+		for (; rc == 0 && d; d = d->id == MMSB_ROOT_ID ? NULL : ns_get(store_ns(st), d->parent))
 			if (!perm_allows(d, c, PERM_X))
 				rc = -EACCES;
 	}

@@ -31,8 +31,18 @@
  * copy: the epoch is not readable through the mount until it commits), with
  * MMSB_EPOCH and MMSB_CHILD in the environment; its standard output becomes
  * the child's bytes.  It runs as the daemon's user, only when the store was
- * opened with allow_exec, and is killed after exec_timeout_ms.  The store is
- * locked while it runs: COMMAND must not use the mount.
+ * opened with allow_exec, and is killed after exec_timeout_ms.  In a page
+ * write (mmsb_page_write) it runs holding only the stripes of the pages the
+ * propagation reads and writes: writers of those pages wait, nobody else.
+ * In a transaction every writer waits (the transaction holds the gate) but
+ * readers do not: they read the committed state (st->stable, store_int.h).
+ * Either way COMMAND must not write to the pages involved.
+ *
+ * PAGE WRITES
+ *
+ * A page write's records are deferred (txn.c): the head changes only at its
+ * commit.  Its propagation reads the pages it changed through overlays
+ * (txn_page_view), private copies with its records applied.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -623,7 +633,16 @@ static int compute(struct mmsb_txn *t, const struct ns_node *c, const struct pro
 			snprintf(err, errcap, "exec: recompute operations are not allowed on this mount");
 			return -EPERM;
 		}
-		return prop_exec(&j, &t->prop_out);
+		if (!t->stable)
+			return prop_exec(&j, &t->prop_out);
+		/* readers read st->stable meanwhile: the command may take its
+		 * time without holding them up.  Nothing changes the head
+		 * but mmsb_ref/mmsb_unref (the gate keeps every writer out),
+		 * and the parents' buffers stay as they are */
+		pthread_rwlock_unlock(&t->st->lock);
+		rc = prop_exec(&j, &t->prop_out);
+		pthread_rwlock_wrlock(&t->st->lock);
+		return rc;
 	}
 	rc = mmsb_kern_recompute_len(sp->op, sp->elem, pa->sz, pa->n, &out_len);
 	/* the output is built in memory, then written to the child: both must
@@ -710,6 +729,8 @@ static int gather(struct mmsb_txn *t, const struct ns_node *c, bool exec, struct
 {
 	static const uint8_t empty[1];
 	struct ns *ns = t->st->ns;
+	const struct pbuf *pb;
+	uint64_t size;
 	uint16_t i;
 	int rc = 0;
 
@@ -726,20 +747,20 @@ static int gather(struct mmsb_txn *t, const struct ns_node *c, bool exec, struct
 		rc = parent_readable(t, c, p, i, err, errcap);
 		if (rc < 0)
 			return rc;
-		pa->len[i] = p->size;
-		pa->sz[i] = (size_t)p->size;
-		if (p->size && (!p->data->k || p->data->k != c->dev))
+		txn_page_view(t, p, &pb, &size); /* a page write's own changes included */
+		pa->len[i] = size;
+		pa->sz[i] = (size_t)size;
+		if (size && (!pb->k || pb->k != c->dev))
 			pa->dev = NULL;
 	}
 	for (i = 0; i < c->n_deps && rc == 0; i++) {
-		struct ns_node *p = ns_get(ns, c->deps[i]);
-
-		pa->in[i] = p->size ? p->data->data : empty;
-		if (pa->dev || !p->size || !p->data->k)
+		txn_page_view(t, ns_get(ns, c->deps[i]), &pb, &size);
+		pa->in[i] = size ? pb->data : empty;
+		if (pa->dev || !size || !pb->k)
 			continue;
 		if (!pa->tmp && !(pa->tmp = calloc(c->n_deps, sizeof(*pa->tmp))))
 			return -ENOMEM;
-		pa->in[i] = pbuf_view(p->data, 0, p->size, &pa->tmp[i], &rc);
+		pa->in[i] = pbuf_view(pb, 0, size, &pa->tmp[i], &rc);
 	}
 	return rc;
 }
@@ -782,7 +803,7 @@ static int recompute_one(struct mmsb_txn *t, struct ns_node *c)
 	t->rec_flags = MMSB_FRF_PROPAGATED;
 	rc = t->prop_out.len ? (int)mmsb_txn_write(t, id, 0, t->prop_out.p, t->prop_out.len) : 0;
 	c = ns_get(t->st->ns, id);
-	if (rc >= 0 && c->size > t->prop_out.len)
+	if (rc >= 0 && txn_page_size(t, c) > t->prop_out.len)
 		rc = mmsb_txn_truncate(t, id, t->prop_out.len);
 	if (rc >= 0 && ns_xattr_find(c, MMSB_XATTR_ERROR, strlen(MMSB_XATTR_ERROR)))
 		rc = mmsb_txn_removexattr(t, id, MMSB_XATTR_ERROR);

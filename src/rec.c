@@ -209,6 +209,21 @@ int64_t mmsb_rec_encode(const struct mmsb_rec *r, uint64_t seed, struct mmsb_buf
 	return (int64_t)flen;
 }
 
+void mmsb_rec_restamp(uint8_t *p, size_t n, uint64_t epoch, int64_t time, uint64_t seed)
+{
+	size_t at = 0;
+
+	while (at + MMSB_FR_HDR_SIZE <= n) {
+		uint8_t *f = p + at;
+		uint32_t len = mmsb_get_le32(f + MMSB_FR_OFF_LEN);
+
+		mmsb_put_le64(f + MMSB_FR_OFF_EPOCH, epoch);
+		mmsb_put_le64(f + MMSB_FR_HDR_SIZE, (uint64_t)time); /* every payload starts with the time */
+		mmsb_put_le64(f + MMSB_FR_OFF_SUM, mmsb_sum2(f, MMSB_FR_OFF_SUM, f + MMSB_FR_HDR_SIZE, len, seed));
+		at += (size_t)mmsb_rec_frame_len(len);
+	}
+}
+
 static bool all_zero(const uint8_t *p, size_t n)
 {
 	while (n--)

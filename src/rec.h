@@ -79,6 +79,11 @@ struct mmsb_rec {
  * (payload too large). */
 int64_t mmsb_rec_encode(const struct mmsb_rec *r, uint64_t seed, struct mmsb_buf *out);
 
+/* Give the n bytes of whole frames at p (made by mmsb_rec_encode) the epoch
+ * and time of the transaction they turned out to belong to, and checksum
+ * them again: a page write encodes its frames before it knows its epoch. */
+void mmsb_rec_restamp(uint8_t *p, size_t n, uint64_t epoch, int64_t time, uint64_t seed);
+
 /* Decode the frame at p (avail bytes from there to the end of the segment).
  * Returns the frame length (> 0, a multiple of 8) or -EUCLEAN (structure) /
  * -EBADMSG (checksum); *why (may be NULL) gets a short reason. */

@@ -195,7 +195,7 @@ int snap_build(struct mmsb_store *st, uint64_t e, struct mmsb_snap **out)
 		ns_free(s->ns);
 		s->base = e;
 		s->from_head = true;
-		rc = ns_clone(st->ns, &s->ns);
+		rc = ns_clone(store_ns(st), &s->ns);
 	} else if (rc == 0) {
 		if (s->ns && from < st->oldest) { /* compacted meanwhile: start over */
 			ns_free(s->ns);

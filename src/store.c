@@ -7,14 +7,28 @@
  *
  * TRANSACTIONS
  *
- * One writer at a time holds st->lock for writing from begin to commit.
- * Each operation validates against the head, encodes its record into the
- * transaction's frame buffer, then applies it to the head with ns_apply (the
- * same function replay uses).  Commit appends the frames and a COMMIT frame
- * to the log in one write, indexes them, publishes the epoch, and releases
- * the lock; readers never see a transaction before its frames are in the
- * log.  Then, outside the lock, the commit hook runs and, with
- * MMSB_SYNC_COMMIT, the committer waits for a (shared) fsync.
+ * A transaction holds st->gate for writing (no other writer) and st->lock
+ * for writing (no reader) from begin to end.  Each operation validates
+ * against the head, encodes its record into the transaction's frame buffer,
+ * then applies it to the head with ns_apply (the same function replay
+ * uses).  Commit appends the frames and a COMMIT frame to the log in one
+ * write, indexes them, publishes the epoch, and releases the locks; readers
+ * never see a transaction before its frames are in the log.  Then, outside
+ * the locks, the commit hook runs and, with MMSB_SYNC_COMMIT, the committer
+ * waits for a (shared) fsync.  A transaction that may run an exec: recompute
+ * first publishes the committed head as st->stable and releases st->lock
+ * while the command runs (prop.c): readers read the clone meanwhile.
+ *
+ * PAGE WRITES
+ *
+ * mmsb_page_write, on a host page without dependents, is the parallel path
+ * (txn.c): st->gate for reading and the page's stripe mutex while it diffs
+ * and encodes (the frames carry epoch 0), memory reserved under a brief
+ * st->lock, then under commit_mu: the next epoch, the frames restamped with
+ * it, the log append, and the record applied and published under st->lock.
+ * The log order is the epoch order because both are taken under commit_mu;
+ * a page's bytes change only under its stripe (or in a transaction, which
+ * the gate keeps apart), so the delta made before the commit is exact.
  *
  * Undo is a reload: if the log append fails, or a transaction that applied
  * records is aborted, the head is rebuilt from disk (checkpoint + log), which
@@ -704,6 +718,26 @@ int store_hist_need(struct mmsb_store *st, uint64_t e)
 	return rc;
 }
 
+int store_stable_publish(struct mmsb_txn *t)
+{
+	struct mmsb_store *st = t->st;
+	int rc = ns_clone(st->ns, &st->stable);
+
+	if (rc < 0) {
+		st->stable = NULL;
+		return rc;
+	}
+	t->stable = true;
+	return 0;
+}
+
+void store_stable_withdraw(struct mmsb_txn *t)
+{
+	ns_free(t->st->stable);
+	t->st->stable = NULL;
+	t->stable = false;
+}
+
 int store_reload(struct mmsb_store *st)
 {
 	int rc;
@@ -917,7 +951,7 @@ static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
 	e = atomic_load(&st->head);
 	he = hist_epoch(&st->hist, e);
 	time = he ? he->time : mmsb_wall_ns();
-	rc = ns_clone(st->ns, &clone);
+	rc = ns_clone(store_ns(st), &clone);
 	pthread_mutex_lock(&st->ck_mu); /* no commit meanwhile: the log up to e */
 	since = st->log_since_ckpt;
 	prev = ckpt_table_get(st->ck_tab); /* unchanged blocks: refer to it */
@@ -1149,6 +1183,7 @@ int mmsb_store_open(const char *dir, const struct mmsb_store_opts *o, struct mms
 	struct mmsb_store *st = calloc(1, sizeof(*st));
 	pthread_rwlockattr_t ra;
 	struct tlog_opts to;
+	size_t i;
 	int rc;
 
 	if (!st)
@@ -1177,7 +1212,12 @@ int mmsb_store_open(const char *dir, const struct mmsb_store_opts *o, struct mms
 	pthread_rwlockattr_init(&ra);
 	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&st->lock, &ra);
+	pthread_rwlock_init(&st->gate, &ra);
 	pthread_rwlockattr_destroy(&ra);
+	for (i = 0; i < PAGE_STRIPES; i++)
+		pthread_mutex_init(&st->page_mu[i], NULL);
+	pthread_mutex_init(&st->commit_mu, NULL);
+	pthread_mutex_init(&st->fast_mu, NULL);
 	pthread_mutex_init(&st->ck_mu, NULL);
 	pthread_cond_init(&st->ck_cond, NULL);
 	pthread_mutex_init(&st->snap_mu, NULL);
@@ -1206,6 +1246,7 @@ int mmsb_store_open(const char *dir, const struct mmsb_store_opts *o, struct mms
 void mmsb_store_close(struct mmsb_store *st)
 {
 	uint64_t e;
+	size_t i;
 
 	if (!st)
 		return;
@@ -1230,21 +1271,23 @@ void mmsb_store_close(struct mmsb_store *st)
 	ckpt_table_put(st->ck_tab);
 	free(st->lost);
 	free(st->open);
-	mmsb_buf_free(&st->txn.frames);
-	mmsb_buf_free(&st->txn.diff);
-	mmsb_buf_free(&st->txn.pack);
-	mmsb_buf_free(&st->txn.scratch);
-	free(st->txn.changes);
-	free(st->txn.rewired);
-	free(st->txn.cred_groups);
-	free(st->txn.owner_groups);
-	mmsb_buf_free(&st->txn.prop_out);
-	mmsb_buf_free(&st->txn.window);
-	free(st->txn.recs);
+	txn_free(&st->txn);
+	while (st->fast_free) {
+		struct mmsb_txn *t = st->fast_free;
+
+		st->fast_free = t->next_free;
+		txn_free(t);
+		free(t);
+	}
 	mmsb_io_close(st->io, st->ckdirfd);
 	mmsb_io_close(st->io, st->lockfd); /* releases the flock */
 	mmsb_io_close(st->io, st->dirfd);
 	pthread_rwlock_destroy(&st->lock);
+	pthread_rwlock_destroy(&st->gate);
+	for (i = 0; i < PAGE_STRIPES; i++)
+		pthread_mutex_destroy(&st->page_mu[i]);
+	pthread_mutex_destroy(&st->commit_mu);
+	pthread_mutex_destroy(&st->fast_mu);
 	pthread_mutex_destroy(&st->ck_mu);
 	pthread_cond_destroy(&st->ck_cond);
 	pthread_mutex_destroy(&st->snap_mu);
@@ -1303,7 +1346,7 @@ int mmsb_getattr(struct mmsb_store *st, uint64_t id, struct mmsb_attr *out)
 	int rc;
 
 	pthread_rwlock_rdlock(&st->lock);
-	rc = ns_getattr(st->ns, id, out);
+	rc = ns_getattr(store_ns(st), id, out);
 	pthread_rwlock_unlock(&st->lock);
 	return rc;
 }
@@ -1313,7 +1356,7 @@ int mmsb_lookup(struct mmsb_store *st, uint64_t parent, const char *name, struct
 	int rc;
 
 	pthread_rwlock_rdlock(&st->lock);
-	rc = ns_lookup_attr(st->ns, parent, name, out);
+	rc = ns_lookup_attr(store_ns(st), parent, name, out);
 	pthread_rwlock_unlock(&st->lock);
 	return rc;
 }
@@ -1324,7 +1367,7 @@ int mmsb_resolve(struct mmsb_store *st, const char *path, struct mmsb_attr *out)
 	int rc;
 
 	pthread_rwlock_rdlock(&st->lock);
-	rc = ns_resolve(st->ns, path, &n);
+	rc = ns_resolve(store_ns(st), path, &n);
 	if (rc == 0)
 		ns_attr(n, out);
 	pthread_rwlock_unlock(&st->lock);
@@ -1336,7 +1379,7 @@ ssize_t mmsb_path(struct mmsb_store *st, uint64_t id, char *buf, size_t cap)
 	ssize_t rc;
 
 	pthread_rwlock_rdlock(&st->lock);
-	rc = ns_path(st->ns, id, buf, cap);
+	rc = ns_path(store_ns(st), id, buf, cap);
 	pthread_rwlock_unlock(&st->lock);
 	return rc;
 }
@@ -1346,7 +1389,7 @@ ssize_t mmsb_read(struct mmsb_store *st, uint64_t id, uint64_t off, void *buf, s
 	ssize_t rc;
 
 	pthread_rwlock_rdlock(&st->lock);
-	rc = ns_read(ns_get(st->ns, id), off, buf, len);
+	rc = ns_read(ns_get(store_ns(st), id), off, buf, len);
 	pthread_rwlock_unlock(&st->lock);
 	return rc;
 }
@@ -1356,7 +1399,7 @@ int mmsb_seek(struct mmsb_store *st, uint64_t id, uint64_t off, bool data, uint6
 	int rc;
 
 	pthread_rwlock_rdlock(&st->lock);
-	rc = ns_seek(ns_get(st->ns, id), off, data, out);
+	rc = ns_seek(ns_get(store_ns(st), id), off, data, out);
 	pthread_rwlock_unlock(&st->lock);
 	return rc;
 }
@@ -1366,7 +1409,7 @@ ssize_t mmsb_readlink(struct mmsb_store *st, uint64_t id, char *buf, size_t cap)
 	ssize_t rc;
 
 	pthread_rwlock_rdlock(&st->lock);
-	rc = ns_readlink(ns_get(st->ns, id), buf, cap);
+	rc = ns_readlink(ns_get(store_ns(st), id), buf, cap);
 	pthread_rwlock_unlock(&st->lock);
 	return rc;
 }
@@ -1377,8 +1420,8 @@ int mmsb_readdir(struct mmsb_store *st, uint64_t dir, uint64_t from, mmsb_dirent
 	int rc;
 
 	pthread_rwlock_rdlock(&st->lock);
-	d = ns_get(st->ns, dir);
-	rc = d ? ns_readdir(st->ns, d, from, fn, arg) : -ENOENT;
+	d = ns_get(store_ns(st), dir);
+	rc = d ? ns_readdir(store_ns(st), d, from, fn, arg) : -ENOENT;
 	pthread_rwlock_unlock(&st->lock);
 	return rc;
 }
@@ -1388,7 +1431,7 @@ ssize_t mmsb_getxattr(struct mmsb_store *st, uint64_t id, const char *name, void
 	ssize_t rc;
 
 	pthread_rwlock_rdlock(&st->lock);
-	rc = ns_getxattr(ns_get(st->ns, id), name, buf, cap);
+	rc = ns_getxattr(ns_get(store_ns(st), id), name, buf, cap);
 	pthread_rwlock_unlock(&st->lock);
 	return rc;
 }
@@ -1398,7 +1441,7 @@ ssize_t mmsb_listxattr(struct mmsb_store *st, uint64_t id, char *buf, size_t cap
 	ssize_t rc;
 
 	pthread_rwlock_rdlock(&st->lock);
-	rc = ns_listxattr(ns_get(st->ns, id), buf, cap);
+	rc = ns_listxattr(ns_get(store_ns(st), id), buf, cap);
 	pthread_rwlock_unlock(&st->lock);
 	return rc;
 }
@@ -1438,10 +1481,10 @@ void mmsb_store_stats(struct mmsb_store *st, struct mmsb_stats *s)
 
 	memset(s, 0, sizeof(*s));
 	pthread_rwlock_rdlock(&st->lock);
-	s->n_pages = st->ns->n_pages;
-	s->n_dirs = st->ns->n_dirs;
-	s->n_symlinks = st->ns->n_symlinks;
-	s->page_bytes = st->ns->page_bytes;
+	s->n_pages = store_ns(st)->n_pages;
+	s->n_dirs = store_ns(st)->n_dirs;
+	s->n_symlinks = store_ns(st)->n_symlinks;
+	s->page_bytes = store_ns(st)->page_bytes;
 	s->oldest = st->oldest;
 	s->indexed_epochs = st->hist.en;
 	pthread_rwlock_unlock(&st->lock);

@@ -2,9 +2,28 @@
  * transactions, checkpoints), snap.c (time-travel views) and travel.c
  * (history, diff, restore, compaction).  Nothing outside src/ includes it.
  *
- * Lock order: snap->mu before st->lock (rwlock) before st->ck_mu; st->snap_mu
- * is a leaf.  A transaction (st->lock held for writing) never takes the mutex
- * of a shared view: restore works on a private one.
+ * Locks, in the order they are taken:
+ *   st->gate	  rwlock: writers.  A transaction (mmsb_txn_begin) holds it
+ *		  for writing from begin to end; a page write (mmsb_page_write)
+ *		  holds it for reading, so page writes run together and never
+ *		  overlap a transaction.
+ *   st->page_mu[] one mutex per stripe of page ids: page writes to one page
+ *		  (one stripe) take turns; a page write holds one stripe.
+ *   st->commit_mu the commit of a page write: epoch, log append, publish.
+ *   snap->mu	  a view's page loading.
+ *   st->lock	  rwlock: the head (ns, hist, oldest).  Readers hold it for
+ *		  reading, briefly; a transaction for writing from begin to
+ *		  end (it applies its records as it goes); a page write only
+ *		  while its record is applied (after the log append).
+ *   st->ck_mu	  checkpointer state.
+ * st->snap_mu, st->tag_mu and st->fast_mu are leaves.  A transaction
+ * never takes the mutex of a shared view: restore works on a private one.
+ *
+ * Readers never wait for a page write's work (diff, LZ4, log append).  A
+ * transaction that may run an exec: recompute publishes a clone of the
+ * committed head as st->stable before its first record, and releases
+ * st->lock while the command runs: readers then read st->stable
+ * (store_ns), and never the transaction's uncommitted records.
  */
 #ifndef MMSB_STORE_INT_H
 #define MMSB_STORE_INT_H
@@ -25,6 +44,15 @@
 #include "tlog.h"
 
 #define SNAP_IDLE_MAX 8 /* closed snapshots kept for reuse */
+#define PAGE_STRIPES 64 /* stripes of page-write mutexes (a power of two) */
+
+/* A page as a page write with propagation sees it: the head's bytes with
+ * the transaction's deferred records applied (a private copy). */
+struct txn_ovl {
+	uint64_t id;	 /* the page */
+	struct pbuf *pb; /* its bytes (host memory, charged to no budget) */
+	uint64_t size;	 /* its size */
+};
 
 struct mmsb_txn {
 	struct mmsb_store *st;
@@ -58,6 +86,16 @@ struct mmsb_txn {
 	uint32_t *owner_groups;	       /* owner's supplementary groups */
 	size_t cap_owner_groups;       /* entries allocated in owner_groups */
 	char why[400];		       /* why the last dependency operation was refused */
+	/* page writes (mmsb_page_write): the record is made without touching
+	 * the head, and applied at commit */
+	bool stable;		       /* this transaction published st->stable */
+	bool deferred;		       /* records are kept for the commit, not applied */
+	bool multi;		       /* more than one deferred record (propagation) */
+	struct mmsb_rec pend;	       /* the first deferred record (its raw body in hold) */
+	struct mmsb_buf hold;	       /* the unpacked body of pend */
+	struct txn_ovl *ovl;	       /* pages the deferred records changed, as t reads them */
+	size_t n_ovl, cap_ovl;
+	struct mmsb_txn *next_free;    /* st->fast_free list */
 };
 
 struct mmsb_snap {
@@ -86,13 +124,23 @@ struct mmsb_store {
 	int64_t ctime;			/* store creation time */
 	uint8_t sb[MMSB_SB_SIZE];	/* the superblock as read or written (protected by lock) */
 	uint32_t incompat;		/* its incompat features (protected by lock) */
-	bool read_only;			/* opened read-only, or forced by ro_compat bits */
+	_Atomic bool read_only;		/* opened read-only, forced by ro_compat bits, or set when
+					 * reloading the head failed; read without a lock */
 	bool damaged;			/* read-only open stopped at damage */
 	struct mmsb_epoch_range *lost;	/* epochs whose log records are lost, sorted (protected by lock) */
 	size_t n_lost;
 	unsigned sb_bad;		/* superblock copies found damaged at open (bit k: copy k) */
 	uint32_t n_bad_ckpts;		/* checkpoints found damaged (dropped from ckpts) */
 
+	pthread_rwlock_t gate;		/* transactions (write) / page writes (read) */
+	pthread_mutex_t page_mu[PAGE_STRIPES]; /* page writes to one stripe of ids */
+	pthread_mutex_t commit_mu;	/* a page write's epoch, append and publish */
+	pthread_mutex_t fast_mu;	/* protects fast_free */
+	struct mmsb_txn *fast_free;	/* idle page-write transactions (their buffers kept) */
+	_Atomic bool need_reload;	/* a published page write failed to apply: rebuild the head */
+	struct ns *stable;		/* the committed state while a transaction may run an
+					 * exec: recompute (set and cleared under st->lock
+					 * held for writing); else NULL */
 	pthread_rwlock_t lock;		/* readers / the one writer: ns, hist, ckpts */
 	struct ns *ns;			/* head state (protected by lock) */
 	struct mmsb_hist hist;		/* log index (protected by lock) */
@@ -166,6 +214,18 @@ static inline struct hist_rec store_hist_rec(const struct mmsb_rec *r, uint32_t 
 
 /* store.c */
 int store_reload(struct mmsb_store *st);
+/* The committed head, for a reader holding st->lock for reading: st->ns,
+ * or st->stable while a transaction runs an exec: recompute with st->lock
+ * released (the head then holds its uncommitted records). */
+static inline struct ns *store_ns(const struct mmsb_store *st)
+{
+	return st->stable ? st->stable : st->ns;
+}
+/* Publish a clone of the head (committed: t has applied no record yet) as
+ * st->stable; st->lock held for writing.  -ENOMEM (nothing published). */
+int store_stable_publish(struct mmsb_txn *t);
+/* Withdraw it (st->lock held for writing), when t ends. */
+void store_stable_withdraw(struct mmsb_txn *t);
 /* Record incompat feature bits in the superblock (replaced atomically and
  * durably) unless already there; called under st->lock before the first
  * record that needs them.  0, or the I/O error. */
@@ -195,6 +255,12 @@ int tags_load(struct mmsb_store *st);
 /* Tags naming epochs < keep: -EBUSY, or with force remove them. */
 int tags_before(struct mmsb_store *st, uint64_t keep, bool force);
 
+/* txn.c: the bytes and size of page n as transaction t reads them (its
+ * deferred records included). */
+void txn_page_view(const struct mmsb_txn *t, const struct ns_node *n, const struct pbuf **pb, uint64_t *size);
+uint64_t txn_page_size(const struct mmsb_txn *t, const struct ns_node *n);
+/* txn.c: free the buffers of a transaction (not t itself). */
+void txn_free(struct mmsb_txn *t);
 /* txn.c: setxattr without the dependency checks (recomputes use it). */
 int txn_setxattr_raw(struct mmsb_txn *t, uint64_t id, const char *name, const void *value, size_t len,
 		     unsigned flags);

@@ -19,9 +19,11 @@ int mmsb_txn_begin(struct mmsb_store *st, enum mmsb_source src, struct mmsb_txn 
 
 	if (st->read_only || mmsb_tlog_failed(st->log))
 		return -EROFS;
+	pthread_rwlock_wrlock(&st->gate);
 	pthread_rwlock_wrlock(&st->lock);
 	if (st->read_only) { /* a reload may have failed meanwhile */
 		pthread_rwlock_unlock(&st->lock);
+		pthread_rwlock_unlock(&st->gate);
 		return -EROFS;
 	}
 	t->src = src;
@@ -38,8 +40,27 @@ int mmsb_txn_begin(struct mmsb_store *st, enum mmsb_source src, struct mmsb_txn 
 	t->has_cred = false;
 	t->owner_ok = false;
 	t->why[0] = '\0';
+	t->deferred = false;
 	*out = t;
 	return 0;
+}
+
+/* Can record r, the first of t, lead to an exec: recompute at commit?  Only
+ * on a store that allows them, for a byte change of a page with dependents
+ * or a change of a page's dependency attributes. */
+static bool may_exec(const struct mmsb_txn *t, const struct mmsb_rec *r)
+{
+	const struct ns_node *n;
+
+	if (!t->st->o.allow_exec)
+		return false;
+	if (r->type == MMSB_FR_SETXATTR || r->type == MMSB_FR_RMXATTR)
+		return (r->u.xattr.name_len == strlen(MMSB_XATTR_DEPS) &&
+			memcmp(r->u.xattr.name, MMSB_XATTR_DEPS, r->u.xattr.name_len) == 0) ||
+		       (r->u.xattr.name_len == strlen(MMSB_XATTR_RECOMPUTE) &&
+			memcmp(r->u.xattr.name, MMSB_XATTR_RECOMPUTE, r->u.xattr.name_len) == 0);
+	n = mmsb_rec_is_bytes(r->type) ? ns_get(t->st->ns, r->node) : NULL;
+	return n && n->n_kids > 0;
 }
 
 /* Room for n more entries in the change list: after it, n note_change
@@ -70,6 +91,99 @@ static int note_change(struct mmsb_txn *t, enum mmsb_change kind, uint64_t id, u
 	t->changes[t->n_changes++] = (struct mmsb_change_rec){
 		kind, (t->rec_flags & MMSB_FRF_PROPAGATED) ? MMSB_SRC_PROPAGATION : t->src, id, parent, bytes};
 	return 0;
+}
+
+/* ---- deferred records (page writes) ---------------------------------------------------- */
+
+void txn_page_view(const struct mmsb_txn *t, const struct ns_node *n, const struct pbuf **pb, uint64_t *size)
+{
+	size_t i;
+
+	for (i = 0; i < t->n_ovl; i++)
+		if (t->ovl[i].id == n->id) {
+			*pb = t->ovl[i].pb;
+			*size = t->ovl[i].size;
+			return;
+		}
+	*pb = n->data;
+	*size = n->size;
+}
+
+uint64_t txn_page_size(const struct mmsb_txn *t, const struct ns_node *n)
+{
+	const struct pbuf *pb;
+	uint64_t size;
+
+	txn_page_view(t, n, &pb, &size);
+	return size;
+}
+
+/* Apply the byte record r to the private copy of its page that t reads
+ * (made from the head's bytes on first use). */
+static int ovl_apply(struct mmsb_txn *t, struct ns_node *n, const struct mmsb_rec *r)
+{
+	struct txn_ovl *o = NULL;
+	size_t i;
+
+	for (i = 0; i < t->n_ovl && !o; i++)
+		if (t->ovl[i].id == n->id)
+			o = &t->ovl[i];
+	if (!o) {
+		if (t->n_ovl == t->cap_ovl) {
+			size_t cap = t->cap_ovl ? 2 * t->cap_ovl : 8;
+			struct txn_ovl *v = realloc(t->ovl, cap * sizeof(*v));
+
+			if (!v)
+				return -ENOMEM;
+			t->ovl = v;
+			t->cap_ovl = cap;
+		}
+		o = &t->ovl[t->n_ovl++];
+		*o = (struct txn_ovl){n->id, pbuf_ref(n->data), n->size};
+	}
+	return ns_bytes_apply(&o->pb, &o->size, r, &t->scratch, NULL, NULL);
+}
+
+static void ovl_clear(struct mmsb_txn *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n_ovl; i++)
+		pbuf_put(t->ovl[i].pb);
+	t->n_ovl = 0;
+}
+
+/* Keep record r of a page write for its commit instead of applying it.
+ * The page gets room and memory budget for it now (-ENOSPC here, never
+ * after the log append), and t's own later reads of it (propagation) see
+ * it through an overlay.  The first record keeps its unpacked body in
+ * t->hold; the others are decoded from their frames at commit. */
+static int txn_defer(struct mmsb_txn *t, const struct mmsb_rec *r)
+{
+	struct mmsb_store *st = t->st;
+	int rc = 0;
+
+	if (t->n_recs > 0 && !t->multi)
+		return -EINVAL; /* one record: the caller keeps to one chunk */
+	if (mmsb_rec_is_bytes(r->type)) {
+		struct ns_node *n = ns_get(st->ns, r->node);
+
+		if (!n)
+			return -ENOENT;
+		pthread_rwlock_wrlock(&st->lock);
+		rc = ns_page_prepare(n, r, st->ns->mem);
+		pthread_rwlock_unlock(&st->lock);
+		if (rc == 0 && t->multi)
+			rc = ovl_apply(t, n, r);
+	}
+	if (rc == 0 && t->n_recs == 0) {
+		struct mmsb_buf b = t->hold;
+
+		t->pend = *r;
+		t->hold = t->diff; /* the body stays where pend.raw points */
+		t->diff = b;
+	}
+	return rc;
 }
 
 /* Encode r into the frame buffer, note the change, then apply r to the
@@ -103,6 +217,21 @@ static int txn_record(struct mmsb_txn *t, struct mmsb_rec *r, enum mmsb_change k
 	if (flen < 0)
 		return (int)flen;
 	rc = note_change(t, kind, r->node, parent, bytes);
+	if (t->deferred) { /* a page write: the head changes at commit */
+		if (rc == 0)
+			rc = txn_defer(t, r);
+		if (rc < 0) {
+			t->frames.len = mark;
+			t->n_changes = n_changes;
+			return rc;
+		}
+		t->recs[t->n_recs++] = store_hist_rec(r, 0, mark, (uint32_t)flen);
+		return 0;
+	}
+	/* before the head first changes: readers keep the committed state
+	 * while an exec: recompute runs with st->lock released (prop.c) */
+	if (rc == 0 && t->n_recs == 0 && !t->stable && may_exec(t, r))
+		store_stable_publish(t); /* without it readers wait: still correct */
 	t0 = mmsb_now_ns();
 	if (rc == 0)
 		rc = ns_apply(st->ns, r, &t->scratch);
@@ -253,24 +382,28 @@ static int write_chunk(struct mmsb_txn *t, struct ns_node *n, uint64_t off, cons
 	struct mmsb_store *st = t->st;
 	struct mmsb_delta_info info;
 	struct mmsb_rec r = {.node = n->id};
-	uint64_t nsize = off + len > n->size ? off + len : n->size;
-	size_t wlen = off < n->size ? (n->size - off < len ? (size_t)(n->size - off) : len) : 0;
+	const struct pbuf *pb;
+	uint64_t size, nsize;
+	size_t wlen;
 	const uint8_t *old = NULL;
 	int rc = 0;
 
+	txn_page_view(t, n, &pb, &size);
+	nsize = off + len > size ? off + len : size;
+	wlen = off < size ? (size - off < len ? (size_t)(size - off) : len) : 0;
 	t->diff.len = 0;
 	if (n->dev) { /* a GPU page: logged as written, not diffed (kern.h, enqueue) */
 		rc = write_whole(off, src, len, &t->diff, &info);
 	} else {
 		if (wlen)
-			old = pbuf_view(n->data, off, wlen, &t->window, &rc);
+			old = pbuf_view(pb, off, wlen, &t->window, &rc);
 		if (rc == 0)
 			rc = mmsb_delta_diff_window(old, wlen, off, src, len, &t->diff, &info);
 	}
 	if (rc < 0)
 		return rc;
 	if (info.changed == 0) {
-		if (nsize == n->size)
+		if (nsize == size)
 			return 0;
 		r.type = MMSB_FR_TRUNCATE; /* zeros past the end: only the size changes */
 		r.u.truncate.size = nsize;
@@ -339,7 +472,7 @@ int mmsb_txn_truncate(struct mmsb_txn *t, uint64_t id, uint64_t size)
 		return rc;
 	if (size > MMSB_PAGE_MAX)
 		return -EFBIG;
-	if (size == n->size)
+	if (size == txn_page_size(t, n))
 		return 0;
 	if (n->orphan)
 		return ns_page_truncate(n, size, t->st->ns->mem);
@@ -650,7 +783,10 @@ static void index_commit(struct mmsb_txn *t, uint32_t seg, uint64_t off)
 
 static void release(struct mmsb_txn *t)
 {
+	if (t->stable)
+		store_stable_withdraw(t);
 	pthread_rwlock_unlock(&t->st->lock);
+	pthread_rwlock_unlock(&t->st->gate);
 }
 
 int mmsb_txn_commit(struct mmsb_txn *t, uint64_t *epoch)
@@ -733,4 +869,303 @@ void mmsb_txn_abort(struct mmsb_txn *t)
 	if (t->n_recs > 0 || t->poisoned)
 		store_reload(t->st);
 	release(t);
+}
+
+/* ---- page writes ------------------------------------------------------------------------ */
+
+/* A page write's transaction: an idle one from the pool (its buffers kept
+ * from earlier writes, so a write does not fault in fresh memory), or a new
+ * one.  NULL on -ENOMEM. */
+static struct mmsb_txn *fast_get(struct mmsb_store *st)
+{
+	struct mmsb_txn *t;
+
+	pthread_mutex_lock(&st->fast_mu);
+	t = st->fast_free;
+	if (t)
+		st->fast_free = t->next_free;
+	pthread_mutex_unlock(&st->fast_mu);
+	if (!t && (t = calloc(1, sizeof(*t))))
+		t->st = st;
+	return t;
+}
+
+static void fast_put(struct mmsb_txn *t)
+{
+	struct mmsb_store *st = t->st;
+
+	pthread_mutex_lock(&st->fast_mu);
+	t->next_free = st->fast_free;
+	st->fast_free = t;
+	pthread_mutex_unlock(&st->fast_mu);
+}
+
+void txn_free(struct mmsb_txn *t)
+{
+	ovl_clear(t);
+	free(t->ovl);
+	mmsb_buf_free(&t->hold);
+	mmsb_buf_free(&t->frames);
+	mmsb_buf_free(&t->diff);
+	mmsb_buf_free(&t->pack);
+	mmsb_buf_free(&t->scratch);
+	mmsb_buf_free(&t->prop_out);
+	mmsb_buf_free(&t->window);
+	free(t->changes);
+	free(t->rewired);
+	free(t->cred_groups);
+	free(t->owner_groups);
+	free(t->recs);
+}
+
+#define FAST_CLOSURE_MAX 64 /* pages a page write with propagation may lock */
+
+static unsigned stripe_of(uint64_t id)
+{
+	return (unsigned)((id * 0x9E3779B97F4A7C15ull) >> 58); /* 64 stripes */
+}
+
+static bool add_id(uint64_t *set, size_t *n, uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < *n; i++)
+		if (set[i] == id)
+			return true;
+	if (*n == FAST_CLOSURE_MAX)
+		return false;
+	set[(*n)++] = id;
+	return true;
+}
+
+static int cmp_uint(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Plan a page write of id (st->lock held for reading): the stripes it
+ * must hold, sorted, into stripes (*n_stripes).  A page without dependents
+ * needs its own; a page with dependents needs those of every page its
+ * propagation writes (its descendants) or reads (their parents), and *multi
+ * is set.  Returns 0, 1 when the write must take a transaction instead (an
+ * unlinked page, a GPU page in the way, more than FAST_CLOSURE_MAX pages),
+ * or the refusal of a page-only operation. */
+static int fast_plan(struct mmsb_store *st, uint64_t id, unsigned *stripes, size_t *n_stripes, bool *multi)
+{
+	struct ns_node *n = ns_get(st->ns, id);
+	uint64_t down[FAST_CLOSURE_MAX], all[FAST_CLOSURE_MAX];
+	size_t n_down = 0, n_all = 0, k, i;
+	int rc = ns_page_check(n);
+
+	if (rc < 0)
+		return rc;
+	if (n->orphan || (n->dev && n->n_kids))
+		return 1; /* a GPU page's own writes are deferred too; its propagation is not */
+	add_id(down, &n_down, id);
+	add_id(all, &n_all, id);
+	for (k = 0; k < n_down; k++) { /* breadth first: the list grows as we go */
+		struct ns_node *x = ns_get(st->ns, down[k]);
+
+		for (i = 0; x && i < x->n_kids; i++) {
+			struct ns_node *c = ns_get(st->ns, x->kids[i]);
+			uint16_t j;
+
+			if (!c || c->dev || c->orphan || !add_id(down, &n_down, c->id) || !add_id(all, &n_all, c->id))
+				return 1;
+			for (j = 0; j < c->n_deps; j++) {
+				struct ns_node *p = ns_get(st->ns, c->deps[j]);
+
+				if (p && p->dev)
+					return 1;
+				if (!add_id(all, &n_all, c->deps[j]))
+					return 1;
+			}
+		}
+	}
+	*multi = n_down > 1;
+	for (i = 0; i < n_all; i++)
+		stripes[i] = stripe_of(all[i]);
+	qsort(stripes, n_all, sizeof(*stripes), cmp_uint);
+	for (i = k = 0; i < n_all; i++)
+		if (k == 0 || stripes[k - 1] != stripes[i])
+			stripes[k++] = stripes[i];
+	*n_stripes = k;
+	return 0;
+}
+
+/* Commit t's deferred records: the epoch, the log append and the
+ * publication to readers, in that order, under commit_mu (the only part of
+ * a page write that is serial); st->lock is held for writing only while the
+ * records are applied to the head. */
+static int fast_commit(struct mmsb_txn *t, uint64_t *epoch)
+{
+	struct mmsb_store *st = t->st;
+	struct mmsb_rec c = {.type = MMSB_FR_COMMIT};
+	uint64_t off = 0, e;
+	uint32_t seg = 0, i;
+	int64_t flen;
+	int rc;
+
+	c.u.commit.n_frames = t->n_recs;
+	c.u.commit.source = (uint8_t)t->src;
+	c.u.commit.changed = t->changed;
+	flen = mmsb_rec_encode(&c, st->seed, &t->frames);
+	if (flen < 0)
+		return (int)flen;
+	pthread_mutex_lock(&st->commit_mu);
+	e = atomic_load(&st->head) + 1;
+	t->epoch = e;
+	t->time = mmsb_wall_ns();
+	mmsb_rec_restamp(t->frames.p, t->frames.len, e, t->time, st->seed);
+	rc = mmsb_tlog_append(st->log, e, t->frames.p, t->frames.len, &seg, &off);
+	if (rc < 0) { /* the head never saw the records: nothing to undo */
+		pthread_mutex_unlock(&st->commit_mu);
+		return rc;
+	}
+	t->pend.epoch = e;
+	t->pend.time = t->time;
+	for (i = 0; i < t->n_recs; i++)
+		t->recs[i].epoch = e;
+	pthread_rwlock_wrlock(&st->lock);
+	rc = ns_apply(st->ns, &t->pend, &t->scratch);
+	for (i = 1; i < t->n_recs && rc == 0; i++) { /* propagated records, from their frames */
+		struct mmsb_rec r;
+		int64_t fl = mmsb_rec_decode(t->frames.p + t->recs[i].off, t->frames.len - t->recs[i].off, st->seed,
+					     &r, NULL);
+
+		rc = fl < 0 ? (int)fl : ns_apply(st->ns, &r, &t->scratch);
+	}
+	if (rc < 0) { /* committed in the log, not in memory: rebuild the head from the log */
+		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: epoch %" PRIu64 " is logged but applying it failed (%s): "
+			  "rebuilding the head", e, strerror(-rc));
+		atomic_store(&st->need_reload, true);
+	}
+	index_commit(t, seg, off);
+	atomic_store(&st->head, e);
+	atomic_fetch_add(&st->n_commits, 1);
+	atomic_fetch_add(&st->n_records, t->n_recs);
+	pthread_mutex_lock(&st->ck_mu);
+	st->log_since_ckpt += t->frames.len;
+	if (store_ckpt_due(st) && st->log_since_ckpt >= store_ckpt_due(st) && st->ck_want <= st->ck_done) {
+		st->ck_want = e;
+		pthread_cond_broadcast(&st->ck_cond);
+	}
+	pthread_mutex_unlock(&st->ck_mu);
+	pthread_rwlock_unlock(&st->lock);
+	pthread_mutex_unlock(&st->commit_mu);
+	mmsb_stats_record(&st->h_commit, mmsb_now_ns() - t->t0);
+	*epoch = e;
+	return 0; /* the commit hook runs once the locks are released */
+}
+
+/* The write itself, with its stripes and st->gate (for reading) held: no
+ * other writer can change the pages it reads or writes, nor the tree. */
+static ssize_t fast_write(struct mmsb_txn *t, uint64_t id, uint64_t off, const void *buf, size_t len,
+			  uint64_t *epoch)
+{
+	struct ns_node *n = ns_get(t->st->ns, id);
+	int rc = write_chunk(t, n, off, buf, len);
+
+	if (rc == 0 && t->n_recs && t->multi)
+		rc = prop_run(t); /* no store-wide lock held: an exec: may take its time */
+	if (rc < 0)
+		return rc;
+	if (t->n_recs == 0) {
+		*epoch = 0;
+		return (ssize_t)len; /* the same bytes: no record, no epoch */
+	}
+	rc = fast_commit(t, epoch);
+	return rc < 0 ? rc : (ssize_t)len;
+}
+
+ssize_t mmsb_page_write(struct mmsb_store *st, enum mmsb_source src, uint64_t id, uint64_t off, const void *buf,
+			size_t len, uint64_t *epoch)
+{
+	unsigned stripes[FAST_CLOSURE_MAX];
+	size_t n_stripes = 0, i;
+	struct mmsb_txn *t, *x;
+	bool multi = false, other = true;
+	uint64_t e = 0;
+	ssize_t rc;
+	int crc;
+
+	if (st->read_only || mmsb_tlog_failed(st->log))
+		return -EROFS;
+	if (off > MMSB_PAGE_MAX || len > MMSB_PAGE_MAX - off)
+		return -EFBIG;
+	t = len && len <= MMSB_WRITE_CHUNK ? fast_get(st) : NULL;
+	if (t) {
+		pthread_rwlock_rdlock(&st->gate); /* the tree stays as it is */
+		pthread_rwlock_rdlock(&st->lock);
+		rc = st->read_only ? -EROFS : fast_plan(st, id, stripes, &n_stripes, &multi);
+		pthread_rwlock_unlock(&st->lock);
+		other = rc == 1;
+		if (rc == 0) {
+			t->src = src;
+			t->t0 = mmsb_now_ns();
+			t->n_recs = 0;
+			t->changed = 0;
+			t->poisoned = 0;
+			t->frames.len = 0;
+			t->n_changes = 0;
+			t->n_rewired = 0;
+			t->rec_flags = 0;
+			t->has_cred = false;
+			t->owner_ok = false;
+			t->why[0] = '\0';
+			t->stable = false;
+			t->deferred = true;
+			t->multi = multi;
+			for (i = 0; i < n_stripes; i++) /* in order: no two writers wait for each other */
+				pthread_mutex_lock(&st->page_mu[stripes[i]]);
+			rc = fast_write(t, id, off, buf, len, &e);
+			while (n_stripes)
+				pthread_mutex_unlock(&st->page_mu[stripes[--n_stripes]]);
+			ovl_clear(t);
+		}
+		pthread_rwlock_unlock(&st->gate);
+		if (e && st->o.commit_fn) {
+			struct mmsb_commit_info ci = {e, t->time, t->src, t->n_changes, t->changes, t->changed};
+
+			st->o.commit_fn(st->o.commit_arg, &ci);
+		}
+		fast_put(t);
+		if (atomic_exchange(&st->need_reload, false)) {
+			pthread_rwlock_wrlock(&st->gate);
+			pthread_rwlock_wrlock(&st->lock);
+			store_reload(st);
+			pthread_rwlock_unlock(&st->lock);
+			pthread_rwlock_unlock(&st->gate);
+		}
+		if (!other) {
+			if (rc >= 0 && e && st->o.sync == MMSB_SYNC_COMMIT) {
+				uint64_t t0 = mmsb_now_ns();
+
+				crc = mmsb_tlog_sync(st->log);
+				mmsb_stats_record(&st->h_sync, mmsb_now_ns() - t0);
+				if (crc < 0)
+					rc = crc;
+			}
+			if (rc >= 0 && epoch)
+				*epoch = e;
+			return rc;
+		}
+	}
+	/* not a plain host page (or an empty or huge write): a transaction */
+	rc = mmsb_txn_begin(st, src, &x);
+	if (rc < 0)
+		return rc;
+	rc = mmsb_txn_write(x, id, off, buf, len);
+	if (rc < 0) {
+		mmsb_txn_abort(x);
+		return rc;
+	}
+	crc = mmsb_txn_commit(x, &e);
+	if (crc < 0)
+		return crc;
+	if (epoch)
+		*epoch = e;
+	return rc;
 }

@@ -157,6 +157,56 @@ static void deltas_recompute_checkpoint_travel(void **state)
 	(void)ck;
 }
 
+/* Page writes (mmsb_page_write) to a GPU page: deferred like a host
+ * page's, applied by the device queue at commit, each one epoch; growth
+ * past gpu_mem is refused before anything is logged. */
+static void page_writes(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t *a = malloc(PAGE + 4096);
+	uint64_t p, e, e_mid = 0, h;
+	struct mmsb_snap *s;
+	uint8_t *mid = malloc(PAGE);
+	size_t i;
+
+	fill(a, PAGE, 9);
+	p = fx_page(fx, "g", a, PAGE);
+	assert_int_equal(fx_setx(fx, p, "user.mmsb.location", "gpu"), 0);
+	for (i = 0; i < 48; i++) {
+		uint8_t v[64];
+		size_t off = (i * 24593) % (PAGE - sizeof(v));
+
+		memset(v, (int)(i + 1), sizeof(v));
+		memcpy(a + off, v, sizeof(v));
+		h = mmsb_store_head(fx->st);
+		assert_int_equal(mmsb_page_write(fx->st, MMSB_SRC_USER, p, off, v, sizeof(v), &e), (ssize_t)sizeof(v));
+		assert_int_equal(e, h + 1);
+		if (i == 20) {
+			e_mid = e;
+			memcpy(mid, a, PAGE);
+		}
+	}
+	/* past the end: the page grows on the device */
+	memset(a + PAGE, 0x5a, 4096);
+	assert_int_equal(mmsb_page_write(fx->st, MMSB_SRC_USER, p, PAGE, a + PAGE, 4096, NULL), 4096);
+	expect_page(fx->st, NULL, p, a, PAGE + 4096);
+	assert_int_equal(mmsb_snap_open(fx->st, e_mid, &s), 0);
+	expect_page(fx->st, s, p, mid, PAGE);
+	mmsb_snap_close(s);
+	fx_reopen(fx);
+	expect_page(fx->st, NULL, p, a, PAGE + 4096);
+	assert_int_equal(mmsb_getxattr(fx->st, p, "user.mmsb.location", NULL, 0), 3);
+	/* a cap: growing by 4 MiB more is refused, nothing logged */
+	fx->o.gpu_mem = 2 * PAGE;
+	fx_reopen(fx);
+	h = mmsb_store_head(fx->st);
+	assert_int_equal(mmsb_page_write(fx->st, MMSB_SRC_USER, p, 4 * PAGE, "x", 1, NULL), -ENOSPC);
+	assert_int_equal(mmsb_store_head(fx->st), h);
+	expect_page(fx->st, NULL, p, a, PAGE + 4096);
+	free(a);
+	free(mid);
+}
+
 /* -o gpu_mem: a page that does not fit the cap is refused with ENOSPC at
  * setfattr and stays where it was (bytes, location); nothing moves by
  * itself; giving room back lets it in. */
@@ -207,6 +257,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(location_rules, setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(deltas_recompute_checkpoint_travel, setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(gpu_mem_cap, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(page_writes, setup, fx_teardown),
 	};
 	struct mmsb_kern_gpu_info gi;
 

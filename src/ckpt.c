@@ -158,6 +158,7 @@ static int table_add_page(struct ckpt_table *t, const struct ns_node *n, uint64_
 	p->id = n->id;
 	p->birth = n->birth;
 	p->epoch = n->epoch;
+	p->version = n->version;
 	p->size = n->size;
 	p->first = first;
 	p->n = (uint32_t)(t->n_refs - first);
@@ -224,11 +225,43 @@ void ckpt_dirty_finish(struct ckpt_dirty *d)
 		qsort(d->v, d->n, sizeof(*d->v), cmp_range);
 }
 
+int ckpt_dirty_count(struct ckpt_dirty *d, uint64_t id, uint64_t n_recs)
+{
+	if (d->n_counts == d->cap_counts) {
+		size_t cap = d->cap_counts ? d->cap_counts * 2 : 64;
+		struct ckpt_dirty_count *v = realloc(d->counts, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		d->counts = v;
+		d->cap_counts = cap;
+	}
+	d->counts[d->n_counts].id = id;
+	d->counts[d->n_counts++].n_recs = n_recs;
+	return 0;
+}
+
 void ckpt_dirty_free(struct ckpt_dirty *d)
 {
 	free(d->v);
-	d->v = NULL;
-	d->n = d->cap = 0;
+	free(d->counts);
+	memset(d, 0, sizeof(*d));
+}
+
+/* Page id's byte records since the checkpoint. */
+static uint64_t dirty_recs(const struct ckpt_dirty *d, uint64_t id)
+{
+	size_t a = 0, b = d->n_counts;
+
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+
+		if (d->counts[m].id < id)
+			a = m + 1;
+		else
+			b = m;
+	}
+	return a < d->n_counts && d->counts[a].id == id ? d->counts[a].n_recs : 0;
 }
 
 /* The ranges of page id: [*lo, *hi). */
@@ -405,7 +438,9 @@ static int write_page(struct ckpt_writer *w, const struct ns_node *n, uint64_t f
 	same = pp && pp->epoch == n->epoch && pp->size == n->size && !n->orphan;
 	if (pp)
 		j = pp->first;
-	known = pp && !same && !n->orphan && w->dirty; /* changed: where, the records say */
+	/* changed: where, the records say, if they are all there (as many as
+	 * the page's version moved by) */
+	known = pp && !same && !n->orphan && w->dirty && n->version - pp->version == dirty_recs(w->dirty, n->id);
 	if (known && w->dirty->n)
 		dirty_of(w->dirty, n->id, &dr, &dend);
 	for (done = 0; done < n->size && rc == 0; done += MMSB_BK_RAW_MAX) {

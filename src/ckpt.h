@@ -52,6 +52,7 @@ struct ckpt_ref {
 struct ckpt_page {
 	uint64_t id, birth; /* node id and creating epoch: ids are never reused */
 	uint64_t epoch;	    /* the node's last change epoch */
+	uint64_t version;   /* the node's byte records applied */
 	uint64_t size;	    /* page bytes */
 	uint64_t first;	    /* index of its first reference */
 	uint32_t n;	    /* references (0: an empty page) */
@@ -83,11 +84,21 @@ struct ckpt_dirty_range {
 	uint64_t id;	   /* page */
 	uint64_t from, to; /* its blocks [from, to) (block k: bytes [k MiB, (k+1) MiB)) */
 };
+struct ckpt_dirty_count {
+	uint64_t id;	 /* page */
+	uint64_t n_recs; /* its byte records since the checkpoint */
+};
 struct ckpt_dirty {
 	uint64_t since;		    /* the checkpoint the records come after */
 	struct ckpt_dirty_range *v; /* sorted by (id, from) after ckpt_dirty_finish */
 	size_t n, cap;
+	/* how many records each page has: a page whose version moved by
+	 * another count (a record the index missed) is hashed whole */
+	struct ckpt_dirty_count *counts; /* sorted by id */
+	size_t n_counts, cap_counts;
 };
+/* Page id has n_recs byte records since the checkpoint (ids increasing).  -ENOMEM. */
+int ckpt_dirty_count(struct ckpt_dirty *d, uint64_t id, uint64_t n_recs);
 /* Bytes [off, off + len) of page id may have changed (len UINT64_MAX: from
  * off to any size).  -ENOMEM. */
 int ckpt_dirty_add(struct ckpt_dirty *d, uint64_t id, uint64_t off, uint64_t len);

@@ -918,7 +918,8 @@ static int ckpt_dirty_build(struct mmsb_store *st, uint64_t since, struct hist_r
 			frames += recs[k].len;
 			size = recs[k].size > size ? recs[k].size : size;
 		}
-		if (frames >= size / 2) {
+		rc = ckpt_dirty_count(d, recs[i].node, k - i);
+		if (rc == 0 && frames >= size / 2) {
 			rc = ckpt_dirty_add(d, recs[i].node, 0, UINT64_MAX);
 			i = k;
 		}

@@ -8,7 +8,8 @@
  * does; a damaged shared block damages every checkpoint that refers to it
  * (verify says so, views fall back or fail with EBADMSG as for a damaged
  * block of their own file); the files one
- * checkpoint refers to stay bounded; a half-written checkpoint is ignored. */
+ * checkpoint refers to stay bounded; a half-written checkpoint is ignored;
+ * a store of format 1.2 (full-image checkpoint, hole block) still loads. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -26,6 +27,7 @@
 
 #include "format.h"
 #include "fx.h"
+#include "golden_ckpt12.h"
 #include "store_int.h"
 #include "sum.h"
 
@@ -530,6 +532,88 @@ static void half_written_checkpoint_ignored(void **state)
 	free(got);
 }
 
+/* ---- format 1.2 ------------------------------------------------------------------------ */
+
+static void put_file(const char *dir, const char *rel, const unsigned char *p, unsigned len)
+{
+	char path[200];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(p, 1, len, f), len);
+	fclose(f);
+}
+
+/* The golden page "a": 3 MiB, its middle MiB zero (a hole block). */
+static uint8_t golden_a(size_t i)
+{
+	return (i >> 20) == 1 ? 0 : (uint8_t)("golden"[i % 6]);
+}
+
+/* A store written before incremental checkpoints (golden_ckpt12.h): its
+ * full-image checkpoint loads for the head, for views and for verify; the
+ * next checkpoint refers to none of its blocks (their hashes are unknown),
+ * so compaction to it removes the old file. */
+static void golden_store_loads(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t *got = malloc(3 * MiB), one = 'H';
+	struct mmsb_attr a, b;
+	struct mmsb_snap *sn;
+	uint64_t e, kept;
+	char cmd[320], lnk[16];
+
+	assert_non_null(got);
+	mmsb_store_close(fx->st);
+	fx->st = NULL;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s && mkdir -p %s/log %s/ckpt", fx->dir, fx->dir, fx->dir);
+	assert_int_equal(system(cmd), 0);
+	put_file(fx->dir, "mmsb.super", gold_mmsb_super, gold_mmsb_super_len);
+	put_file(fx->dir, "log/0000000000000001.log", gold_log_0000000000000001_log, gold_log_0000000000000001_log_len);
+	put_file(fx->dir, "ckpt/0000000000000001.ckpt", gold_ckpt_0000000000000001_ckpt,
+		 gold_ckpt_0000000000000001_ckpt_len);
+	put_file(fx->dir, "compacted", gold_compacted, gold_compacted_len);
+	fx->o.create = false;
+	fx_reopen(fx);
+	assert_int_equal(mmsb_checkpoints(fx->st, NULL, 0), 1); /* loaded, not dropped as damaged */
+	assert_int_equal(mmsb_store_head(fx->st), 1);
+	assert_int_equal(mmsb_resolve(fx->st, "a", &a), 0);
+	assert_int_equal(mmsb_read(fx->st, a.id, 0, got, 3 * MiB), (ssize_t)(3 * MiB));
+	for (size_t i = 0; i < 3 * MiB; i++)
+		if (got[i] != golden_a(i))
+			fail_msg("page a byte %zu", i);
+	assert_int_equal(mmsb_resolve(fx->st, "d/b", &b), 0);
+	assert_int_equal(mmsb_read(fx->st, b.id, 0, got, 64), 17);
+	assert_memory_equal(got, "hello, format 1.2", 17);
+	assert_int_equal(mmsb_resolve(fx->st, "d/l", &b), 0);
+	assert_int_equal(mmsb_readlink(fx->st, b.id, lnk, sizeof(lnk)), 4);
+	assert_int_equal(mmsb_store_verify(fx->st), 0);
+	/* a view of epoch 1 reads the old file's blocks lazily */
+	fx_write(fx, a.id, 0, &one, 1);
+	assert_int_equal(mmsb_snap_open(fx->st, 1, &sn), 0);
+	assert_int_equal(mmsb_snap_read(sn, a.id, 0, got, 3 * MiB), (ssize_t)(3 * MiB));
+	for (size_t i = 0; i < 3 * MiB; i++)
+		if (got[i] != golden_a(i))
+			fail_msg("epoch 1: page a byte %zu", i);
+	mmsb_snap_close(sn);
+	/* the next checkpoint is a full one in the new format */
+	e = checkpoint(fx, NULL);
+	assert_int_equal(fx->st->ck_tab->n_files, 1);
+	assert_int_equal(fx->st->ck_tab->files[0], e);
+	assert_int_equal(mmsb_compact(fx->st, e, 0, &kept), 0);
+	assert_false(file_exists(fx, 1));
+	fx_reopen(fx);
+	assert_int_equal(mmsb_read(fx->st, a.id, 0, got, 3 * MiB), (ssize_t)(3 * MiB));
+	assert_int_equal(got[0], one);
+	for (size_t i = 1; i < 3 * MiB; i++)
+		if (got[i] != golden_a(i))
+			fail_msg("after the new checkpoint: page a byte %zu", i);
+	assert_int_equal(mmsb_store_verify(fx->st), 0);
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest t[] = {
@@ -539,6 +623,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(damaged_shared_block, setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(missing_referenced_file, setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(half_written_checkpoint_ignored, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(golden_store_loads, setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(t, NULL, NULL);

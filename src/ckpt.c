@@ -1359,7 +1359,7 @@ static int open_named(struct load_ctx *lc)
 			mmsb_diag(lc->c->diag, MMSB_DIAG_ERR,
 				  "ckpt: checkpoint %" PRIu64 " refers to checkpoint file %" PRIu64 ", which is %s",
 				  lc->epoch, t->files[i], rc == -ENOENT ? "missing" : "damaged");
-			return rc == -ENOMEM || rc == -EIO ? rc : rc == -MMSB_EBADCRC ? rc : -MMSB_ECORRUPT;
+			return rc == -ENOENT ? -MMSB_ECORRUPT : rc; /* a missing file damages this checkpoint */
 		}
 		t->data_bytes[i] = mmsb_get_le64(tr + MMSB_TR_OFF_META_OFF) - MMSB_CK_HDR_SIZE;
 	}

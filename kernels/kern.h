@@ -50,8 +50,20 @@
  * faults it back), and a prefetch to the host costs a migration both ways.
  * bench_kern measures the three (fault / copy / prefetch) and prints them.
  *
- * Thread safety: the tables are const and stateless; calls on disjoint memory
- * may run concurrently.  A batch is used by one thread at a time.
+ * Thread safety: the tables themselves are const, but the device tables
+ * keep process-wide mutable state behind them, each part under its own
+ * mutex, so calls from any thread may run concurrently (on disjoint memory):
+ *   - the queue of enqueue/read: one per device table for the whole
+ *     process (cuda: kern_cuda.cu's q, its streams and flusher thread;
+ *     cpu_dev: kern_cpu.c's dev_q and its flusher), started once (cuda: by
+ *     mmsb_kern_select; cpu_dev: by its first operation);
+ *   - the page-memory account and its cap (kern_host.c: acct_*, set by
+ *     mmsb_kern_gpu_limit), shared by both device tables;
+ *   - cuda only: a cache of up to CACHE_BATCHES freed batches (kern_cuda.cu:
+ *     cache[], cache_mu) that batch_new hands out again.
+ * So two stores in one process share one GPU queue, one gpu_mem cap and the
+ * batch cache; nothing here belongs to a store.  The "cpu" table keeps no
+ * state.  A batch is used by one thread at a time.
  */
 #ifndef MMSB_KERN_H
 #define MMSB_KERN_H

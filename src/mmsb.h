@@ -332,9 +332,9 @@ void mmsb_txn_abort(struct mmsb_txn *txn);
  * the pages derived from it, exec: included) is made while only writers of
  * the same pages wait, and the commit (epoch, log append, publication) is
  * the one serial step; head readers wait only while the bytes are copied
- * into the pages.  A GPU page, an unlinked page, a write over 64 MiB or one
- * whose propagation reaches more than 64 pages or a GPU page takes a
- * transaction.  The same bytes record nothing (*epoch 0).  Returns len, or
+ * into the pages.  An unlinked page, a write over 64 MiB, and a write to a
+ * page with dependents whose propagation reaches a GPU page, more than 64
+ * pages or more than 16 MiB of pages to change take a transaction.  The same bytes record nothing (*epoch 0).  Returns len, or
  * the errors of mmsb_txn_write and mmsb_txn_commit; -ENOSPC when max_memory
  * would be passed.  epoch may be NULL. */
 ssize_t mmsb_page_write(struct mmsb_store *st, enum mmsb_source src, uint64_t id, uint64_t off, const void *buf,

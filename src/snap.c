@@ -26,7 +26,10 @@
 #include "err.h"
 #include "store_int.h"
 
-int store_read_rec(struct mmsb_store *st, const struct hist_rec *hr, struct mmsb_buf *buf, struct mmsb_rec *r)
+/* Read the frame of index record hr from the log and decode it into r (its
+ * bytes in buf).  -ENOENT (its segment was dropped), -EIO, -EBADMSG,
+ * -EUCLEAN (a short segment, or not the frame the index names), -ENOMEM. */
+static int snap_read_rec(struct mmsb_store *st, const struct hist_rec *hr, struct mmsb_buf *buf, struct mmsb_rec *r)
 {
 	const char *why = NULL;
 	int64_t flen;
@@ -38,7 +41,7 @@ int store_read_rec(struct mmsb_store *st, const struct hist_rec *hr, struct mmsb
 		return rc;
 	rc = mmsb_tlog_read(st->log, hr->seg, hr->off, buf->p, hr->len);
 	if (rc < 0)
-		return rc == -ENOENT ? -ENOENT : rc;
+		return rc;
 	buf->len = hr->len;
 	flen = mmsb_rec_decode(buf->p, hr->len, st->seed, r, &why);
 	if (flen == -MMSB_EBADCRC) {
@@ -92,7 +95,7 @@ static int snap_replay_meta(struct mmsb_store *st, struct mmsb_snap *s, uint64_t
 			n->loaded = false;
 			continue;
 		}
-		rc = store_read_rec(st, hr, &buf, &r);
+		rc = snap_read_rec(st, hr, &buf, &r);
 		if (rc == 0)
 			rc = ns_apply(s->ns, &r, &scratch);
 		if (rc < 0 && rc != -ENOMEM && rc != -MMSB_ECORRUPT)
@@ -347,7 +350,7 @@ int snap_load_page(struct mmsb_snap *s, struct ns_node *n, bool locked)
 		const struct hist_rec *hr = hist_rec(&st->hist, seqs[k]);
 		struct mmsb_rec r;
 
-		rc = hr ? store_read_rec(st, hr, &buf, &r) : -ENOENT;
+		rc = hr ? snap_read_rec(st, hr, &buf, &r) : -ENOENT;
 		if (rc == 0)
 			rc = ns_bytes_apply(&pb, &size, &r, &scratch, NULL, NULL);
 	}

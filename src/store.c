@@ -1465,12 +1465,25 @@ int mmsb_ref(struct mmsb_store *st, uint64_t id)
 void mmsb_unref(struct mmsb_store *st, uint64_t id)
 {
 	struct ns_node *n;
+	bool frees;
 
+	pthread_rwlock_wrlock(&st->lock);
+	n = ns_get(st->ns, id);
+	frees = n && n->orphan && n->opens <= 1;
+	if (n && !frees)
+		ns_unref(st->ns, n);
+	pthread_rwlock_unlock(&st->lock);
+	if (!frees)
+		return;
+	/* the last reference to an unlinked node frees it and changes the id
+	 * table, which page writes read without st->lock: keep them out */
+	pthread_rwlock_wrlock(&st->gate);
 	pthread_rwlock_wrlock(&st->lock);
 	n = ns_get(st->ns, id);
 	if (n)
 		ns_unref(st->ns, n);
 	pthread_rwlock_unlock(&st->lock);
+	pthread_rwlock_unlock(&st->gate);
 }
 
 /* ---- statistics and verification ------------------------------------------------------------ */

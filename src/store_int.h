@@ -2,6 +2,28 @@
  * transactions, checkpoints), snap.c (time-travel views) and travel.c
  * (history, diff, restore, compaction).  Nothing outside src/ includes it.
  *
+ * NAMES, the rule for every module of src/ and kernels/:
+ *   - The public API (mmsb.h, exported by libmmsb.so through libmmsb.map)
+ *     and the kernel table (kernels/kern.h): mmsb_<module>_<verb>,
+ *     struct mmsb_<x>, MMSB_<X>.
+ *   - Modules whose subject is bytes -- the foundation (diag, io, sum, buf,
+ *     stats, format.h), the codecs (delta, rec) and the files (tlog, ckpt)
+ *     -- name their functions mmsb_<module>_<verb> too (mmsb_tlog_append,
+ *     mmsb_ckpt_load, mmsb_rec_decode); their other types take the bare
+ *     module name (struct tlog_opts, struct ckpt_ctx).
+ *   - Modules whose subject is the store's in-memory state use the bare
+ *     module name for functions and types: ns_ (pbuf_ for page buffers),
+ *     hist_ (the log index: "hist" means nothing else; latency histograms
+ *     are struct mmsb_lat in stats.h), snap_, txn_, store_, tags_, perm_,
+ *     prop_, retain_; inside kernels/, kern_ and kq_ (kern_int.h).  Older
+ *     exceptions: struct mmsb_hist and struct mmsb_mem.
+ *   - Static functions drop mmsb_ and keep their module's name
+ *     (tlog_scan, snap_read_rec).
+ * A new module picks by the same test (bytes: mmsb_; in-memory state: bare).
+ * Names are not changed only to follow the rule: a module changes with
+ * real work on it.  The static library libmmsb.a, which the daemon, mmsbctl
+ * and the tests link, exports every non-static name, so none may collide.
+ *
  * Locks, in the order they are taken:
  *   st->gate	  rwlock: writers.  A transaction (mmsb_txn_begin) holds it
  *		  for writing from begin to end; a page write (mmsb_page_write)
@@ -180,7 +202,7 @@ struct mmsb_store {
 	_Atomic uint64_t n_commits, n_records, n_deltas, delta_bytes, delta_record_bytes;
 	uint64_t replay_bytes, replay_ns;
 	_Atomic uint64_t ckpt_write_bytes, ckpt_write_ns;
-	struct mmsb_hist_ns h_commit, h_sync, h_apply;
+	struct mmsb_lat h_commit, h_sync, h_apply; /* latencies of commit, log sync, record apply */
 };
 
 /* Log bytes past the newest checkpoint that call for the next one (ck_mu
@@ -273,7 +295,5 @@ void snap_drop_all(struct mmsb_store *st);
 int snap_load_page(struct mmsb_snap *s, struct ns_node *n, bool locked);
 /* Build a private, unshared view of epoch e (st->lock not held). */
 int snap_build(struct mmsb_store *st, uint64_t e, struct mmsb_snap **out);
-/* Read the frame of hist record hr and decode it into r (bytes in buf). */
-int store_read_rec(struct mmsb_store *st, const struct hist_rec *hr, struct mmsb_buf *buf, struct mmsb_rec *r);
 
 #endif

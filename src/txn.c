@@ -919,6 +919,10 @@ void txn_free(struct mmsb_txn *t)
 }
 
 #define FAST_CLOSURE_MAX 64 /* pages a page write with propagation may lock */
+/* bytes of the pages a page write with propagation may change: each is
+ * copied into an overlay, which a transaction (changing the pages in place)
+ * does not need */
+#define FAST_OVERLAY_MAX (16ull << 20)
 
 static unsigned stripe_of(uint64_t id)
 {
@@ -950,12 +954,13 @@ static int cmp_uint(const void *a, const void *b)
  * needs its own; a page with dependents needs those of every page its
  * propagation writes (its descendants) or reads (their parents), and *multi
  * is set.  Returns 0, 1 when the write must take a transaction instead (an
- * unlinked page, a GPU page in the way, more than FAST_CLOSURE_MAX pages),
- * or the refusal of a page-only operation. */
+ * unlinked page, a GPU page in the way, more than FAST_CLOSURE_MAX pages or
+ * FAST_OVERLAY_MAX bytes to change), or the refusal of a page-only
+ * operation. */
 static int fast_plan(struct mmsb_store *st, uint64_t id, unsigned *stripes, size_t *n_stripes, bool *multi)
 {
 	struct ns_node *n = ns_get(st->ns, id);
-	uint64_t down[FAST_CLOSURE_MAX], all[FAST_CLOSURE_MAX];
+	uint64_t down[FAST_CLOSURE_MAX], all[FAST_CLOSURE_MAX], size;
 	size_t n_down = 0, n_all = 0, k, i;
 	int rc = ns_page_check(n);
 
@@ -985,6 +990,13 @@ static int fast_plan(struct mmsb_store *st, uint64_t id, unsigned *stripes, size
 		}
 	}
 	*multi = n_down > 1;
+	for (k = 0, size = 0; *multi && k < n_down; k++) {
+		struct ns_node *x = ns_get(st->ns, down[k]);
+
+		size += x ? x->size : 0;
+		if (size > FAST_OVERLAY_MAX)
+			return 1;
+	}
 	for (i = 0; i < n_all; i++)
 		stripes[i] = stripe_of(all[i]);
 	qsort(stripes, n_all, sizeof(*stripes), cmp_uint);

@@ -40,15 +40,22 @@ int fx_setup(void **state)
 	return 0;
 }
 
+void fx_rmtree(const char *dir)
+{
+	char cmd[160];
+
+	assert_true(strlen(dir) < sizeof(cmd) - 16);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int fx_teardown(void **state)
 {
 	struct fx *fx = *state;
-	char cmd[128];
 
 	mmsb_store_close(fx->st);
 	fx->dir[strlen(fx->dir) - 2] = '\0'; /* the temporary directory around it */
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
-	assert_int_equal(system(cmd), 0);
+	fx_rmtree(fx->dir);
 	free(fx);
 	return 0;
 }

@@ -14,6 +14,9 @@ struct fx {
 /* cmocka setup/teardown: *state is a struct fx with its store open. */
 int fx_setup(void **state);
 int fx_teardown(void **state);
+/* Remove dir and everything below it (a test's temporary directory);
+ * a failure fails the test. */
+void fx_rmtree(const char *dir);
 /* Close the store and open it again with fx->o (recovery: checkpoint and
  * log replay). */
 void fx_reopen(struct fx *fx);

@@ -91,14 +91,14 @@
 
 /* ---- tables ----------------------------------------------------------------------- */
 
-struct ckpt_table *ckpt_table_get(struct ckpt_table *t)
+struct ckpt_table *mmsb_ckpt_table_get(struct ckpt_table *t)
 {
 	if (t)
 		atomic_fetch_add(&t->nref, 1);
 	return t;
 }
 
-void ckpt_table_put(struct ckpt_table *t)
+void mmsb_ckpt_table_put(struct ckpt_table *t)
 {
 	uint32_t i;
 
@@ -181,7 +181,7 @@ static const struct ckpt_page *table_page(const struct ckpt_table *t, uint64_t i
 
 /* ---- changed blocks ------------------------------------------------------------- */
 
-int ckpt_dirty_add(struct ckpt_dirty *d, uint64_t id, uint64_t off, uint64_t len)
+int mmsb_ckpt_dirty_add(struct ckpt_dirty *d, uint64_t id, uint64_t off, uint64_t len)
 {
 	uint64_t from = off / MMSB_BK_RAW_MAX;
 	uint64_t to = len > UINT64_MAX - off ? UINT64_MAX : (off + len - 1) / MMSB_BK_RAW_MAX + 1;
@@ -219,13 +219,13 @@ static int cmp_range(const void *a, const void *b)
 	return x->from < y->from ? -1 : x->from > y->from;
 }
 
-void ckpt_dirty_finish(struct ckpt_dirty *d)
+void mmsb_ckpt_dirty_finish(struct ckpt_dirty *d)
 {
 	if (d->n > 1)
 		qsort(d->v, d->n, sizeof(*d->v), cmp_range);
 }
 
-int ckpt_dirty_count(struct ckpt_dirty *d, uint64_t id, uint64_t n_recs)
+int mmsb_ckpt_dirty_count(struct ckpt_dirty *d, uint64_t id, uint64_t n_recs)
 {
 	if (d->n_counts == d->cap_counts) {
 		size_t cap = d->cap_counts ? d->cap_counts * 2 : 64;
@@ -241,7 +241,7 @@ int ckpt_dirty_count(struct ckpt_dirty *d, uint64_t id, uint64_t n_recs)
 	return 0;
 }
 
-void ckpt_dirty_free(struct ckpt_dirty *d)
+void mmsb_ckpt_dirty_free(struct ckpt_dirty *d)
 {
 	free(d->v);
 	free(d->counts);
@@ -775,7 +775,7 @@ int mmsb_ckpt_write(const struct ckpt_ctx *c, const struct ns *ns, uint64_t epoc
 		w.t = NULL;
 	}
 out:
-	ckpt_table_put(w.t);
+	mmsb_ckpt_table_put(w.t);
 	mmsb_buf_free(&w.wb);
 	free(w.zbuf);
 	free(w.hbuf);
@@ -1477,7 +1477,7 @@ int mmsb_ckpt_load(const struct ckpt_ctx *c, uint64_t epoch, bool lazy, struct n
 	mmsb_buf_free(&tmp);
 	if (rc < 0) {
 		ns_free(ns);
-		ckpt_table_put(lc.t);
+		mmsb_ckpt_table_put(lc.t);
 		return rc;
 	}
 	*out = ns;
@@ -1486,7 +1486,7 @@ int mmsb_ckpt_load(const struct ckpt_ctx *c, uint64_t epoch, bool lazy, struct n
 	if (tab_out)
 		*tab_out = lc.t;
 	else
-		ckpt_table_put(lc.t);
+		mmsb_ckpt_table_put(lc.t);
 	return 0;
 }
 

@@ -90,7 +90,7 @@ struct ckpt_dirty_count {
 };
 struct ckpt_dirty {
 	uint64_t since;		    /* the checkpoint the records come after */
-	struct ckpt_dirty_range *v; /* sorted by (id, from) after ckpt_dirty_finish */
+	struct ckpt_dirty_range *v; /* sorted by (id, from) after mmsb_ckpt_dirty_finish */
 	size_t n, cap;
 	/* how many records each page has: a page whose version moved by
 	 * another count (a record the index missed) is hashed whole */
@@ -98,15 +98,15 @@ struct ckpt_dirty {
 	size_t n_counts, cap_counts;
 };
 /* Page id has n_recs byte records since the checkpoint (ids increasing).  -ENOMEM. */
-int ckpt_dirty_count(struct ckpt_dirty *d, uint64_t id, uint64_t n_recs);
+int mmsb_ckpt_dirty_count(struct ckpt_dirty *d, uint64_t id, uint64_t n_recs);
 /* Bytes [off, off + len) of page id may have changed (len UINT64_MAX: from
  * off to any size).  -ENOMEM. */
-int ckpt_dirty_add(struct ckpt_dirty *d, uint64_t id, uint64_t off, uint64_t len);
-void ckpt_dirty_finish(struct ckpt_dirty *d);
-void ckpt_dirty_free(struct ckpt_dirty *d);
+int mmsb_ckpt_dirty_add(struct ckpt_dirty *d, uint64_t id, uint64_t off, uint64_t len);
+void mmsb_ckpt_dirty_finish(struct ckpt_dirty *d);
+void mmsb_ckpt_dirty_free(struct ckpt_dirty *d);
 
-struct ckpt_table *ckpt_table_get(struct ckpt_table *t); /* NULL passes through */
-void ckpt_table_put(struct ckpt_table *t);		   /* NULL: nothing */
+struct ckpt_table *mmsb_ckpt_table_get(struct ckpt_table *t); /* NULL passes through */
+void mmsb_ckpt_table_put(struct ckpt_table *t);		   /* NULL: nothing */
 
 /* Write ns (a namespace nobody mutates meanwhile, e.g. a clone) as the
  * checkpoint of `epoch`: temporary file, fsync, rename, fsync of the

@@ -26,10 +26,7 @@
 #include "err.h"
 #include "store_int.h"
 
-/* Read the frame of index record hr from the log and decode it into r (its
- * bytes in buf).  -ENOENT (its segment was dropped), -EIO, -EBADMSG,
- * -EUCLEAN (a short segment, or not the frame the index names), -ENOMEM. */
-static int snap_read_rec(struct mmsb_store *st, const struct hist_rec *hr, struct mmsb_buf *buf, struct mmsb_rec *r)
+int snap_read_rec(struct mmsb_store *st, const struct hist_rec *hr, struct mmsb_buf *buf, struct mmsb_rec *r)
 {
 	const char *why = NULL;
 	int64_t flen;
@@ -61,7 +58,7 @@ void snap_free(struct mmsb_snap *s)
 		return;
 	atomic_fetch_sub(&s->st->cache_bytes, s->loaded_bytes);
 	ns_free(s->ns);
-	ckpt_table_put(s->ck_tab);
+	mmsb_ckpt_table_put(s->ck_tab);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
@@ -163,7 +160,7 @@ static int snap_derive(struct mmsb_snap *s, struct mmsb_snap *m)
 		}
 	}
 	if (rc == 0)
-		s->ck_tab = ckpt_table_get(m->ck_tab);
+		s->ck_tab = mmsb_ckpt_table_get(m->ck_tab);
 	return rc;
 }
 
@@ -208,7 +205,7 @@ int snap_build(struct mmsb_store *st, uint64_t e, struct mmsb_snap **out)
 		for (;;) { /* never an older state: exact, or -EUCLEAN */
 			rc = store_epoch_readable(st, s->base, e);
 			if (rc == 0 && !s->ns && s->base) {
-				ckpt_table_put(s->ck_tab); /* a derived view's, if it started over */
+				mmsb_ckpt_table_put(s->ck_tab); /* a derived view's, if it started over */
 				s->ck_tab = NULL;
 				rc = mmsb_ckpt_load(&c, s->base, true, &s->ns, NULL, &s->ck_tab);
 			} else if (rc == 0 && !s->ns) {
@@ -292,7 +289,7 @@ static int snap_page_fallback(struct mmsb_snap *s, struct ns_node *n, int err, s
 			*size = on->ck_size;
 		}
 		ns_free(ons);
-		ckpt_table_put(ot);
+		mmsb_ckpt_table_put(ot);
 		if (rc == 0)
 			return 0;
 		if (rc != -MMSB_EBADCRC && rc != -MMSB_ECORRUPT)

@@ -474,7 +474,7 @@ static int load_base(struct mmsb_store *st, uint64_t *base)
 
 		if (st->ckpts[i].epoch < st->oldest)
 			break;
-		ckpt_table_put(st->ck_tab);
+		mmsb_ckpt_table_put(st->ck_tab);
 		st->ck_tab = NULL;
 		rc = mmsb_ckpt_load(&c, st->ckpts[i].epoch, false, &ns, &st->ckpts[i].time, &st->ck_tab);
 		if (rc == 0) {
@@ -544,7 +544,7 @@ static int store_load(struct mmsb_store *st)
 	free(st->ckpts);
 	st->ckpts = NULL;
 	st->n_ckpts = 0;
-	ckpt_table_put(st->ck_tab);
+	mmsb_ckpt_table_put(st->ck_tab);
 	st->ck_tab = NULL;
 	free(st->lost);
 	st->lost = NULL;
@@ -787,7 +787,7 @@ void store_ckpt_drop(struct mmsb_store *st, uint64_t epoch, int why)
 			break;
 		}
 	if (st->ck_tab && st->ck_tab->epoch == epoch) { /* the next checkpoint refers to none of it */
-		ckpt_table_put(st->ck_tab);
+		mmsb_ckpt_table_put(st->ck_tab);
 		st->ck_tab = NULL;
 	}
 	pthread_mutex_unlock(&st->ck_mu);
@@ -859,7 +859,7 @@ static int dirty_range(void *arg, uint64_t off, uint64_t len)
 {
 	struct dirty_ctx *x = arg;
 
-	x->rc = ckpt_dirty_add(x->d, x->id, off, len);
+	x->rc = mmsb_ckpt_dirty_add(x->d, x->id, off, len);
 	return x->rc < 0;
 }
 
@@ -874,8 +874,8 @@ static int ckpt_dirty_rec(struct mmsb_store *st, const struct hist_rec *hr, stru
 	int rc;
 
 	if (hr->type == MMSB_FR_TRUNCATE) /* from the new end on */
-		return ckpt_dirty_add(d, hr->node, hr->size, UINT64_MAX);
-	rc = store_read_rec(st, hr, buf, &r);
+		return mmsb_ckpt_dirty_add(d, hr->node, hr->size, UINT64_MAX);
+	rc = snap_read_rec(st, hr, buf, &r);
 	body = r.u.write.body;
 	len = r.u.write.body_len;
 	if (rc == 0 && (r.u.write.flags & MMSB_WF_LZ4)) {
@@ -888,7 +888,7 @@ static int ckpt_dirty_rec(struct mmsb_store *st, const struct hist_rec *hr, stru
 		rc = mmsb_delta_ranges(r.u.write.enc, body, len, dirty_range, &x);
 	if (rc == -ENOMEM || x.rc < 0)
 		return -ENOMEM;
-	return rc == 0 ? 0 : ckpt_dirty_add(d, hr->node, 0, UINT64_MAX); /* unreadable: all of it */
+	return rc == 0 ? 0 : mmsb_ckpt_dirty_add(d, hr->node, 0, UINT64_MAX); /* unreadable: all of it */
 }
 
 static int cmp_rec_node(const void *a, const void *b)
@@ -918,9 +918,9 @@ static int ckpt_dirty_build(struct mmsb_store *st, uint64_t since, struct hist_r
 			frames += recs[k].len;
 			size = recs[k].size > size ? recs[k].size : size;
 		}
-		rc = ckpt_dirty_count(d, recs[i].node, k - i);
+		rc = mmsb_ckpt_dirty_count(d, recs[i].node, k - i);
 		if (rc == 0 && frames >= size / 2) {
-			rc = ckpt_dirty_add(d, recs[i].node, 0, UINT64_MAX);
+			rc = mmsb_ckpt_dirty_add(d, recs[i].node, 0, UINT64_MAX);
 			i = k;
 		}
 		for (; i < k && rc == 0; i++)
@@ -928,7 +928,7 @@ static int ckpt_dirty_build(struct mmsb_store *st, uint64_t since, struct hist_r
 	}
 	mmsb_buf_free(&buf);
 	mmsb_buf_free(&raw);
-	ckpt_dirty_finish(d);
+	mmsb_ckpt_dirty_finish(d);
 	return rc;
 }
 
@@ -955,13 +955,13 @@ static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
 	rc = ns_clone(store_ns(st), &clone);
 	pthread_mutex_lock(&st->ck_mu); /* no commit meanwhile: the log up to e */
 	since = st->log_since_ckpt;
-	prev = ckpt_table_get(st->ck_tab); /* unchanged blocks: refer to it */
+	prev = mmsb_ckpt_table_get(st->ck_tab); /* unchanged blocks: refer to it */
 	pthread_mutex_unlock(&st->ck_mu);
 	/* what changed since it: the index's records (copied; read outside the lock) */
 	known = rc == 0 && prev && ckpt_recs_since(st, prev->epoch, e, &recs, &n_recs) == 0;
 	pthread_rwlock_unlock(&st->lock);
 	if (rc < 0) {
-		ckpt_table_put(prev);
+		mmsb_ckpt_table_put(prev);
 		return rc;
 	}
 	t0 = mmsb_now_ns();
@@ -970,9 +970,9 @@ static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
 		known = false; /* then every changed page is hashed whole */
 	if (rc == 0)
 		rc = mmsb_ckpt_write(&c, clone, e, time, prev, known ? &dirty : NULL, &bytes, &tab);
-	ckpt_dirty_free(&dirty);
+	mmsb_ckpt_dirty_free(&dirty);
 	free(recs);
-	ckpt_table_put(prev);
+	mmsb_ckpt_table_put(prev);
 	ns_free(clone);
 	if (rc < 0) {
 		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: checkpoint of epoch %" PRIu64 " failed: %s", e, strerror(-rc));
@@ -984,11 +984,11 @@ static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
 	if (e > st->ck_done) {
 		rc = ckpt_add(st, e, time, bytes);
 		st->ck_done = e;
-		ckpt_table_put(st->ck_tab);
+		mmsb_ckpt_table_put(st->ck_tab);
 		st->ck_tab = tab;
 		tab = NULL;
 	}
-	ckpt_table_put(tab);
+	mmsb_ckpt_table_put(tab);
 	st->log_since_ckpt -= since < st->log_since_ckpt ? since : st->log_since_ckpt; /* what came after e stays */
 	pthread_mutex_unlock(&st->ck_mu);
 	*epoch = e;
@@ -1269,7 +1269,7 @@ void mmsb_store_close(struct mmsb_store *st)
 	ns_free(st->ns);
 	hist_free(&st->hist);
 	free(st->ckpts);
-	ckpt_table_put(st->ck_tab);
+	mmsb_ckpt_table_put(st->ck_tab);
 	free(st->lost);
 	free(st->open);
 	txn_free(&st->txn);

@@ -18,7 +18,7 @@
  *     prop_, retain_; inside kernels/, kern_ and kq_ (kern_int.h).  Older
  *     exceptions: struct mmsb_hist and struct mmsb_mem.
  *   - Static functions drop mmsb_ and keep their module's name
- *     (tlog_scan, snap_read_rec).
+ *     (tlog_scan, snap_replay_meta).
  * A new module picks by the same test (bytes: mmsb_; in-memory state: bare).
  * Names are not changed only to follow the rule: a module changes with
  * real work on it.  The static library libmmsb.a, which the daemon, mmsbctl
@@ -289,6 +289,12 @@ int txn_setxattr_raw(struct mmsb_txn *t, uint64_t id, const char *name, const vo
 
 /* snap.c */
 void snap_free(struct mmsb_snap *s);
+/* Read the frame of index record hr from the log and decode it into r (its
+ * bytes in buf): views, and the checkpointer finding what changed.  No lock
+ * needed (the log has its own).  -ENOENT (its segment was dropped), -EIO,
+ * -EBADMSG, -EUCLEAN (a short segment, or not the frame the index names),
+ * -ENOMEM. */
+int snap_read_rec(struct mmsb_store *st, const struct hist_rec *hr, struct mmsb_buf *buf, struct mmsb_rec *r);
 void snap_drop_all(struct mmsb_store *st);
 /* Materialize page n of s if needed; s->mu held (or s private).  locked:
  * the caller holds st->lock already (a transaction). */

@@ -88,7 +88,7 @@ static void make_valid(void)
 		rc = ns_page_write(ns_get(ns, 3), 10, "changed", 7, NULL);
 	if (rc == 0)
 		rc = mmsb_ckpt_write(&c, ns, EPOCH, 0, old, NULL, &bytes, NULL);
-	ckpt_table_put(old);
+	mmsb_ckpt_table_put(old);
 	if (rc < 0) {
 		fprintf(stderr, "fuzz_ckpt: cannot write the seed checkpoint: %s\n", strerror(-rc));
 		abort();
@@ -124,7 +124,7 @@ static void load_both(void)
 				pbuf_put(pb);
 		}
 		ns_free(ns);
-		ckpt_table_put(t);
+		mmsb_ckpt_table_put(t);
 	}
 }
 

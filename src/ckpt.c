@@ -818,6 +818,17 @@ static int64_t ckpt_header_time(const struct ckpt_ctx *c, const char *name)
 	return (int64_t)mmsb_get_le64(h + MMSB_CK_OFF_TIME);
 }
 
+static int ckpt_files(const struct ckpt_ctx *c, uint64_t epoch, uint64_t *files, uint32_t *n);
+
+bool mmsb_ckpt_exists(const struct ckpt_ctx *c, uint64_t epoch)
+{
+	struct stat stt;
+	char name[32];
+
+	ckpt_name(name, sizeof(name), epoch);
+	return fstatat(c->dirfd, name, &stt, 0) == 0;
+}
+
 int mmsb_ckpt_list(const struct ckpt_ctx *c, struct ckpt_info **out, size_t *n)
 {
 	struct ckpt_info *v = NULL;
@@ -851,6 +862,8 @@ int mmsb_ckpt_list(const struct ckpt_ctx *c, struct ckpt_info **out, size_t *n)
 		v[cnt].epoch = e;
 		v[cnt].time = ckpt_header_time(c, de->d_name);
 		v[cnt].file_bytes = fstatat(c->dirfd, de->d_name, &stt, 0) == 0 ? (uint64_t)stt.st_size : 0;
+		if (ckpt_files(c, e, v[cnt].files, &v[cnt].n_files) < 0)
+			v[cnt].n_files = 0; /* unreadable: it cannot load either */
 		cnt++;
 	}
 	closedir(d);
@@ -1508,13 +1521,10 @@ static int pinned_files(const struct ckpt_ctx *c, uint64_t keep, uint64_t **out,
 		rc = v ? 0 : -ENOMEM;
 	}
 	for (i = 0; rc == 0 && i < cnt; i++) {
-		uint64_t files[CKPT_FILES_MAX];
-		uint32_t nf = 0, k;
+		uint32_t k;
 
-		if (ck[i].epoch < keep || ckpt_files(c, ck[i].epoch, files, &nf) < 0)
-			continue;
-		for (k = 0; k < nf; k++)
-			v[(*n)++] = files[k];
+		for (k = 0; ck[i].epoch >= keep && k < ck[i].n_files; k++)
+			v[(*n)++] = ck[i].files[k];
 	}
 	free(ck);
 	if (rc < 0) {

@@ -33,6 +33,8 @@ struct ckpt_info {
 	uint64_t epoch;
 	int64_t time;
 	uint64_t file_bytes;
+	uint32_t n_files;		/* checkpoint files it refers to (itself included); 0: unknown */
+	uint64_t files[CKPT_FILES_MAX]; /* their epochs, increasing */
 };
 
 /* Where one block of a page is: a data block in a checkpoint file, or a
@@ -120,8 +122,9 @@ int mmsb_ckpt_write(const struct ckpt_ctx *c, const struct ns *ns, uint64_t epoc
 		    const struct ckpt_table *prev, const struct ckpt_dirty *dirty, uint64_t *bytes,
 		    struct ckpt_table **tab_out);
 
-/* Checkpoints present in the directory, sorted by epoch (names only; a
- * listed file may still fail to load).  Caller frees *out. */
+/* Checkpoints present in the directory, sorted by epoch, with the files
+ * each refers to (read from its ends and first meta block; a listed file
+ * may still fail to load).  Caller frees *out. */
 int mmsb_ckpt_list(const struct ckpt_ctx *c, struct ckpt_info **out, size_t *n);
 
 /* Load checkpoint `epoch`.  lazy: metadata only, pages left unloaded with
@@ -137,6 +140,9 @@ int mmsb_ckpt_load(const struct ckpt_ctx *c, uint64_t epoch, bool lazy, struct n
  * buffer; every block is checked against its reference. */
 int mmsb_ckpt_read_page(const struct ckpt_ctx *c, const struct ckpt_table *t, const struct ns_node *n,
 			struct pbuf **out);
+
+/* Does checkpoint file `epoch` exist? */
+bool mmsb_ckpt_exists(const struct ckpt_ctx *c, uint64_t epoch);
 
 /* Remove checkpoint files with epoch < keep (compaction) that no checkpoint
  * at or after keep refers to, and leftover temporary files (keep == 0).

@@ -521,14 +521,30 @@ static void report_lost(struct mmsb_store *st, size_t from, size_t to)
 }
 
 /* Files before the oldest retained epoch are not checkpoints any more:
- * compaction keeps them only for the blocks retained ones refer to. */
-static void store_ckpts_drop_before(struct mmsb_store *st)
+ * compaction keeps them only for the blocks retained ones refer to (they
+ * go to st->ck_held, which counts their bytes).  ck_mu held or no other
+ * thread running. */
+void store_ckpts_drop_before(struct mmsb_store *st, uint64_t oldest)
 {
-	size_t i, j;
+	struct ckpt_ctx c = store_ckpt_ctx(st);
+	size_t i, j, k;
 
-	for (i = j = 0; i < st->n_ckpts; i++)
-		if (st->ckpts[i].epoch >= st->oldest)
+	for (i = k = 0; i < st->n_ck_held; i++) /* those compaction removed since */
+		if (mmsb_ckpt_exists(&c, st->ck_held[i].epoch))
+			st->ck_held[k++] = st->ck_held[i];
+	st->n_ck_held = k;
+	for (i = j = 0; i < st->n_ckpts; i++) {
+		if (st->ckpts[i].epoch >= oldest) {
 			st->ckpts[j++] = st->ckpts[i];
+		} else if (mmsb_ckpt_exists(&c, st->ckpts[i].epoch)) {
+			struct ckpt_info *v = realloc(st->ck_held, (st->n_ck_held + 1) * sizeof(*v));
+
+			if (!v)
+				continue; /* only their bytes go uncounted */
+			st->ck_held = v;
+			st->ck_held[st->n_ck_held++] = st->ckpts[i];
+		}
+	}
 	st->n_ckpts = j;
 }
 
@@ -546,6 +562,9 @@ static int store_load(struct mmsb_store *st)
 	st->n_ckpts = 0;
 	mmsb_ckpt_table_put(st->ck_tab);
 	st->ck_tab = NULL;
+	free(st->ck_held);
+	st->ck_held = NULL;
+	st->n_ck_held = 0;
 	free(st->lost);
 	st->lost = NULL;
 	st->n_lost = 0;
@@ -554,7 +573,7 @@ static int store_load(struct mmsb_store *st)
 	if (rc == 0)
 		rc = store_find_oldest(st);
 	if (rc == 0)
-		store_ckpts_drop_before(st);
+		store_ckpts_drop_before(st, st->oldest);
 	atomic_store(&st->mem.limit, UINT64_MAX); /* what the log holds loads, whatever the budget */
 	if (rc == 0)
 		rc = load_base(st, &lc.base);
@@ -795,7 +814,8 @@ void store_ckpt_drop(struct mmsb_store *st, uint64_t epoch, int why)
 
 /* ---- background work ----------------------------------------------------------------- */
 
-static int ckpt_add(struct mmsb_store *st, uint64_t epoch, int64_t time, uint64_t bytes)
+static int ckpt_add(struct mmsb_store *st, uint64_t epoch, int64_t time, uint64_t bytes,
+		    const struct ckpt_table *tab)
 {
 	struct ckpt_info *v = realloc(st->ckpts, (st->n_ckpts + 1) * sizeof(*v));
 
@@ -805,6 +825,9 @@ static int ckpt_add(struct mmsb_store *st, uint64_t epoch, int64_t time, uint64_
 	st->ckpts[st->n_ckpts].epoch = epoch;
 	st->ckpts[st->n_ckpts].time = time;
 	st->ckpts[st->n_ckpts].file_bytes = bytes;
+	st->ckpts[st->n_ckpts].n_files = tab ? tab->n_files : 0;
+	if (tab)
+		memcpy(st->ckpts[st->n_ckpts].files, tab->files, sizeof(tab->files));
 	st->n_ckpts++;
 	return 0;
 }
@@ -982,7 +1005,7 @@ static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
 	atomic_store(&st->ckpt_write_ns, mmsb_now_ns() - t0);
 	pthread_mutex_lock(&st->ck_mu);
 	if (e > st->ck_done) {
-		rc = ckpt_add(st, e, time, bytes);
+		rc = ckpt_add(st, e, time, bytes, tab);
 		st->ck_done = e;
 		mmsb_ckpt_table_put(st->ck_tab);
 		st->ck_tab = tab;
@@ -1270,6 +1293,7 @@ void mmsb_store_close(struct mmsb_store *st)
 	hist_free(&st->hist);
 	free(st->ckpts);
 	mmsb_ckpt_table_put(st->ck_tab);
+	free(st->ck_held);
 	free(st->lost);
 	free(st->open);
 	txn_free(&st->txn);
@@ -1508,6 +1532,8 @@ void mmsb_store_stats(struct mmsb_store *st, struct mmsb_stats *s)
 	s->n_ckpts = st->n_ckpts;
 	for (i = 0; i < st->n_ckpts; i++)
 		s->ckpt_bytes += st->ckpts[i].file_bytes;
+	for (i = 0; i < st->n_ck_held; i++)
+		s->ckpt_bytes += st->ck_held[i].file_bytes;
 	pthread_mutex_unlock(&st->ck_mu);
 	mmsb_tlog_stats(st->log, &ts);
 	s->log_bytes = ts.bytes;

@@ -176,6 +176,9 @@ struct mmsb_store {
 	pthread_cond_t ck_cond;		/* work to do / work done */
 	struct ckpt_info *ckpts;	/* retained checkpoints, oldest first (ck_mu) */
 	struct ckpt_table *ck_tab;	/* the newest checkpoint's block table: the next one refers to it (ck_mu) */
+	struct ckpt_info *ck_held;	/* files before the oldest epoch that retained checkpoints still
+					 * refer to: on disk, not checkpoints any more (ck_mu) */
+	size_t n_ck_held;
 	size_t n_ckpts;
 	uint64_t ck_want;		/* a checkpoint at >= this epoch is wanted (ck_mu) */
 	uint64_t ck_done;		/* newest checkpoint written (ck_mu) */
@@ -271,6 +274,10 @@ int store_hist_need(struct mmsb_store *st, uint64_t e);
 /* Forget checkpoint epoch (found damaged after open): views fall back to an
  * older one.  st->ck_mu not held. */
 void store_ckpt_drop(struct mmsb_store *st, uint64_t epoch, int why);
+/* Checkpoints before `oldest` leave st->ckpts; those whose files stay (a
+ * retained checkpoint refers to them) go to st->ck_held.  ck_mu held or no
+ * other thread running. */
+void store_ckpts_drop_before(struct mmsb_store *st, uint64_t oldest);
 
 /* tags.c */
 int tags_load(struct mmsb_store *st);

@@ -698,7 +698,6 @@ int mmsb_compact(struct mmsb_store *st, uint64_t before, unsigned flags, uint64_
 {
 	struct ckpt_ctx c = store_ckpt_ctx(st);
 	uint64_t keep;
-	size_t i, j;
 	int rc;
 
 	if (st->read_only)
@@ -719,10 +718,7 @@ int mmsb_compact(struct mmsb_store *st, uint64_t before, unsigned flags, uint64_
 		if (rc >= 0)
 			rc = mmsb_tlog_drop_upto(st->log, keep);
 		pthread_mutex_lock(&st->ck_mu);
-		for (i = j = 0; i < st->n_ckpts; i++)
-			if (st->ckpts[i].epoch >= keep)
-				st->ckpts[j++] = st->ckpts[i];
-		st->n_ckpts = j;
+		store_ckpts_drop_before(st, keep);
 		if (rc >= 0)
 			rc = store_find_oldest(st);
 		pthread_mutex_unlock(&st->ck_mu);

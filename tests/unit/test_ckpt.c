@@ -112,6 +112,24 @@ static unsigned count_files(const struct fx *fx)
 	return n;
 }
 
+/* Bytes of the checkpoint files on disk, and what the store counts. */
+static void expect_ckpt_bytes(const struct fx *fx)
+{
+	uint64_t disk = 0;
+	struct mmsb_stats s;
+
+	for (uint64_t e = 1; e <= mmsb_store_head(fx->st); e++) {
+		char path[128];
+		struct stat stt;
+
+		snprintf(path, sizeof(path), "%s/ckpt/%016" PRIx64 ".ckpt", fx->dir, e);
+		if (stat(path, &stt) == 0)
+			disk += (uint64_t)stt.st_size;
+	}
+	mmsb_store_stats(fx->st, &s);
+	assert_int_equal(s.ckpt_bytes, disk); /* a file kept for its blocks counts too */
+}
+
 /* XOR byte `at` of checkpoint file `epoch`. */
 static void flip(const struct fx *fx, uint64_t epoch, uint64_t at)
 {
@@ -333,8 +351,12 @@ static void compaction_keeps_referenced_files(void **state)
 	assert_int_equal(kept, e2);
 	assert_true(file_exists(fx, e1));
 	assert_true(file_exists(fx, e2));
+	assert_int_equal(mmsb_checkpoints(fx->st, NULL, 0), 1); /* e1's file is not a checkpoint any more */
+	expect_ckpt_bytes(fx);
 	assert_int_equal(mmsb_store_verify(fx->st), 0);
 	fx_reopen(fx);
+	assert_int_equal(mmsb_checkpoints(fx->st, NULL, 0), 1);
+	expect_ckpt_bytes(fx);
 	{
 		uint8_t *got = malloc(4 * MiB);
 
@@ -351,6 +373,7 @@ static void compaction_keeps_referenced_files(void **state)
 	assert_false(file_exists(fx, e1));
 	assert_false(file_exists(fx, e2));
 	assert_true(file_exists(fx, e3));
+	expect_ckpt_bytes(fx);
 	assert_int_equal(mmsb_store_verify(fx->st), 0);
 	free(buf);
 }

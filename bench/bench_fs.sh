@@ -11,47 +11,31 @@
 #
 #   bench/bench_fs.sh BUILD_DIR [OUT_FILE]
 set -euo pipefail
+# shellcheck source=bench_lib.sh
+source "$(dirname "$0")/bench_lib.sh"
 B=$(realpath "${1:?usage: bench_fs.sh BUILD_DIR [OUT_FILE]}")
 OUTF=${2:-/dev/stdout}
 RUNS=${RUNS:-3}
 SEQ=${SEQ:-256M}
 T=$(mktemp -d /tmp/mmsb-benchfs.XXXXXX)
 mount -t tmpfs -o size=8g tmpfs "$T"
-mkdir -p "$T"/{tmpfs,bsrc,bindfs,olow,oup,owork,overlay,store,mmsb}
+mkdir -p "$T"/{tmpfs,store,mmsb}
 cleanup() {
 	cd /
-	for m in "$T/bindfs" "$T/overlay" "$T/mmsb"; do mountpoint -q "$m" && fusermount3 -u "$m" 2>/dev/null || fusermount -u "$m" 2>/dev/null || true; done
+	for m in "$T/bindfs" "$T/overlay" "$T/mmsb"; do unmount_fuse "$m"; done
 	# the daemons may still be closing files on the tmpfs (mmsbfs: its final
 	# checkpoint); wait for the store's lock, then for the tmpfs to come free
-	[ -e "$T/store/LOCK" ] && timeout 120 flock "$T/store/LOCK" true
+	wait_store "$T/store"
 	for _ in 1 2 3 4 5 6 7 8 9 10; do umount "$T" 2>/dev/null && break; sleep 0.5; done
 	mountpoint -q "$T" && umount -l "$T"
 	rmdir "$T" 2>/dev/null || true
 }
 trap cleanup EXIT
 
-bindfs -o big_writes --multithreaded "$T/bsrc" "$T/bindfs"
-fuse-overlayfs -o "lowerdir=$T/olow,upperdir=$T/oup,workdir=$T/owork" "$T/overlay"
+peers_mount "$T"
 "$B/fusefs/mmsbfs" "$T/store" "$T/mmsb"
 declare -A DIRS=([tmpfs]=$T/tmpfs [bindfs]=$T/bindfs [fuse-overlayfs]=$T/overlay [mmsbfs]=$T/mmsb)
 ORDER=(tmpfs bindfs fuse-overlayfs mmsbfs)
-
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
-# fio_job DIR NAME ARGS... -> "bw_MBps iops lat_us" of the job
-fio_job() {
-	local d=$1 name=$2
-	shift 2
-	# --fallocate=none: FUSE has no fallocate here, and glibc's emulation
-	# would write a byte per 4 KiB block first (an epoch each on mmsbfs)
-	fio --name="$name" --directory="$d" --ioengine=psync --fallocate=none --output-format=json "$@" 2>/dev/null |
-		python3 -c '
-import json, sys
-j = json.load(sys.stdin)["jobs"][0]
-k = "write" if j["write"]["io_bytes"] else "read"
-x = j[k]
-print("%.1f %.0f %.2f" % (x["bw_bytes"] / 1e6, x["iops"], x["lat_ns"]["mean"] / 1000))'
-}
 
 declare -A R
 for fs in "${ORDER[@]}"; do
@@ -80,7 +64,6 @@ for fs in "${ORDER[@]}"; do
 	for k in seqwr seqrd randiops randlat create stat unlink pw50 pw99; do R[$fs.$k]=$(median <"$T/$fs.$k"); done
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 {
 	echo "# bench_fs.sh $(date -u +%FT%TZ) on $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1))"
 	echo "# commit $(git -C "$(dirname "$0")/.." rev-parse --short HEAD 2>/dev/null || echo ?); medians of $RUNS runs; fio psync, $SEQ sequential"

@@ -57,8 +57,9 @@ static inline uint64_t mmsb_align8(uint64_t n)
  * major version or an unknown incompat feature bit (-ENOTSUP); an unknown
  * ro_compat bit forces a read-only open; unknown compat bits are ignored. */
 #define MMSB_FMT_MAJOR 1
-#define MMSB_FMT_MINOR 2 /* 1: LINK and MKNOD frames, link entries and special files in checkpoints;
-			  * 2: hole blocks in checkpoints (MMSB_CK_INCOMPAT_HOLES) */
+#define MMSB_FMT_MINOR 3 /* 1: LINK and MKNOD frames, link entries and special files in checkpoints;
+			  * 2: hole blocks in checkpoints (MMSB_CK_INCOMPAT_HOLES);
+			  * 3: incremental checkpoints: block references (MMSB_CK_INCOMPAT_REFS) */
 /* incompat: the store (or checkpoint) may hold LINK and MKNOD frames, link
  * entries and special files (minor 1); set before the first is written */
 #define MMSB_FEAT_INCOMPAT_NODES 0x1u
@@ -330,7 +331,8 @@ _Static_assert(sizeof(struct mmsb_bk_layout) == MMSB_BK_HDR_SIZE, "block header 
 #define MMSB_BK_HOLE_MAX 0xfff00000u	  /* 4095 MiB: a multiple of MMSB_BK_RAW_MAX below 2^32 */
 /* Checkpoint header incompat bits (a reader refuses unknown ones). */
 #define MMSB_CK_INCOMPAT_HOLES 0x02u	  /* the file holds hole blocks (0x01: NODES, as in the superblock) */
-#define MMSB_CK_INCOMPAT_KNOWN (MMSB_FEAT_INCOMPAT_KNOWN | MMSB_CK_INCOMPAT_HOLES)
+#define MMSB_CK_INCOMPAT_REFS 0x04u	  /* pages list block references (minor 3; see below) */
+#define MMSB_CK_INCOMPAT_KNOWN (MMSB_FEAT_INCOMPAT_KNOWN | MMSB_CK_INCOMPAT_HOLES | MMSB_CK_INCOMPAT_REFS)
 #define MMSB_BK_OFF_KIND 0x04
 #define MMSB_BK_OFF_FLAGS 0x05
 #define MMSB_BK_OFF_RAW 0x08
@@ -374,5 +376,27 @@ _Static_assert(sizeof(struct mmsb_tr_layout) == MMSB_TR_SIZE, "trailer is 48 byt
 #define MMSB_CK_T_LINK 15	    /* node table entry type: another name of a node */
 #define MMSB_CK_NODE_OFF_TYPE 0x10
 #define MMSB_CK_NODE_OFF_RDEV 0x58 /* == data_off: devices have no data blocks */
+
+/* Minor 3, files with MMSB_CK_INCOMPAT_REFS (every file this version
+ * writes).  The raw meta stream starts with the file list, then the node
+ * table:
+ *   00 n_files le32 (1..16) | 04 zero le32 | n_files x le64 epoch
+ * the checkpoint files the references name, strictly increasing, each <=
+ * this file's epoch.  A page entry has data_off 0 and n_blocks references,
+ * which follow its deps, in page order, covering exactly size bytes:
+ *   00 file le64 (epoch of a listed file; 0: a hole) | 08 off le64 (file
+ *   offset of the block header) | 10 raw_len le32 | 14 span le32 (header +
+ *   stored bytes + padding) | 18 sum le64 (the header's bk_sum) | 20 hash
+ *   le64 (XXH3-64 of the raw bytes, seed)
+ * A hole reference has file, off, span, sum and hash zero and raw_len zero
+ * bytes (<= MMSB_BK_HOLE_MAX); such a file holds no hole blocks. */
+#define MMSB_CK_FILES_FIXED 8
+#define MMSB_CK_REF_SIZE 40
+#define MMSB_CK_REF_OFF_FILE 0x00
+#define MMSB_CK_REF_OFF_OFF 0x08
+#define MMSB_CK_REF_OFF_RAW 0x10
+#define MMSB_CK_REF_OFF_SPAN 0x14
+#define MMSB_CK_REF_OFF_SUM 0x18
+#define MMSB_CK_REF_OFF_HASH 0x20
 
 #endif

@@ -5,7 +5,9 @@
  * gives it the next global epoch (dense, from 1; epoch 0 is the empty store),
  * appends its records and a commit marker to the transaction log (TLog) in the
  * store directory, and only then publishes it to readers.  Checkpoints hold
- * the full state at an epoch; any retained epoch can be opened read-only
+ * the full state at an epoch, written incrementally (a checkpoint stores the
+ * 1 MiB blocks that changed since the previous one and refers to the
+ * others in older checkpoint files); any retained epoch can be opened read-only
  * (time travel).  The on-disk format is specified in mmsb(5).
  *
  * This header is the whole boundary: fusefs/, ctl/ and tools/ use nothing else.
@@ -469,8 +471,9 @@ struct mmsb_epoch_range {
 ssize_t mmsb_lost_epochs(struct mmsb_store *st, struct mmsb_epoch_range *out, size_t cap);
 
 /* Drop history before the newest checkpoint at or before `before`: earlier
- * checkpoints and log segments are deleted and time travel before it stops
- * working.  *kept gets the new oldest epoch.  -ENOENT if no such checkpoint,
+ * checkpoints and log segments are deleted (a checkpoint file whose blocks
+ * a retained checkpoint refers to stays until none does) and time travel
+ * before it stops working.  *kept gets the new oldest epoch.  -ENOENT if no such checkpoint,
  * -EBUSY if a tag names a dropped epoch (MMSB_COMPACT_FORCE drops such tags
  * too), -EROFS. */
 #define MMSB_COMPACT_FORCE 1u

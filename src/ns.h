@@ -118,9 +118,9 @@ struct ns_node {
 	uint64_t next_seq;	     /* next cookie */
 	struct ns_dent *dents;	     /* sorted by seq */
 	/* time-travel views: where the checkpoint keeps the bytes */
-	uint64_t ck_data_off;
+	uint64_t ck_data_off; /* index of the page's first block reference in the checkpoint's table */
 	uint64_t ck_size;  /* page size in that checkpoint */
-	uint32_t ck_n_blocks;
+	uint32_t ck_n_blocks; /* its block references (struct ckpt_ref, ckpt.h) */
 	uint64_t ck_epoch; /* epoch of the base those bytes belong to (0: none) */
 	uint64_t from_epoch; /* views: data holds the page at this epoch (not loaded) */
 	uint64_t from_size;  /* views: the page's size at from_epoch */

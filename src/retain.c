@@ -121,6 +121,48 @@ uint64_t retain_select(const struct mmsb_keep *k, const struct retain_ckpt *c, s
 	return cut > oldest ? cut : 0;
 }
 
+/* Bytes of checkpoint file f: a checkpoint's or a held file's (ck_mu held). */
+static uint64_t ckpt_file_bytes(const struct mmsb_store *st, uint64_t f)
+{
+	size_t i;
+
+	for (i = 0; i < st->n_ckpts; i++)
+		if (st->ckpts[i].epoch == f)
+			return st->ckpts[i].file_bytes;
+	for (i = 0; i < st->n_ck_held; i++)
+		if (st->ck_held[i].epoch == f)
+			return st->ck_held[i].file_bytes;
+	return 0;
+}
+
+/* Checkpoint bytes left on disk after compacting at checkpoint k: its
+ * files and later ones, and the older files they refer to (incremental
+ * checkpoints, ckpt.c), each once.  ck_mu held. */
+static uint64_t ckpt_bytes_kept(const struct mmsb_store *st, size_t k)
+{
+	uint64_t total = 0, seen[64];
+	size_t n_seen = 0, i, s;
+	uint32_t f;
+
+	for (i = k; i < st->n_ckpts; i++) {
+		total += st->ckpts[i].file_bytes;
+		for (f = 0; f < st->ckpts[i].n_files; f++) {
+			uint64_t e = st->ckpts[i].files[f];
+
+			if (e >= st->ckpts[k].epoch)
+				continue; /* itself or a later one: counted */
+			for (s = 0; s < n_seen && seen[s] != e; s++)
+				;
+			if (s < n_seen)
+				continue;
+			if (n_seen < MMSB_ARRAY_SIZE(seen))
+				seen[n_seen++] = e;
+			total += ckpt_file_bytes(st, e);
+		}
+	}
+	return total;
+}
+
 /* The facts retain_select needs, gathered under the store's locks
  * (st->lock before st->ck_mu, store_int.h). */
 static int retain_gather(struct mmsb_store *st, struct retain_ckpt **out, size_t *n, uint64_t *oldest,
@@ -139,14 +181,15 @@ static int retain_gather(struct mmsb_store *st, struct retain_ckpt **out, size_t
 		rc = -ENOMEM;
 	for (i = 0; rc == 0 && i < *n; i++)
 		ck_total += st->ckpts[i].file_bytes;
+	for (i = 0; rc == 0 && i < st->n_ck_held; i++)
+		ck_total += st->ck_held[i].file_bytes;
 	*bytes_now = ck_total + mmsb_tlog_bytes_kept(st->log, 0);
 	for (i = 0; rc == 0 && i < *n; i++) {
 		const struct hist_epoch *he = hist_epoch(&st->hist, st->ckpts[i].epoch);
 
 		c[i].epoch = st->ckpts[i].epoch;
 		c[i].time_ns = st->ckpts[i].time ? st->ckpts[i].time : he ? he->time : 0;
-		c[i].bytes_kept = ck_total + mmsb_tlog_bytes_kept(st->log, c[i].epoch);
-		ck_total -= st->ckpts[i].file_bytes; /* this one goes when cutting at the next */
+		c[i].bytes_kept = ckpt_bytes_kept(st, i) + mmsb_tlog_bytes_kept(st->log, c[i].epoch);
 	}
 	pthread_mutex_unlock(&st->ck_mu);
 	pthread_rwlock_unlock(&st->lock);

@@ -26,10 +26,7 @@
 #include "err.h"
 #include "store_int.h"
 
-/* Read the frame of index record hr from the log and decode it into r (its
- * bytes in buf).  -ENOENT (its segment was dropped), -EIO, -EBADMSG,
- * -EUCLEAN (a short segment, or not the frame the index names), -ENOMEM. */
-static int snap_read_rec(struct mmsb_store *st, const struct hist_rec *hr, struct mmsb_buf *buf, struct mmsb_rec *r)
+int snap_read_rec(struct mmsb_store *st, const struct hist_rec *hr, struct mmsb_buf *buf, struct mmsb_rec *r)
 {
 	const char *why = NULL;
 	int64_t flen;
@@ -61,8 +58,7 @@ void snap_free(struct mmsb_snap *s)
 		return;
 	atomic_fetch_sub(&s->st->cache_bytes, s->loaded_bytes);
 	ns_free(s->ns);
-	if (s->ck_fd >= 0)
-		mmsb_io_close(s->st->io, s->ck_fd);
+	mmsb_ckpt_table_put(s->ck_tab);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
@@ -163,8 +159,8 @@ static int snap_derive(struct mmsb_snap *s, struct mmsb_snap *m)
 			n->loaded = false;
 		}
 	}
-	if (rc == 0 && m->ck_fd >= 0 && (s->ck_fd = dup(m->ck_fd)) < 0)
-		rc = -errno;
+	if (rc == 0)
+		s->ck_tab = mmsb_ckpt_table_get(m->ck_tab);
 	return rc;
 }
 
@@ -183,7 +179,6 @@ int snap_build(struct mmsb_store *st, uint64_t e, struct mmsb_snap **out)
 	s->st = st;
 	s->epoch = e;
 	s->refs = 1;
-	s->ck_fd = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	s->base = from = store_base_ckpt(st, e);
 	/* outside st->lock: a view's mutex comes first in the lock order */
@@ -209,10 +204,13 @@ int snap_build(struct mmsb_store *st, uint64_t e, struct mmsb_snap **out)
 		}
 		for (;;) { /* never an older state: exact, or -EUCLEAN */
 			rc = store_epoch_readable(st, s->base, e);
-			if (rc == 0 && !s->ns && s->base)
-				rc = mmsb_ckpt_load(&c, s->base, true, &s->ns, NULL, &s->ck_fd);
-			else if (rc == 0 && !s->ns)
+			if (rc == 0 && !s->ns && s->base) {
+				mmsb_ckpt_table_put(s->ck_tab); /* a derived view's, if it started over */
+				s->ck_tab = NULL;
+				rc = mmsb_ckpt_load(&c, s->base, true, &s->ns, NULL, &s->ck_tab);
+			} else if (rc == 0 && !s->ns) {
 				rc = ns_new(st->ctime, &s->ns);
+			}
 			if (rc != -MMSB_ECORRUPT && rc != -MMSB_EBADCRC)
 				break;
 			if (s->ns || !s->base || store_epoch_readable(st, s->base, e) < 0)
@@ -270,8 +268,9 @@ static int snap_page_fallback(struct mmsb_snap *s, struct ns_node *n, int err, s
 		  n->id, s->base, strerror(-err));
 	while (older > 0) {
 		struct ns *ons = NULL;
+		struct ckpt_table *ot = NULL;
 		struct ns_node *on;
-		int fd = -1, rc;
+		int rc;
 
 		older = store_base_ckpt(st, older - 1);
 		if (store_epoch_readable(st, older, s->epoch) < 0)
@@ -283,14 +282,14 @@ static int snap_page_fallback(struct mmsb_snap *s, struct ns_node *n, int err, s
 		*from = older;
 		if (older == 0)
 			return 0; /* the empty store */
-		rc = mmsb_ckpt_load(&c, older, true, &ons, NULL, &fd);
+		rc = mmsb_ckpt_load(&c, older, true, &ons, NULL, &ot);
 		on = rc == 0 ? ns_get(ons, n->id) : NULL;
 		if (rc == 0 && on && on->type == MMSB_T_PAGE && on->ck_n_blocks) {
-			rc = mmsb_ckpt_read_page(&c, fd, on, pb);
+			rc = mmsb_ckpt_read_page(&c, ot, on, pb);
 			*size = on->ck_size;
 		}
 		ns_free(ons);
-		mmsb_io_close(st->io, fd);
+		mmsb_ckpt_table_put(ot);
 		if (rc == 0)
 			return 0;
 		if (rc != -MMSB_EBADCRC && rc != -MMSB_ECORRUPT)
@@ -321,7 +320,7 @@ int snap_load_page(struct mmsb_snap *s, struct ns_node *n, bool locked)
 		size = n->from_size;
 		from = n->from_epoch;
 	} else if (n->ck_epoch && n->ck_epoch == s->base && n->ck_n_blocks) {
-		rc = mmsb_ckpt_read_page(&c, s->ck_fd, n, &pb);
+		rc = mmsb_ckpt_read_page(&c, s->ck_tab, n, &pb);
 		size = n->ck_size; /* n->size is already the size at s->epoch */
 	}
 	/* collect this page's byte records in (base, epoch] */

@@ -474,7 +474,9 @@ static int load_base(struct mmsb_store *st, uint64_t *base)
 
 		if (st->ckpts[i].epoch < st->oldest)
 			break;
-		rc = mmsb_ckpt_load(&c, st->ckpts[i].epoch, false, &ns, &st->ckpts[i].time, NULL);
+		mmsb_ckpt_table_put(st->ck_tab);
+		st->ck_tab = NULL;
+		rc = mmsb_ckpt_load(&c, st->ckpts[i].epoch, false, &ns, &st->ckpts[i].time, &st->ck_tab);
 		if (rc == 0) {
 			st->ns = ns;
 			*base = st->ckpts[i].epoch;
@@ -518,6 +520,34 @@ static void report_lost(struct mmsb_store *st, size_t from, size_t to)
 	}
 }
 
+/* Files before the oldest retained epoch are not checkpoints any more:
+ * compaction keeps them only for the blocks retained ones refer to (they
+ * go to st->ck_held, which counts their bytes).  ck_mu held or no other
+ * thread running. */
+void store_ckpts_drop_before(struct mmsb_store *st, uint64_t oldest)
+{
+	struct ckpt_ctx c = store_ckpt_ctx(st);
+	size_t i, j, k;
+
+	for (i = k = 0; i < st->n_ck_held; i++) /* those compaction removed since */
+		if (mmsb_ckpt_exists(&c, st->ck_held[i].epoch))
+			st->ck_held[k++] = st->ck_held[i];
+	st->n_ck_held = k;
+	for (i = j = 0; i < st->n_ckpts; i++) {
+		if (st->ckpts[i].epoch >= oldest) {
+			st->ckpts[j++] = st->ckpts[i];
+		} else if (mmsb_ckpt_exists(&c, st->ckpts[i].epoch)) {
+			struct ckpt_info *v = realloc(st->ck_held, (st->n_ck_held + 1) * sizeof(*v));
+
+			if (!v)
+				continue; /* only their bytes go uncounted */
+			st->ck_held = v;
+			st->ck_held[st->n_ck_held++] = st->ckpts[i];
+		}
+	}
+	st->n_ckpts = j;
+}
+
 static int store_load(struct mmsb_store *st)
 {
 	struct ckpt_ctx c = store_ckpt_ctx(st);
@@ -530,6 +560,11 @@ static int store_load(struct mmsb_store *st)
 	free(st->ckpts);
 	st->ckpts = NULL;
 	st->n_ckpts = 0;
+	mmsb_ckpt_table_put(st->ck_tab);
+	st->ck_tab = NULL;
+	free(st->ck_held);
+	st->ck_held = NULL;
+	st->n_ck_held = 0;
 	free(st->lost);
 	st->lost = NULL;
 	st->n_lost = 0;
@@ -537,6 +572,8 @@ static int store_load(struct mmsb_store *st)
 	rc = mmsb_ckpt_list(&c, &st->ckpts, &st->n_ckpts);
 	if (rc == 0)
 		rc = store_find_oldest(st);
+	if (rc == 0)
+		store_ckpts_drop_before(st, st->oldest);
 	atomic_store(&st->mem.limit, UINT64_MAX); /* what the log holds loads, whatever the budget */
 	if (rc == 0)
 		rc = load_base(st, &lc.base);
@@ -768,12 +805,17 @@ void store_ckpt_drop(struct mmsb_store *st, uint64_t epoch, int why)
 				  strerror(-why));
 			break;
 		}
+	if (st->ck_tab && st->ck_tab->epoch == epoch) { /* the next checkpoint refers to none of it */
+		mmsb_ckpt_table_put(st->ck_tab);
+		st->ck_tab = NULL;
+	}
 	pthread_mutex_unlock(&st->ck_mu);
 }
 
 /* ---- background work ----------------------------------------------------------------- */
 
-static int ckpt_add(struct mmsb_store *st, uint64_t epoch, int64_t time, uint64_t bytes)
+static int ckpt_add(struct mmsb_store *st, uint64_t epoch, int64_t time, uint64_t bytes,
+		    const struct ckpt_table *tab)
 {
 	struct ckpt_info *v = realloc(st->ckpts, (st->n_ckpts + 1) * sizeof(*v));
 
@@ -783,8 +825,134 @@ static int ckpt_add(struct mmsb_store *st, uint64_t epoch, int64_t time, uint64_
 	st->ckpts[st->n_ckpts].epoch = epoch;
 	st->ckpts[st->n_ckpts].time = time;
 	st->ckpts[st->n_ckpts].file_bytes = bytes;
+	st->ckpts[st->n_ckpts].n_files = tab ? tab->n_files : 0;
+	if (tab)
+		memcpy(st->ckpts[st->n_ckpts].files, tab->files, sizeof(tab->files));
 	st->n_ckpts++;
 	return 0;
+}
+
+#define CKPT_RECS_MAX (1u << 20) /* more records since the last checkpoint: hash changed pages whole */
+
+/* The byte records of epochs (since, e], copied from the index (st->lock
+ * held, so it stays short: a copy, bounded): -ENOENT when some of them are
+ * not indexed or lost, or there are too many. */
+static int ckpt_recs_since(struct mmsb_store *st, uint64_t since, uint64_t e, struct hist_rec **out, size_t *n)
+{
+	uint64_t seq, end = st->hist.base + st->hist.n;
+	struct hist_rec *v = NULL;
+	size_t cnt = 0, cap = 0, i;
+
+	if (since + 1 < st->hist_from || since >= e || !hist_epoch(&st->hist, since + 1) || !hist_epoch(&st->hist, e))
+		return -ENOENT;
+	for (i = 0; i < st->n_lost; i++)
+		if (st->lost[i].first <= e && st->lost[i].last > since)
+			return -ENOENT;
+	seq = hist_global_seq_after(&st->hist, since);
+	if (end - seq > CKPT_RECS_MAX)
+		return -ENOENT;
+	for (; seq < end; seq++) {
+		const struct hist_rec *hr = hist_rec(&st->hist, seq);
+
+		if (!hr || hr->epoch > e || !mmsb_rec_is_bytes(hr->type))
+			continue;
+		if (cnt == cap) {
+			struct hist_rec *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*nv));
+
+			if (!nv) {
+				free(v);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		v[cnt++] = *hr;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+struct dirty_ctx {
+	struct ckpt_dirty *d;
+	uint64_t id; /* the page of the record read */
+	int rc;	     /* -ENOMEM */
+};
+
+static int dirty_range(void *arg, uint64_t off, uint64_t len)
+{
+	struct dirty_ctx *x = arg;
+
+	x->rc = mmsb_ckpt_dirty_add(x->d, x->id, off, len);
+	return x->rc < 0;
+}
+
+/* The blocks record hr changes, into d (buf, raw: scratch). */
+static int ckpt_dirty_rec(struct mmsb_store *st, const struct hist_rec *hr, struct ckpt_dirty *d, struct mmsb_buf *buf,
+			  struct mmsb_buf *raw)
+{
+	struct dirty_ctx x = {d, hr->node, 0};
+	const uint8_t *body;
+	size_t len;
+	struct mmsb_rec r = {0};
+	int rc;
+
+	if (hr->type == MMSB_FR_TRUNCATE) /* from the new end on */
+		return mmsb_ckpt_dirty_add(d, hr->node, hr->size, UINT64_MAX);
+	rc = snap_read_rec(st, hr, buf, &r);
+	body = r.u.write.body;
+	len = r.u.write.body_len;
+	if (rc == 0 && (r.u.write.flags & MMSB_WF_LZ4)) {
+		raw->len = 0;
+		rc = mmsb_delta_unpack(r.u.write.body, r.u.write.body_len, MMSB_FR_MAX_PAYLOAD, raw);
+		body = raw->p;
+		len = raw->len;
+	}
+	if (rc == 0)
+		rc = mmsb_delta_ranges(r.u.write.enc, body, len, dirty_range, &x);
+	if (rc == -ENOMEM || x.rc < 0)
+		return -ENOMEM;
+	return rc == 0 ? 0 : mmsb_ckpt_dirty_add(d, hr->node, 0, UINT64_MAX); /* unreadable: all of it */
+}
+
+static int cmp_rec_node(const void *a, const void *b)
+{
+	const struct hist_rec *x = a, *y = b;
+
+	return x->node < y->node ? -1 : x->node > y->node;
+}
+
+/* Which blocks the records recs[0..n) change (read from the log: where a
+ * WRITE's delta lies); a record that cannot be read marks its whole page,
+ * and so do records of a page whose frames add up to half its size or more
+ * (hashing the page costs less than reading them back).  Sorts recs. */
+static int ckpt_dirty_build(struct mmsb_store *st, uint64_t since, struct hist_rec *recs, size_t n,
+			    struct ckpt_dirty *d)
+{
+	struct mmsb_buf buf = {0}, raw = {0};
+	size_t i, k;
+	int rc = 0;
+
+	d->since = since;
+	qsort(recs, n, sizeof(*recs), cmp_rec_node); /* the order does not matter: a union of ranges */
+	for (i = 0; i < n && rc == 0; i = k) {
+		uint64_t frames = 0, size = 0;
+
+		for (k = i; k < n && recs[k].node == recs[i].node; k++) {
+			frames += recs[k].len;
+			size = recs[k].size > size ? recs[k].size : size;
+		}
+		rc = mmsb_ckpt_dirty_count(d, recs[i].node, k - i);
+		if (rc == 0 && frames >= size / 2) {
+			rc = mmsb_ckpt_dirty_add(d, recs[i].node, 0, UINT64_MAX);
+			i = k;
+		}
+		for (; i < k && rc == 0; i++)
+			rc = ckpt_dirty_rec(st, &recs[i], d, &buf, &raw);
+	}
+	mmsb_buf_free(&buf);
+	mmsb_buf_free(&raw);
+	mmsb_ckpt_dirty_finish(d);
+	return rc;
 }
 
 /* Capture the head cheaply (a clone sharing page buffers), make the log
@@ -794,6 +962,11 @@ static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
 	struct ckpt_ctx c = store_ckpt_ctx(st);
 	const struct hist_epoch *he;
 	struct ns *clone = NULL;
+	struct ckpt_table *prev, *tab = NULL;
+	struct ckpt_dirty dirty = {0};
+	struct hist_rec *recs = NULL;
+	size_t n_recs = 0;
+	bool known = false;
 	uint64_t e, bytes = 0, t0, since;
 	int64_t time;
 	int rc;
@@ -805,14 +978,24 @@ static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
 	rc = ns_clone(store_ns(st), &clone);
 	pthread_mutex_lock(&st->ck_mu); /* no commit meanwhile: the log up to e */
 	since = st->log_since_ckpt;
+	prev = mmsb_ckpt_table_get(st->ck_tab); /* unchanged blocks: refer to it */
 	pthread_mutex_unlock(&st->ck_mu);
+	/* what changed since it: the index's records (copied; read outside the lock) */
+	known = rc == 0 && prev && ckpt_recs_since(st, prev->epoch, e, &recs, &n_recs) == 0;
 	pthread_rwlock_unlock(&st->lock);
-	if (rc < 0)
+	if (rc < 0) {
+		mmsb_ckpt_table_put(prev);
 		return rc;
+	}
 	t0 = mmsb_now_ns();
 	rc = mmsb_tlog_sync(st->log); /* the log never lags a checkpoint */
+	if (rc == 0 && known && ckpt_dirty_build(st, prev->epoch, recs, n_recs, &dirty) < 0)
+		known = false; /* then every changed page is hashed whole */
 	if (rc == 0)
-		rc = mmsb_ckpt_write(&c, clone, e, time, &bytes);
+		rc = mmsb_ckpt_write(&c, clone, e, time, prev, known ? &dirty : NULL, &bytes, &tab);
+	mmsb_ckpt_dirty_free(&dirty);
+	free(recs);
+	mmsb_ckpt_table_put(prev);
 	ns_free(clone);
 	if (rc < 0) {
 		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: checkpoint of epoch %" PRIu64 " failed: %s", e, strerror(-rc));
@@ -822,9 +1005,13 @@ static int ckpt_once(struct mmsb_store *st, uint64_t *epoch)
 	atomic_store(&st->ckpt_write_ns, mmsb_now_ns() - t0);
 	pthread_mutex_lock(&st->ck_mu);
 	if (e > st->ck_done) {
-		rc = ckpt_add(st, e, time, bytes);
+		rc = ckpt_add(st, e, time, bytes, tab);
 		st->ck_done = e;
+		mmsb_ckpt_table_put(st->ck_tab);
+		st->ck_tab = tab;
+		tab = NULL;
 	}
+	mmsb_ckpt_table_put(tab);
 	st->log_since_ckpt -= since < st->log_since_ckpt ? since : st->log_since_ckpt; /* what came after e stays */
 	pthread_mutex_unlock(&st->ck_mu);
 	*epoch = e;
@@ -1105,6 +1292,8 @@ void mmsb_store_close(struct mmsb_store *st)
 	ns_free(st->ns);
 	hist_free(&st->hist);
 	free(st->ckpts);
+	mmsb_ckpt_table_put(st->ck_tab);
+	free(st->ck_held);
 	free(st->lost);
 	free(st->open);
 	txn_free(&st->txn);
@@ -1343,6 +1532,8 @@ void mmsb_store_stats(struct mmsb_store *st, struct mmsb_stats *s)
 	s->n_ckpts = st->n_ckpts;
 	for (i = 0; i < st->n_ckpts; i++)
 		s->ckpt_bytes += st->ckpts[i].file_bytes;
+	for (i = 0; i < st->n_ck_held; i++)
+		s->ckpt_bytes += st->ck_held[i].file_bytes;
 	pthread_mutex_unlock(&st->ck_mu);
 	mmsb_tlog_stats(st->log, &ts);
 	s->log_bytes = ts.bytes;

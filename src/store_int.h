@@ -18,7 +18,7 @@
  *     prop_, retain_; inside kernels/, kern_ and kq_ (kern_int.h).  Older
  *     exceptions: struct mmsb_hist and struct mmsb_mem.
  *   - Static functions drop mmsb_ and keep their module's name
- *     (tlog_scan, snap_read_rec).
+ *     (tlog_scan, snap_replay_meta).
  * A new module picks by the same test (bytes: mmsb_; in-memory state: bare).
  * Names are not changed only to follow the rule: a module changes with
  * real work on it.  The static library libmmsb.a, which the daemon, mmsbctl
@@ -127,7 +127,7 @@ struct mmsb_snap {
 	struct ns *ns;	     /* the tree at epoch; pages may be unloaded */
 	uint64_t base;	     /* checkpoint epoch the tree was built from (0: empty) */
 	bool from_head;	     /* a clone of the head (pages shared with it) */
-	int ck_fd;	     /* that checkpoint's file, -1 if none */
+	struct ckpt_table *ck_tab; /* that checkpoint's block table and files; NULL if none */
 	pthread_mutex_t mu;  /* protects page loading and reads of ns */
 	uint64_t loaded_bytes; /* bytes of pages it materialized (protected by mu) */
 	struct mmsb_snap *next; /* idle list (protected by st->snap_mu) */
@@ -175,6 +175,10 @@ struct mmsb_store {
 	pthread_mutex_t ck_mu;		/* checkpointer state below */
 	pthread_cond_t ck_cond;		/* work to do / work done */
 	struct ckpt_info *ckpts;	/* retained checkpoints, oldest first (ck_mu) */
+	struct ckpt_table *ck_tab;	/* the newest checkpoint's block table: the next one refers to it (ck_mu) */
+	struct ckpt_info *ck_held;	/* files before the oldest epoch that retained checkpoints still
+					 * refer to: on disk, not checkpoints any more (ck_mu) */
+	size_t n_ck_held;
 	size_t n_ckpts;
 	uint64_t ck_want;		/* a checkpoint at >= this epoch is wanted (ck_mu) */
 	uint64_t ck_done;		/* newest checkpoint written (ck_mu) */
@@ -270,6 +274,10 @@ int store_hist_need(struct mmsb_store *st, uint64_t e);
 /* Forget checkpoint epoch (found damaged after open): views fall back to an
  * older one.  st->ck_mu not held. */
 void store_ckpt_drop(struct mmsb_store *st, uint64_t epoch, int why);
+/* Checkpoints before `oldest` leave st->ckpts; those whose files stay (a
+ * retained checkpoint refers to them) go to st->ck_held.  ck_mu held or no
+ * other thread running. */
+void store_ckpts_drop_before(struct mmsb_store *st, uint64_t oldest);
 
 /* tags.c */
 int tags_load(struct mmsb_store *st);
@@ -288,6 +296,12 @@ int txn_setxattr_raw(struct mmsb_txn *t, uint64_t id, const char *name, const vo
 
 /* snap.c */
 void snap_free(struct mmsb_snap *s);
+/* Read the frame of index record hr from the log and decode it into r (its
+ * bytes in buf): views, and the checkpointer finding what changed.  No lock
+ * needed (the log has its own).  -ENOENT (its segment was dropped), -EIO,
+ * -EBADMSG, -EUCLEAN (a short segment, or not the frame the index names),
+ * -ENOMEM. */
+int snap_read_rec(struct mmsb_store *st, const struct hist_rec *hr, struct mmsb_buf *buf, struct mmsb_rec *r);
 void snap_drop_all(struct mmsb_store *st);
 /* Materialize page n of s if needed; s->mu held (or s private).  locked:
  * the caller holds st->lock already (a transaction). */

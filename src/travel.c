@@ -698,7 +698,6 @@ int mmsb_compact(struct mmsb_store *st, uint64_t before, unsigned flags, uint64_
 {
 	struct ckpt_ctx c = store_ckpt_ctx(st);
 	uint64_t keep;
-	size_t i, j;
 	int rc;
 
 	if (st->read_only)
@@ -719,10 +718,7 @@ int mmsb_compact(struct mmsb_store *st, uint64_t before, unsigned flags, uint64_
 		if (rc >= 0)
 			rc = mmsb_tlog_drop_upto(st->log, keep);
 		pthread_mutex_lock(&st->ck_mu);
-		for (i = j = 0; i < st->n_ckpts; i++)
-			if (st->ckpts[i].epoch >= keep)
-				st->ckpts[j++] = st->ckpts[i];
-		st->n_ckpts = j;
+		store_ckpts_drop_before(st, keep);
 		if (rc >= 0)
 			rc = store_find_oldest(st);
 		pthread_mutex_unlock(&st->ck_mu);
@@ -835,7 +831,13 @@ int mmsb_store_verify(struct mmsb_store *st)
 	rc = mmsb_ckpt_list(&c, &ck, &n);
 	for (i = 0; rc == 0 && i < n; i++) {
 		struct ns *ns;
-		int r = mmsb_ckpt_load(&c, ck[i].epoch, false, &ns, NULL, NULL);
+		int r;
+
+		/* before the oldest epoch: a file kept only for the blocks that
+		 * retained checkpoints refer to (checked by loading those) */
+		if (ck[i].epoch < oldest)
+			continue;
+		r = mmsb_ckpt_load(&c, ck[i].epoch, false, &ns, NULL, NULL);
 
 		if (r < 0) {
 			mmsb_diag(&st->diag, MMSB_DIAG_ERR, "verify: checkpoint %" PRIu64 " is damaged: %s", ck[i].epoch,

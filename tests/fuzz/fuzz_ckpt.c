@@ -42,11 +42,13 @@ static struct ckpt_ctx ctx(void)
 }
 
 /* A valid checkpoint of a small tree with xattrs, a symlink, two small pages
- * and a sparse one (hole block, data block with zero chunks, hole block). */
+ * and a sparse one (hole, data block with zero chunks, hole), most of whose
+ * blocks are references into an older checkpoint. */
 static void make_valid(void)
 {
 	struct mmsb_buf scratch = {0};
 	struct ckpt_ctx c = ctx();
+	struct ckpt_table *old = NULL;
 	struct ns *ns;
 	uint64_t bytes;
 	uint8_t page[3000];
@@ -78,7 +80,15 @@ static void make_valid(void)
 	if (ns_page_truncate(ns_get(ns, 6), (3u << 20) + 100, NULL) < 0 ||
 	    ns_page_write(ns_get(ns, 6), (3u << 19) + 5, page, sizeof(page), NULL) < 0)
 		abort();
-	rc = mmsb_ckpt_write(&c, ns, EPOCH, 0, &bytes);
+	/* an older checkpoint, then one that refers to its unchanged blocks:
+	 * the fuzzed file is the newer one, so its references are parsed too */
+	rc = mmsb_ckpt_write(&c, ns, EPOCH - 4, 0, NULL, NULL, &bytes, &old);
+	ns_get(ns, 3)->epoch = 2;
+	if (rc == 0)
+		rc = ns_page_write(ns_get(ns, 3), 10, "changed", 7, NULL);
+	if (rc == 0)
+		rc = mmsb_ckpt_write(&c, ns, EPOCH, 0, old, NULL, &bytes, NULL);
+	mmsb_ckpt_table_put(old);
 	if (rc < 0) {
 		fprintf(stderr, "fuzz_ckpt: cannot write the seed checkpoint: %s\n", strerror(-rc));
 		abort();
@@ -99,22 +109,22 @@ static void make_valid(void)
 static void load_both(void)
 {
 	struct ckpt_ctx c = ctx();
+	struct ckpt_table *t = NULL;
 	struct ns *ns;
-	int fd = -1;
 	size_t i;
 
 	if (mmsb_ckpt_load(&c, EPOCH, false, &ns, NULL, NULL) == 0)
 		ns_free(ns);
-	if (mmsb_ckpt_load(&c, EPOCH, true, &ns, NULL, &fd) == 0) {
+	if (mmsb_ckpt_load(&c, EPOCH, true, &ns, NULL, &t) == 0) {
 		for (i = 0; i < ns->ids_cap; i++) {
 			struct ns_node *n = ns->ids[i];
 			struct pbuf *pb = NULL;
 
-			if (n && n->type == MMSB_T_PAGE && !n->loaded && mmsb_ckpt_read_page(&c, fd, n, &pb) == 0)
+			if (n && n->type == MMSB_T_PAGE && !n->loaded && mmsb_ckpt_read_page(&c, t, n, &pb) == 0)
 				pbuf_put(pb);
 		}
 		ns_free(ns);
-		close(fd);
+		mmsb_ckpt_table_put(t);
 	}
 }
 
@@ -123,6 +133,8 @@ static void cleanup(void)
 	char name[96];
 
 	snprintf(name, sizeof(name), "%s/%016x.ckpt", dir, EPOCH);
+	unlink(name);
+	snprintf(name, sizeof(name), "%s/%016x.ckpt", dir, EPOCH - 4);
 	unlink(name);
 	rmdir(dir);
 }

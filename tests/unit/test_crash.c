@@ -3,9 +3,10 @@
  * transaction); damage in the middle of the log refuses a read-write open and
  * serves the epochs before it read-only; a store that recovered from a torn
  * tail keeps working.  The corruption matrix: one flipped byte anywhere in a
- * segment header, a COMMIT frame, a superblock copy or the newest
- * checkpoint ends in exact recovery or a precise refusal, and every epoch
- * served equals the model (never an older state). */
+ * segment header, a COMMIT frame, a superblock copy, the newest
+ * checkpoint or a block that two checkpoints share ends in exact recovery
+ * or a precise refusal, and every epoch served equals the model (never an
+ * older state). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -25,6 +26,7 @@
 #include "format.h"
 #include "mmsb.h"
 #include "rec.h"
+#include "store_int.h"
 
 #define N_TXNS 30
 #define MAX_FILES 64
@@ -936,6 +938,56 @@ static void matrix_older_checkpoint(void **state)
 	print_message("%u older-checkpoint cases\n", cases);
 }
 
+/* Blocks of checkpoint 10 that checkpoint 20 refers to (it is incremental):
+ * a flipped byte in the header or the stored bytes of one damages both;
+ * recovery falls back to the empty store and the log, every epoch is
+ * served exactly, and verify reports the damage. */
+static void matrix_shared_block(void **state)
+{
+	struct fx *fx = *state;
+	unsigned ck = img_find(&fx->im, "ckpt/000000000000000a.ckpt"), cases = 0;
+	size_t len = fx->im.f[ck].len;
+	uint64_t offs[4], spans[4];
+	unsigned n = 0;
+	struct mmsb_store *st;
+
+	img_write(&fx->im, fx->work, 0, fx->im.f[0].len, SIZE_MAX);
+	assert_int_equal(open_store(fx->work, true, &st), 0);
+	assert_non_null(st->ck_tab);
+	assert_int_equal(st->ck_tab->epoch, 20);
+	for (uint64_t i = 0; i < st->ck_tab->n_refs && n < 4; i++) {
+		const struct ckpt_ref *r = &st->ck_tab->refs[i];
+
+		if (r->fi != UINT32_MAX && st->ck_tab->files[r->fi] == 10) {
+			offs[n] = r->off;
+			spans[n++] = r->span;
+		}
+	}
+	mmsb_store_close(st);
+	assert_true(n > 0); /* checkpoint 20 refers to unchanged blocks of 10 */
+	for (unsigned k = 0; k < n; k++) {
+		/* kind, raw_len, sum, the first and a middle stored byte */
+		const size_t at[] = {4, 9, MMSB_BK_OFF_SUM + 3, MMSB_BK_HDR_SIZE,
+				     MMSB_BK_HDR_SIZE + (spans[k] - MMSB_BK_HDR_SIZE) / 2};
+
+		for (unsigned j = 0; j < MMSB_ARRAY_SIZE(at); j++) {
+			char what[80];
+
+			snprintf(what, sizeof(what), "shared block @0x%" PRIx64 " byte %zu", offs[k], at[j]);
+			img_write(&fx->im, fx->work, ck, len, offs[k] + at[j]);
+			assert_int_equal(open_store(fx->work, false, &st), 0);
+			expect_epochs(fx, st, what, N_TXNS, 1, 0);
+			if (mmsb_checkpoints(st, NULL, 0) != 0)
+				fail_msg("%s: a checkpoint referring to the block is still used", what);
+			if (mmsb_store_verify(st) >= 0)
+				fail_msg("%s: verify says clean", what);
+			mmsb_store_close(st);
+			cases++;
+		}
+	}
+	print_message("%u shared-block cases\n", cases);
+}
+
 /* The last segment deleted after a checkpoint of the head: the log ends
  * before the checkpoint, so rw is refused, ro serves the checkpoint and the
  * epochs whose records were in that segment fail; verify reports it. */
@@ -1010,6 +1062,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(matrix_superblock, setup_ckpts, teardown),
 		cmocka_unit_test_setup_teardown(matrix_newest_checkpoint, setup_ckpts, teardown),
 		cmocka_unit_test_setup_teardown(matrix_older_checkpoint, setup_ckpts, teardown),
+		cmocka_unit_test_setup_teardown(matrix_shared_block, setup_ckpts, teardown),
 		cmocka_unit_test_setup_teardown(deleted_last_segment, setup_ckpts, teardown),
 		cmocka_unit_test_setup_teardown(open_indexes_after_checkpoint, setup_ckpts, teardown),
 	};

@@ -2011,6 +2011,21 @@ int ns_page_prepare(struct ns_node *n, const struct mmsb_rec *r, struct mmsb_mem
 	return rc;
 }
 
+bool ns_page_ready(const struct ns_node *n, const struct mmsb_rec *r)
+{
+	uint64_t size = r->type == MMSB_FR_TRUNCATE ? r->u.truncate.size : r->u.write.size;
+	struct pbuf *pb = n->data;
+
+	if (size < n->size)
+		size = n->size;
+	if (!pb || pb->k || atomic_load_explicit(&pb->refs, memory_order_acquire) != 1 ||
+	    atomic_load_explicit(&pb->src, memory_order_acquire))
+		return false;
+	if (pb->cap < size || pb->cap / 4 > size + 4096) /* pbuf_reserve would resize */
+		return false;
+	return r->type != MMSB_FR_WRITE || !pb->dmap || pb->n_data == pb->n_chunks;
+}
+
 static int apply_bytes(struct ns *ns, const struct mmsb_rec *r, struct mmsb_buf *scratch)
 {
 	struct ns_node *n;

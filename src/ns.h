@@ -185,6 +185,10 @@ int ns_page_reserve(struct ns_node *n, uint64_t size, struct mmsb_mem *mem);
  * page holds: applying r afterwards cannot fail for want of memory budget.
  * 0, -ENOMEM, -ENOSPC (budget; the page unchanged). */
 int ns_page_prepare(struct ns_node *n, const struct mmsb_rec *r, struct mmsb_mem *mem);
+/* Would ns_page_prepare(n, r) change nothing (a private host buffer with
+ * room, every chunk already data)?  Read by the page's only writer without
+ * the namespace's lock. */
+bool ns_page_ready(const struct ns_node *n, const struct mmsb_rec *r);
 /* A host buffer of cap zero bytes, charged to no budget (NULL: -ENOMEM). */
 struct pbuf *pbuf_new(uint64_t cap);
 void pbuf_put(struct pbuf *pb);

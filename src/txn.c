@@ -170,9 +170,11 @@ static int txn_defer(struct mmsb_txn *t, const struct mmsb_rec *r)
 
 		if (!n)
 			return -ENOENT;
-		pthread_rwlock_wrlock(&st->lock);
-		rc = ns_page_prepare(n, r, st->ns->mem);
-		pthread_rwlock_unlock(&st->lock);
+		if (!ns_page_ready(n, r)) { /* the buffer may move: readers wait */
+			pthread_rwlock_wrlock(&st->lock);
+			rc = ns_page_prepare(n, r, st->ns->mem);
+			pthread_rwlock_unlock(&st->lock);
+		}
 		if (rc == 0 && t->multi)
 			rc = ovl_apply(t, n, r);
 	}

@@ -13,6 +13,26 @@
 #define MMSB_PAGE_MAX (1ull << 44)   /* 16 TiB: -EFBIG past it */
 #define MMSB_SYMLINK_MAX 4096u
 
+/* A transaction as it starts: no record, no change, no caller. */
+static void txn_reset(struct mmsb_txn *t, enum mmsb_source src, bool deferred, bool multi)
+{
+	t->src = src;
+	t->t0 = mmsb_now_ns();
+	t->n_recs = 0;
+	t->changed = 0;
+	t->poisoned = 0;
+	t->frames.len = 0;
+	t->n_changes = 0;
+	t->n_rewired = 0;
+	t->rec_flags = 0;
+	t->has_cred = false;
+	t->owner_ok = false;
+	t->why[0] = '\0';
+	t->stable = false;
+	t->deferred = deferred;
+	t->multi = multi;
+}
+
 int mmsb_txn_begin(struct mmsb_store *st, enum mmsb_source src, struct mmsb_txn **out)
 {
 	struct mmsb_txn *t = &st->txn;
@@ -26,21 +46,9 @@ int mmsb_txn_begin(struct mmsb_store *st, enum mmsb_source src, struct mmsb_txn 
 		pthread_rwlock_unlock(&st->gate);
 		return -EROFS;
 	}
-	t->src = src;
+	txn_reset(t, src, false, false);
 	t->epoch = atomic_load(&st->head) + 1;
 	t->time = mmsb_wall_ns();
-	t->t0 = mmsb_now_ns();
-	t->n_recs = 0;
-	t->changed = 0;
-	t->poisoned = 0;
-	t->frames.len = 0;
-	t->n_changes = 0;
-	t->n_rewired = 0;
-	t->rec_flags = 0;
-	t->has_cred = false;
-	t->owner_ok = false;
-	t->why[0] = '\0';
-	t->deferred = false;
 	*out = t;
 	return 0;
 }
@@ -1117,21 +1125,7 @@ ssize_t mmsb_page_write(struct mmsb_store *st, enum mmsb_source src, uint64_t id
 		pthread_rwlock_unlock(&st->lock);
 		other = rc == 1;
 		if (rc == 0) {
-			t->src = src;
-			t->t0 = mmsb_now_ns();
-			t->n_recs = 0;
-			t->changed = 0;
-			t->poisoned = 0;
-			t->frames.len = 0;
-			t->n_changes = 0;
-			t->n_rewired = 0;
-			t->rec_flags = 0;
-			t->has_cred = false;
-			t->owner_ok = false;
-			t->why[0] = '\0';
-			t->stable = false;
-			t->deferred = true;
-			t->multi = multi;
+			txn_reset(t, src, true, multi);
 			for (i = 0; i < n_stripes; i++) /* in order: no two writers wait for each other */
 				pthread_mutex_lock(&st->page_mu[stripes[i]]);
 			rc = fast_write(t, id, off, buf, len, &e);

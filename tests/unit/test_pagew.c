@@ -301,31 +301,51 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
+/* The set-up both exec tests share: a store allowing exec:, pages parent
+ * ("old!"), child and other, and child = a command over parent that marks
+ * its run with the file flag (in the new directory tmpl): it creates the
+ * mark, waits 0.6 s, prints its input and removes the mark. */
+struct exec_pages {
+	uint64_t parent, child, other;
+};
+
+static struct exec_pages exec_setup(struct fx *fx, char *tmpl, char *flag, size_t flag_cap)
+{
+	struct exec_pages x;
+	char cmd[300];
+
+	fx->o.allow_exec = true;
+	fx_reopen(fx);
+	assert_non_null(mkdtemp(tmpl));
+	snprintf(flag, flag_cap, "%s/running", tmpl);
+	x.parent = fx_page(fx, "parent", "old!", 4);
+	x.child = fx_page(fx, "child", NULL, 0);
+	x.other = fx_page(fx, "other", "abcd", 4);
+	assert_int_equal(fx_setx(fx, x.child, "user.mmsb.deps", "parent"), 0);
+	snprintf(cmd, sizeof(cmd), "exec:touch %s; sleep 0.6; cat \"$1\"; rm -f %s; :", flag, flag);
+	assert_int_equal(fx_setx(fx, x.child, "user.mmsb.recompute", cmd), 0);
+	return x;
+}
+
 static void readers_during_exec(void **state)
 {
 	struct fx *fx = *state;
-	char tmpl[] = "/tmp/mmsb-pagew-XXXXXX", flag[96], cmd[300];
+	char tmpl[] = "/tmp/mmsb-pagew-XXXXXX", flag[96];
 	struct reader r = {0};
 	struct mmsb_txn *t;
 	pthread_t th;
 	uint64_t p, c, e;
 	uint8_t got[8] = {0};
+	struct exec_pages x = exec_setup(fx, tmpl, flag, sizeof(flag));
 
-	fx->o.allow_exec = true;
-	fx_reopen(fx);
-	assert_non_null(mkdtemp(tmpl));
-	snprintf(flag, sizeof(flag), "%s/running", tmpl);
-	p = fx_page(fx, "parent", "old!", 4);
-	c = fx_page(fx, "child", NULL, 0);
+	/* reads counted between two sightings of the mark happened while the
+	 * transaction held the gate */
+	p = x.parent;
+	c = x.child;
 	r.st = fx->st;
 	r.parent = p;
-	r.other = fx_page(fx, "other", "abcd", 4);
+	r.other = x.other;
 	r.flag = flag;
-	assert_int_equal(fx_setx(fx, c, "user.mmsb.deps", "parent"), 0);
-	/* the command marks that it runs, waits, unmarks: reads counted
-	 * between the marks happened while the transaction held the gate */
-	snprintf(cmd, sizeof(cmd), "exec:touch %s; sleep 0.6; cat \"$1\"; rm -f %s; :", flag, flag);
-	assert_int_equal(fx_setx(fx, c, "user.mmsb.recompute", cmd), 0);
 	assert_int_equal(pthread_create(&th, NULL, reader_main, &r), 0);
 	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
 	assert_int_equal(mmsb_txn_write(t, p, 0, "new!", 4), 4);
@@ -381,24 +401,18 @@ static void *other_writer_main(void *arg)
 static void writers_during_exec(void **state)
 {
 	struct fx *fx = *state;
-	char tmpl[] = "/tmp/mmsb-pagew-XXXXXX", flag[96], cmd[300];
+	char tmpl[] = "/tmp/mmsb-pagew-XXXXXX", flag[96];
 	struct other_writer w = {0};
 	pthread_t th;
 	uint64_t p, c, e;
 	uint8_t got[8] = {0};
+	struct exec_pages x = exec_setup(fx, tmpl, flag, sizeof(flag));
 
-	fx->o.allow_exec = true;
-	fx_reopen(fx);
-	assert_non_null(mkdtemp(tmpl));
-	snprintf(flag, sizeof(flag), "%s/running", tmpl);
-	p = fx_page(fx, "parent", "old!", 4);
-	c = fx_page(fx, "child", NULL, 0);
+	p = x.parent;
+	c = x.child;
 	w.st = fx->st;
-	w.id = fx_page(fx, "other", NULL, 0);
+	w.id = x.other;
 	w.flag = flag;
-	assert_int_equal(fx_setx(fx, c, "user.mmsb.deps", "parent"), 0);
-	snprintf(cmd, sizeof(cmd), "exec:touch %s; sleep 0.6; cat \"$1\"; rm -f %s; :", flag, flag);
-	assert_int_equal(fx_setx(fx, c, "user.mmsb.recompute", cmd), 0);
 	assert_int_equal(pthread_create(&th, NULL, other_writer_main, &w), 0);
 	assert_int_equal(mmsb_page_write(fx->st, MMSB_SRC_USER, p, 0, "new!", 4, &e), 4);
 	atomic_store(&w.stop, true);

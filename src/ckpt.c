@@ -571,7 +571,7 @@ static int write_node(void *arg, const struct ns_node *n)
 			rc = table_add_page(t, n, first);
 	}
 	if (rc == 0)
-		rc = encode_node(&k->meta, n, t, t->refs + first, (uint32_t)(t->n_refs - first));
+		rc = encode_node(&k->meta, n, t, t->refs ? t->refs + first : NULL, (uint32_t)(t->n_refs - first));
 	if (n->type > MMSB_T_SYMLINK)
 		k->incompat |= MMSB_FEAT_INCOMPAT_NODES;
 	k->n_nodes++;

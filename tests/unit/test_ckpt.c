@@ -168,6 +168,8 @@ static void model_write(struct chain *m, unsigned p, uint64_t off, const uint8_t
 		m->bytes[p] = realloc(m->bytes[p], m->cap[p]);
 		assert_non_null(m->bytes[p]);
 	}
+	if (!len)
+		return;
 	if (off > m->size[p])
 		memset(m->bytes[p] + m->size[p], 0, off - m->size[p]);
 	memcpy(m->bytes[p] + off, src, len);

@@ -933,7 +933,8 @@ static int ckpt_dirty_build(struct mmsb_store *st, uint64_t since, struct hist_r
 	int rc = 0;
 
 	d->since = since;
-	qsort(recs, n, sizeof(*recs), cmp_rec_node); /* the order does not matter: a union of ranges */
+	if (n) /* the order does not matter: a union of ranges */
+		qsort(recs, n, sizeof(*recs), cmp_rec_node);
 	for (i = 0; i < n && rc == 0; i = k) {
 		uint64_t frames = 0, size = 0;
 

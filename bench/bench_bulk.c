@@ -16,17 +16,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench.h"
 #include "mmsb.h"
 
 #define MiB (1u << 20)
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static double cpu_s(void)
 {

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "mmsb.h"
 
 #define MiB (1ull << 20)
@@ -39,14 +40,6 @@
 		}                                                                                             \
 	} while (0)
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void fill_random(uint8_t *p, size_t n, uint64_t seed)
 {
 	uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
@@ -58,36 +51,6 @@ static void fill_random(uint8_t *p, size_t n, uint64_t seed)
 		uint64_t v = s * 0x2545F4914F6CDD1Dull;
 		memcpy(p + i, &v, 8);
 	}
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_d);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static uint64_t du_total;
-static int du_cb(const char *path, const struct stat *sb, int flag, struct FTW *f)
-{
-	(void)path;
-	(void)f;
-	if (flag == FTW_F)
-		du_total += (uint64_t)sb->st_size;
-	return 0;
-}
-
-static uint64_t dir_bytes(const char *path)
-{
-	du_total = 0;
-	nftw(path, du_cb, 16, FTW_PHYS);
-	return du_total;
 }
 
 static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *f)
@@ -210,8 +173,8 @@ static void section_a(const char *base, uint64_t size, int runs, bool one)
 		CHECK(mmsb_compact(st, e, 0, &kept)); /* the old log and files go */
 	}
 	printf("%-5s %6.2f GiB  full: %9.1f ms %10.1f MiB   1 MiB changed: %8.1f ms %8.2f MiB   time %5.2f%%  bytes %5.2f%%\n",
-	       one ? "one" : "many", (double)size / GiB, median(tf, runs) / 1e6, (double)bf / MiB, median(ti, runs) / 1e6,
-	       (double)bi / MiB, 100 * median(ti, runs) / median(tf, runs), 100.0 * (double)bi / (double)bf);
+	       one ? "one" : "many", (double)size / GiB, median(tf, (size_t)runs) / 1e6, (double)bf / MiB, median(ti, (size_t)runs) / 1e6,
+	       (double)bi / MiB, 100 * median(ti, (size_t)runs) / median(tf, (size_t)runs), 100.0 * (double)bi / (double)bf);
 	fflush(stdout);
 	mmsb_store_close(st);
 	dir[strlen(dir) - 2] = '\0';

@@ -57,15 +57,6 @@ struct cfg {
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-/* Median of v[0..n) (sorts v). */
-static double median(double *v, size_t n)
-{
-	if (n == 0)
-		return 0;
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* Quantile q of v[0..n), nearest rank (sorts v). */
 static uint64_t quantile(uint64_t *v, size_t n, double q)
 {
@@ -181,23 +172,6 @@ static int drop_cb(const char *path, const struct stat *sb, int flag, struct FTW
 static void drop_cache(const char *path)
 {
 	nftw(path, drop_cb, 16, FTW_PHYS);
-}
-
-static uint64_t dir_bytes_total;
-static int du_cb(const char *path, const struct stat *sb, int flag, struct FTW *f)
-{
-	(void)path;
-	(void)f;
-	if (flag == FTW_F)
-		dir_bytes_total += (uint64_t)sb->st_size;
-	return 0;
-}
-
-static uint64_t dir_bytes(const char *path)
-{
-	dir_bytes_total = 0;
-	nftw(path, du_cb, 16, FTW_PHYS);
-	return dir_bytes_total;
 }
 
 static void diag_sink(void *arg, int level, const char *msg)

@@ -67,7 +67,8 @@ static double now(void) /* seconds */
 	return (double)now_ns() * 1e-9;
 }
 
-static double median(double *v, int n)
+/* The upper median of v[0..n) (sorts v). */
+static double median_hi(double *v, int n)
 {
 	qsort(v, (size_t)n, sizeof(*v), cmp_double);
 	return v[n / 2];
@@ -132,7 +133,7 @@ static double time_apply(const struct mmsb_kern_ops *k, struct timer *tm, struct
 		k->apply_batch(b);
 		t[r] = t_stop(tm);
 	}
-	return median(t, REPS);
+	return median_hi(t, REPS);
 }
 
 /* ---- masked merges -------------------------------------------------------------------- */
@@ -377,8 +378,8 @@ static void bench_one_delta(const struct mmsb_kern_ops *k, size_t n_deltas)
 		k->batch_free(b);
 	}
 	printf("\none delta per batch, applied in turn (%s; %zu deltas to 4 KiB pages):\n", k->name, n_deltas);
-	printf("  new batch per delta        %10.1f us per delta\n", median(t_new, REPS) * 1e6);
-	printf("  one batch, reset between   %10.1f us per delta\n", median(t_reuse, REPS) * 1e6);
+	printf("  new batch per delta        %10.1f us per delta\n", median_hi(t_new, REPS) * 1e6);
+	printf("  one batch, reset between   %10.1f us per delta\n", median_hi(t_reuse, REPS) * 1e6);
 	deltas_free(k, &d);
 }
 
@@ -425,7 +426,7 @@ static void bench_recompute(const struct mmsb_kern_ops *k, struct timer *tm, siz
 			k->recompute(op, elem, out, out_len, pin, len, (size_t)cases[ci].n_in);
 			t[r] = t_stop(tm);
 		}
-		tk = median(t, REPS);
+		tk = median_hi(t, REPS);
 		rd = (double)n * cases[ci].n_in;
 		printf("  %-10s %5d %12.1f %12.1f\n", cases[ci].name, cases[ci].n_in, rd / tk / 1e9,
 		       (rd + (double)out_len) / tk / 1e9);
@@ -464,7 +465,7 @@ static double bench_d2d(size_t n) /* returns traffic bytes/s (read + write) */
 		cudaEventElapsedTime(&ms, e0, e1);
 		t[r] = ms * 1e-3;
 	}
-	tk = median(t, REPS);
+	tk = median_hi(t, REPS);
 	printf("\ndevice-to-device cudaMemcpy, %zu MiB: %.1f GB/s copied = %.1f GB/s traffic (read + write)\n",
 	       n >> 20, (double)n / tk / 1e9, 2.0 * (double)n / tk / 1e9);
 	cudaFree(a);
@@ -528,8 +529,8 @@ static void bench_readback(const struct mmsb_kern_ops *k, size_t psz, size_t n_p
 	}
 	printf("\nCPU read of a GPU-resident %zu KiB page (median of %zu pages, 2 MiB apart):\n", psz >> 10, n_pages);
 	for (way = 0; way < 3; way++)
-		printf("  %-34s %8.1f us  (%.2f GB/s)\n", names[way], median(t[way], (int)n_pages) * 1e6,
-		       (double)psz / median(t[way], (int)n_pages) / 1e9);
+		printf("  %-34s %8.1f us  (%.2f GB/s)\n", names[way], median_hi(t[way], (int)n_pages) * 1e6,
+		       (double)psz / median_hi(t[way], (int)n_pages) / 1e9);
 	/* what the GPU pays afterwards: touch all pages again after CPU faults */
 	{
 		struct timer tm = {.k = k, .gpu = true};
@@ -575,7 +576,7 @@ static void bench_memcpy(size_t n)
 		memcpy(b, a, n);
 		t[r] = now() - t0;
 	}
-	printf("\nhost memcpy, %zu MiB: %.1f GB/s copied\n", n >> 20, (double)n / median(t, REPS) / 1e9);
+	printf("\nhost memcpy, %zu MiB: %.1f GB/s copied\n", n >> 20, (double)n / median_hi(t, REPS) / 1e9);
 	free(a);
 	free(b);
 }

@@ -782,6 +782,7 @@ static void index_commit(struct mmsb_txn *t, uint32_t seg, uint64_t off)
 	for (i = 0; i < t->n_recs && rc == 0; i++) {
 		struct hist_rec hr = t->recs[i];
 
+		hr.epoch = t->epoch; /* a page write's records learn it at commit */
 		hr.seg = seg;
 		hr.off += off;
 		rc = hist_add_rec(&st->hist, &hr);
@@ -789,6 +790,40 @@ static void index_commit(struct mmsb_txn *t, uint32_t seg, uint64_t off)
 	if (rc < 0)
 		mmsb_diag(&st->diag, MMSB_DIAG_ERR, "store: epoch %" PRIu64 ": out of memory indexing it: time travel "
 			  "into it is incomplete until the next open", t->epoch);
+}
+
+/* Append t's COMMIT frame to its frames (a page write's is a placeholder of
+ * epoch 0 until it is restamped). */
+static int64_t encode_commit(struct mmsb_txn *t)
+{
+	struct mmsb_rec c = {.type = MMSB_FR_COMMIT};
+
+	c.epoch = t->deferred ? 0 : t->epoch;
+	c.time = t->time;
+	c.u.commit.n_frames = t->n_recs;
+	c.u.commit.source = (uint8_t)t->src;
+	c.u.commit.changed = t->changed;
+	return mmsb_rec_encode(&c, t->st->seed, &t->frames);
+}
+
+/* Make t's epoch, whose frames the log holds at (seg, off), the head:
+ * index it, count it, and ask for a checkpoint when the log has grown
+ * enough.  st->lock held for writing. */
+static void publish(struct mmsb_txn *t, uint32_t seg, uint64_t off)
+{
+	struct mmsb_store *st = t->st;
+
+	index_commit(t, seg, off);
+	atomic_store(&st->head, t->epoch);
+	atomic_fetch_add(&st->n_commits, 1);
+	atomic_fetch_add(&st->n_records, t->n_recs);
+	pthread_mutex_lock(&st->ck_mu);
+	st->log_since_ckpt += t->frames.len;
+	if (store_ckpt_due(st) && st->log_since_ckpt >= store_ckpt_due(st) && st->ck_want <= st->ck_done) {
+		st->ck_want = t->epoch;
+		pthread_cond_broadcast(&st->ck_cond);
+	}
+	pthread_mutex_unlock(&st->ck_mu);
 }
 
 static void release(struct mmsb_txn *t)
@@ -802,7 +837,6 @@ static void release(struct mmsb_txn *t)
 int mmsb_txn_commit(struct mmsb_txn *t, uint64_t *epoch)
 {
 	struct mmsb_store *st = t->st;
-	struct mmsb_rec c = {.type = MMSB_FR_COMMIT, .node = 0};
 	struct mmsb_commit_info ci;
 	struct mmsb_change_rec *chg = NULL;
 	uint64_t off = 0, e = t->epoch;
@@ -826,22 +860,14 @@ int mmsb_txn_commit(struct mmsb_txn *t, uint64_t *epoch)
 			*epoch = 0;
 		return 0;
 	}
-	c.epoch = t->epoch;
-	c.time = t->time;
-	c.u.commit.n_frames = t->n_recs;
-	c.u.commit.source = (uint8_t)t->src;
-	c.u.commit.changed = t->changed;
-	flen = mmsb_rec_encode(&c, st->seed, &t->frames);
+	flen = encode_commit(t);
 	rc = flen < 0 ? (int)flen : mmsb_tlog_append(st->log, t->epoch, t->frames.p, t->frames.len, &seg, &off);
 	if (rc < 0) {
 		store_reload(st); /* the log holds exactly the committed state */
 		release(t);
 		return rc;
 	}
-	index_commit(t, seg, off);
-	atomic_store(&st->head, t->epoch);
-	atomic_fetch_add(&st->n_commits, 1);
-	atomic_fetch_add(&st->n_records, t->n_recs);
+	publish(t, seg, off);
 	ci = (struct mmsb_commit_info){t->epoch, t->time, t->src, t->n_changes, NULL, t->changed};
 	if (st->o.commit_fn) { /* the next writer reuses t: the hook gets a copy */
 		chg = malloc(t->n_changes * sizeof(*chg));
@@ -852,13 +878,6 @@ int mmsb_txn_commit(struct mmsb_txn *t, uint64_t *epoch)
 		ci.changes = chg;
 	}
 	mmsb_stats_record(&st->h_commit, mmsb_now_ns() - t->t0);
-	pthread_mutex_lock(&st->ck_mu);
-	st->log_since_ckpt += t->frames.len;
-	if (store_ckpt_due(st) && st->log_since_ckpt >= store_ckpt_due(st) && st->ck_want <= st->ck_done) {
-		st->ck_want = t->epoch;
-		pthread_cond_broadcast(&st->ck_cond);
-	}
-	pthread_mutex_unlock(&st->ck_mu);
 	release(t);
 	if (st->o.commit_fn)
 		st->o.commit_fn(st->o.commit_arg, &ci);
@@ -1024,16 +1043,11 @@ static int fast_plan(struct mmsb_store *st, uint64_t id, unsigned *stripes, size
 static int fast_commit(struct mmsb_txn *t, uint64_t *epoch)
 {
 	struct mmsb_store *st = t->st;
-	struct mmsb_rec c = {.type = MMSB_FR_COMMIT};
 	uint64_t off = 0, e;
 	uint32_t seg = 0, i;
-	int64_t flen;
+	int64_t flen = encode_commit(t);
 	int rc;
 
-	c.u.commit.n_frames = t->n_recs;
-	c.u.commit.source = (uint8_t)t->src;
-	c.u.commit.changed = t->changed;
-	flen = mmsb_rec_encode(&c, st->seed, &t->frames);
 	if (flen < 0)
 		return (int)flen;
 	pthread_mutex_lock(&st->commit_mu);
@@ -1048,8 +1062,6 @@ static int fast_commit(struct mmsb_txn *t, uint64_t *epoch)
 	}
 	t->pend.epoch = e;
 	t->pend.time = t->time;
-	for (i = 0; i < t->n_recs; i++)
-		t->recs[i].epoch = e;
 	pthread_rwlock_wrlock(&st->lock);
 	rc = ns_apply(st->ns, &t->pend, &t->scratch);
 	for (i = 1; i < t->n_recs && rc == 0; i++) { /* propagated records, from their frames */
@@ -1064,17 +1076,7 @@ static int fast_commit(struct mmsb_txn *t, uint64_t *epoch)
 			  "rebuilding the head", e, strerror(-rc));
 		atomic_store(&st->need_reload, true);
 	}
-	index_commit(t, seg, off);
-	atomic_store(&st->head, e);
-	atomic_fetch_add(&st->n_commits, 1);
-	atomic_fetch_add(&st->n_records, t->n_recs);
-	pthread_mutex_lock(&st->ck_mu);
-	st->log_since_ckpt += t->frames.len;
-	if (store_ckpt_due(st) && st->log_since_ckpt >= store_ckpt_due(st) && st->ck_want <= st->ck_done) {
-		st->ck_want = e;
-		pthread_cond_broadcast(&st->ck_cond);
-	}
-	pthread_mutex_unlock(&st->ck_mu);
+	publish(t, seg, off);
 	pthread_rwlock_unlock(&st->lock);
 	pthread_mutex_unlock(&st->commit_mu);
 	mmsb_stats_record(&st->h_commit, mmsb_now_ns() - t->t0);

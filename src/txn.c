@@ -826,6 +826,20 @@ static void publish(struct mmsb_txn *t, uint32_t seg, uint64_t off)
 	pthread_mutex_unlock(&st->ck_mu);
 }
 
+/* With MMSB_SYNC_COMMIT, wait until the epoch just committed is durable
+ * (a shared fsync: group commit).  0 or the log's error. */
+static int sync_commit(struct mmsb_store *st)
+{
+	uint64_t t0 = mmsb_now_ns();
+	int rc;
+
+	if (st->o.sync != MMSB_SYNC_COMMIT)
+		return 0;
+	rc = mmsb_tlog_sync(st->log);
+	mmsb_stats_record(&st->h_sync, mmsb_now_ns() - t0);
+	return rc;
+}
+
 static void release(struct mmsb_txn *t)
 {
 	if (t->stable)
@@ -882,12 +896,7 @@ int mmsb_txn_commit(struct mmsb_txn *t, uint64_t *epoch)
 	if (st->o.commit_fn)
 		st->o.commit_fn(st->o.commit_arg, &ci);
 	free(chg);
-	if (st->o.sync == MMSB_SYNC_COMMIT) {
-		uint64_t t0 = mmsb_now_ns();
-
-		rc = mmsb_tlog_sync(st->log);
-		mmsb_stats_record(&st->h_sync, mmsb_now_ns() - t0);
-	}
+	rc = sync_commit(st);
 	if (epoch)
 		*epoch = e;
 	return rc;
@@ -1150,14 +1159,8 @@ ssize_t mmsb_page_write(struct mmsb_store *st, enum mmsb_source src, uint64_t id
 			pthread_rwlock_unlock(&st->gate);
 		}
 		if (!other) {
-			if (rc >= 0 && e && st->o.sync == MMSB_SYNC_COMMIT) {
-				uint64_t t0 = mmsb_now_ns();
-
-				crc = mmsb_tlog_sync(st->log);
-				mmsb_stats_record(&st->h_sync, mmsb_now_ns() - t0);
-				if (crc < 0)
-					rc = crc;
-			}
+			if (rc >= 0 && e && (crc = sync_commit(st)) < 0)
+				rc = crc;
 			if (rc >= 0 && epoch)
 				*epoch = e;
 			return rc;

@@ -111,6 +111,22 @@ static void pbuf_uncharge(struct pbuf *pb, uint64_t n)
 	pb->charged -= n;
 }
 
+/* Can pb hold size bytes as it is?  (pbuf_reserve resizes it otherwise:
+ * to grow, or to give back a buffer four times too large.) */
+static bool pbuf_fits(const struct pbuf *pb, uint64_t size)
+{
+	return pb->cap >= size && pb->cap / 4 <= size + 4096;
+}
+
+/* Does every chunk of pb count as data already, its own (no chunk map, or
+ * all bits set and no chunk still pending from a lazy copy)?  Marking a
+ * delta then has nothing to do. */
+static bool pbuf_all_data(const struct pbuf *pb)
+{
+	return !pb->dmap ||
+	       (pb->n_data == pb->n_chunks && !atomic_load_explicit(&((struct pbuf *)pb)->src, memory_order_acquire));
+}
+
 static bool pbuf_bit(const struct pbuf *pb, uint64_t c)
 {
 	return pb->dmap[c / 64] >> (c % 64) & 1;
@@ -805,7 +821,7 @@ static int pbuf_reserve(struct pbuf **pb, uint64_t keep, uint64_t size, const st
 
 	if (old && atomic_load_explicit(&old->refs, memory_order_acquire) == 1) {
 		pbuf_try_settle(old);
-		if (old->cap >= size && old->cap / 4 <= size + 4096)
+		if (pbuf_fits(old, size))
 			return 0;
 		cap = size > old->cap ? size + size / 2 : size;
 		if (cap < size || cap > SIZE_MAX - PBUF_MAP_HDR - PBUF_MAP_ALIGN)
@@ -1937,8 +1953,8 @@ static int pbuf_mark_delta(struct pbuf *pb, uint8_t enc, const uint8_t *body, si
 
 	/* a lazy copy always takes the marking pass: its pending chunks hold
 	 * data (their bits are set) but must be made its own first */
-	if (!pb->dmap || (pb->n_data == pb->n_chunks && !lazy))
-		return 0; /* no chunk map, or every chunk holds data already */
+	if (pbuf_all_data(pb))
+		return 0;
 	rc = mmsb_delta_ranges(enc, body, len, mark_range, &m);
 	if (rc == 0 && m.fresh == 0 && !lazy)
 		return 0;
@@ -2019,11 +2035,9 @@ bool ns_page_ready(const struct ns_node *n, const struct mmsb_rec *r)
 	if (size < n->size)
 		size = n->size;
 	if (!pb || pb->k || atomic_load_explicit(&pb->refs, memory_order_acquire) != 1 ||
-	    atomic_load_explicit(&pb->src, memory_order_acquire))
+	    atomic_load_explicit(&pb->src, memory_order_acquire) || !pbuf_fits(pb, size))
 		return false;
-	if (pb->cap < size || pb->cap / 4 > size + 4096) /* pbuf_reserve would resize */
-		return false;
-	return r->type != MMSB_FR_WRITE || !pb->dmap || pb->n_data == pb->n_chunks;
+	return r->type != MMSB_FR_WRITE || pbuf_all_data(pb);
 }
 
 static int apply_bytes(struct ns *ns, const struct mmsb_rec *r, struct mmsb_buf *scratch)

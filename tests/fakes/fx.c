@@ -62,10 +62,15 @@ int fx_teardown(void **state)
 
 uint64_t fx_page(struct fx *fx, const char *name, const void *bytes, size_t len)
 {
+	return fx_page_in(fx->st, name, bytes, len);
+}
+
+uint64_t fx_page_in(struct mmsb_store *st, const char *name, const void *bytes, size_t len)
+{
 	struct mmsb_txn *t;
 	struct mmsb_attr a;
 
-	assert_int_equal(mmsb_txn_begin(fx->st, MMSB_SRC_USER, &t), 0);
+	assert_int_equal(mmsb_txn_begin(st, MMSB_SRC_USER, &t), 0);
 	assert_int_equal(mmsb_txn_create(t, MMSB_ROOT_ID, name, MMSB_T_PAGE, 0644, 0, 0, NULL, &a), 0);
 	if (len)
 		assert_int_equal(mmsb_txn_write(t, a.id, 0, bytes, len), (ssize_t)len);

@@ -48,6 +48,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fx.h"
 #include "mmsb.h"
 
 #define N_WRITERS 4		  /* writer threads */
@@ -66,24 +67,6 @@
 
 #define STAMP_BIT (1ull << 62)	/* set in every stamp */
 #define POISON_BIT (1ull << 61) /* stamps of transactions that abort */
-
-/* ---- random numbers ---------------------------------------------------- */
-
-static uint64_t rnd_next(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*s = x;
-	return x * 0x2545F4914F6CDD1Dull;
-}
-
-static unsigned rnd(uint64_t *s, unsigned n)
-{
-	return (unsigned)(rnd_next(s) % n);
-}
 
 /* ---- operations and their bytes ------------------------------------------ */
 
@@ -147,7 +130,7 @@ static void op_bytes(const struct op *o, uint8_t *buf)
 		return;
 	}
 	for (uint32_t i = 0; i < o->len; i++)
-		buf[i] = (uint8_t)rnd_next(&s);
+		buf[i] = (uint8_t)fx_rnd_next(&s);
 }
 
 /* ---- shared state of a run ------------------------------------------------ */
@@ -225,11 +208,11 @@ struct writer {
 /* A page to change: a shared one or one of the writer's private ones. */
 static uint64_t pick_page(struct writer *wr, const uint64_t *priv)
 {
-	unsigned k = rnd(&wr->rng, N_PRIV);
+	unsigned k = fx_rnd(&wr->rng, N_PRIV);
 
-	if (priv[k] && rnd(&wr->rng, 5) < 2)
+	if (priv[k] && fx_rnd(&wr->rng, 5) < 2)
 		return priv[k];
-	return wr->r->shared[rnd(&wr->rng, N_SHARED)];
+	return wr->r->shared[fx_rnd(&wr->rng, N_SHARED)];
 }
 
 /* One random operation into o, applied through txn.  priv is the
@@ -239,7 +222,7 @@ static int random_op(struct writer *wr, struct mmsb_txn *txn, uint64_t *priv, st
 {
 	static _Thread_local uint8_t buf[WRITE_LEN_MAX];
 	struct run *r = wr->r;
-	unsigned k = rnd(&wr->rng, N_PRIV), c = rnd(&wr->rng, 100);
+	unsigned k = fx_rnd(&wr->rng, N_PRIV), c = fx_rnd(&wr->rng, 100);
 	char name[32];
 	struct mmsb_attr a;
 	ssize_t n;
@@ -272,7 +255,7 @@ static int random_op(struct writer *wr, struct mmsb_txn *txn, uint64_t *priv, st
 	o->id = pick_page(wr, priv);
 	if (c < 18) {
 		o->kind = OP_TRUNC;
-		o->off = rnd(&wr->rng, TRUNC_MAX + 1);
+		o->off = fx_rnd(&wr->rng, TRUNC_MAX + 1);
 		rc = mmsb_txn_truncate(txn, o->id, o->off);
 		if (rc < 0) {
 			tfail(r, "writer %u: truncate %" PRIu64 " to %" PRIu64 ": %d", wr->w, o->id, o->off, rc);
@@ -280,8 +263,8 @@ static int random_op(struct writer *wr, struct mmsb_txn *txn, uint64_t *priv, st
 		}
 	} else if (c < 26) {
 		o->kind = OP_SETX;
-		o->len = 1 + rnd(&wr->rng, XV_MAX);
-		o->seed = rnd_next(&wr->rng) & ~(STAMP_BIT | POISON_BIT);
+		o->len = 1 + fx_rnd(&wr->rng, XV_MAX);
+		o->seed = fx_rnd_next(&wr->rng) & ~(STAMP_BIT | POISON_BIT);
 		op_bytes(o, buf);
 		rc = mmsb_txn_setxattr(txn, o->id, XNAME, buf, o->len, 0);
 		if (rc < 0) {
@@ -290,9 +273,9 @@ static int random_op(struct writer *wr, struct mmsb_txn *txn, uint64_t *priv, st
 		}
 	} else {
 		o->kind = OP_WRITE;
-		o->off = rnd(&wr->rng, WRITE_OFF_MAX);
-		o->len = 1 + rnd(&wr->rng, WRITE_LEN_MAX);
-		o->seed = rnd_next(&wr->rng) & ~(STAMP_BIT | POISON_BIT);
+		o->off = fx_rnd(&wr->rng, WRITE_OFF_MAX);
+		o->len = 1 + fx_rnd(&wr->rng, WRITE_LEN_MAX);
+		o->seed = fx_rnd_next(&wr->rng) & ~(STAMP_BIT | POISON_BIT);
 		op_bytes(o, buf);
 		n = mmsb_txn_write(txn, o->id, o->off, buf, o->len);
 		if (n != (ssize_t)o->len) {
@@ -369,15 +352,15 @@ static int page_write_op(struct writer *wr, struct txrec *t, uint64_t *epoch)
 
 	memset(o, 0, sizeof(*o));
 	o->kind = OP_WRITE;
-	if (rnd(&wr->rng, 2) == 0) {
+	if (fx_rnd(&wr->rng, 2) == 0) {
 		o->id = wr->r->pstamp;
 		o->len = STAMP_BYTES;
 		o->seed = STAMP_BIT | ((uint64_t)wr->w << 32) | ++wr->seq;
 	} else {
 		o->id = pick_page(wr, wr->priv);
-		o->off = rnd(&wr->rng, WRITE_OFF_MAX);
-		o->len = 1 + rnd(&wr->rng, WRITE_LEN_MAX);
-		o->seed = rnd_next(&wr->rng) & ~(STAMP_BIT | POISON_BIT);
+		o->off = fx_rnd(&wr->rng, WRITE_OFF_MAX);
+		o->len = 1 + fx_rnd(&wr->rng, WRITE_LEN_MAX);
+		o->seed = fx_rnd_next(&wr->rng) & ~(STAMP_BIT | POISON_BIT);
 	}
 	op_bytes(o, buf);
 	n = mmsb_page_write(wr->r->st, MMSB_SRC_USER, o->id, o->off, buf, o->len, epoch);
@@ -398,7 +381,7 @@ static void *writer_main(void *arg)
 		struct mmsb_txn *txn;
 		struct txrec t = {.writer = wr->w};
 		uint64_t priv[N_PRIV], epoch = 0;
-		unsigned kind = rnd(&wr->rng, 100);
+		unsigned kind = fx_rnd(&wr->rng, 100);
 		bool abort_it = kind < 10 || (kind >= 90 && kind < 93);
 		int rc;
 
@@ -424,7 +407,7 @@ static void *writer_main(void *arg)
 		if (kind >= 90) { /* a stamp transaction; a few of them abort */
 			rc = stamp_ops(wr, txn, abort_it, &t);
 		} else {
-			unsigned n = 1 + rnd(&wr->rng, OPS_MAX);
+			unsigned n = 1 + fx_rnd(&wr->rng, OPS_MAX);
 
 			rc = 0;
 			for (unsigned j = 0; j < n && rc == 0; j++)
@@ -472,7 +455,7 @@ static void *reader_main(void *arg)
 
 	do {
 		uint64_t h = mmsb_store_head(r->st), s;
-		unsigned i = rnd(&rng, N_STAMP + 1); /* N_STAMP: the page-write stamp page */
+		unsigned i = fx_rnd(&rng, N_STAMP + 1); /* N_STAMP: the page-write stamp page */
 		uint64_t sid = i < N_STAMP ? r->stamp[i] : r->pstamp;
 		ssize_t n;
 		int rc;
@@ -499,12 +482,12 @@ static void *reader_main(void *arg)
 			tfail(r, "reader: getattr of stamp page %u: %d, size %" PRIu64, i, rc, rc < 0 ? 0 : a.size);
 			break;
 		}
-		rc = mmsb_getattr(r->st, r->shared[rnd(&rng, N_SHARED)], &a);
+		rc = mmsb_getattr(r->st, r->shared[fx_rnd(&rng, N_SHARED)], &a);
 		if (rc < 0 || a.type != MMSB_T_PAGE || a.size > PAGE_MAX) {
 			tfail(r, "reader: getattr of a shared page: %d, size %" PRIu64, rc, rc < 0 ? 0 : a.size);
 			break;
 		}
-		if (rnd(&rng, 256) == 0) { /* one snapshot: both stamp pages carry one stamp */
+		if (fx_rnd(&rng, 256) == 0) { /* one snapshot: both stamp pages carry one stamp */
 			struct mmsb_snap *sn = NULL;
 			uint64_t s0, s1;
 
@@ -743,19 +726,6 @@ static int cmp_rec(const void *a, const void *b)
 	return x->epoch < y->epoch ? -1 : x->epoch > y->epoch;
 }
 
-static uint64_t setup_page(struct run *r, const char *name, const void *bytes, size_t len)
-{
-	struct mmsb_txn *t;
-	struct mmsb_attr a;
-
-	assert_int_equal(mmsb_txn_begin(r->st, MMSB_SRC_USER, &t), 0);
-	assert_int_equal(mmsb_txn_create(t, MMSB_ROOT_ID, name, MMSB_T_PAGE, 0644, 0, 0, NULL, &a), 0);
-	if (len)
-		assert_int_equal(mmsb_txn_write(t, a.id, 0, bytes, len), (ssize_t)len);
-	assert_int_equal(mmsb_txn_commit(t, NULL), 0);
-	return a.id;
-}
-
 static void concurrent_model(void **state)
 {
 	struct run *r = calloc(1, sizeof(*r));
@@ -788,16 +758,16 @@ static void concurrent_model(void **state)
 		char name[16];
 
 		snprintf(name, sizeof(name), "s%u", i);
-		r->shared[i] = setup_page(r, name, NULL, 0);
+		r->shared[i] = fx_page_in(r->st, name, NULL, 0);
 	}
 	stamp_fill(stamp0, STAMP_BIT);
 	for (unsigned i = 0; i < N_STAMP; i++) {
 		char name[16];
 
 		snprintf(name, sizeof(name), "stamp%u", i);
-		r->stamp[i] = setup_page(r, name, stamp0, STAMP_BYTES);
+		r->stamp[i] = fx_page_in(r->st, name, stamp0, STAMP_BYTES);
 	}
-	r->pstamp = setup_page(r, "pstamp", stamp0, STAMP_BYTES);
+	r->pstamp = fx_page_in(r->st, "pstamp", stamp0, STAMP_BYTES);
 	r->head0 = mmsb_store_head(r->st);
 
 	/* the storm */

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "format.h"
+#include "fx.h"
 #include "mmsb.h"
 #include "sum.h"
 
@@ -62,24 +63,6 @@ static void check(int ok, const char *fmt, ...)
 		fail_msg("seed %u step %" PRIu64 " (%s): %s", g_ctx->seed, g_ctx->step, g_ctx->phase, msg);
 	else
 		fail_msg("%s", msg);
-}
-
-/* ---- random numbers ------------------------------------------------------ */
-
-static uint64_t rnd_next(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*s = x;
-	return x * 0x2545F4914F6CDD1Dull;
-}
-
-static unsigned rnd(uint64_t *s, unsigned n)
-{
-	return (unsigned)(rnd_next(s) % n);
 }
 
 /* ---- the model ---------------------------------------------------------------- */
@@ -504,7 +487,7 @@ static struct mnode *pick_name(struct run *r, int type, bool root_ok)
 	for (size_t i = root_ok ? 0 : 1; i < r->m.cnt; i++)
 		if (type == 0 || r->m.n[i].type == type)
 			cand[n++] = i;
-	return n ? &r->m.n[cand[rnd(&r->rs, (unsigned)n)]] : NULL;
+	return n ? &r->m.n[cand[fx_rnd(&r->rs, (unsigned)n)]] : NULL;
 }
 
 static struct mnode *pick(struct run *r, int type, bool root_ok)
@@ -516,16 +499,16 @@ static struct mnode *pick(struct run *r, int type, bool root_ok)
 
 static void fill(struct run *r, uint8_t *p, size_t n)
 {
-	unsigned kind = rnd(&r->rs, 3);
-	uint8_t c = (uint8_t)('A' + rnd(&r->rs, 26));
+	unsigned kind = fx_rnd(&r->rs, 3);
+	uint8_t c = (uint8_t)('A' + fx_rnd(&r->rs, 26));
 
 	for (size_t i = 0; i < n; i++) {
 		if (kind == 0)
-			p[i] = (uint8_t)('a' + rnd(&r->rs, 26));
+			p[i] = (uint8_t)('a' + fx_rnd(&r->rs, 26));
 		else if (kind == 1)
 			p[i] = c; /* compressible */
 		else
-			p[i] = (uint8_t)(rnd(&r->rs, 8) ? c : rnd(&r->rs, 256));
+			p[i] = (uint8_t)(fx_rnd(&r->rs, 8) ? c : fx_rnd(&r->rs, 256));
 	}
 }
 
@@ -534,7 +517,7 @@ static void fill(struct run *r, uint8_t *p, size_t n)
 static bool one_op(struct run *r, struct mmsb_txn *t)
 {
 	struct model *m = &r->m;
-	unsigned op = rnd(&r->rs, 100);
+	unsigned op = fx_rnd(&r->rs, 100);
 	int rc, want;
 
 	if (getenv("MMSB_MODEL_TRACE"))
@@ -542,10 +525,10 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 
 	if (op < 16) { /* create, mknod */
 		struct mnode *p = pick(r, MMSB_T_DIR, true), *n;
-		const char *name = names[rnd(&r->rs, 6)];
-		unsigned ty = rnd(&r->rs, 10) < 5 ? MMSB_T_PAGE : rnd(&r->rs, 3) ? MMSB_T_DIR : MMSB_T_SYMLINK;
+		const char *name = names[fx_rnd(&r->rs, 6)];
+		unsigned ty = fx_rnd(&r->rs, 10) < 5 ? MMSB_T_PAGE : fx_rnd(&r->rs, 3) ? MMSB_T_DIR : MMSB_T_SYMLINK;
 		uint64_t rdev = 0;
-		uint32_t mode = rnd(&r->rs, 07777 + 1), uid = rnd(&r->rs, 3), gid = rnd(&r->rs, 3);
+		uint32_t mode = fx_rnd(&r->rs, 07777 + 1), uid = fx_rnd(&r->rs, 3), gid = fx_rnd(&r->rs, 3);
 		char target[32] = "";
 		struct mmsb_attr a;
 		uint64_t pid;
@@ -553,7 +536,7 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 		if (m->cnt >= 60)
 			ty = MMSB_T_PAGE, p = &m->n[0]; /* mostly EEXIST once full */
 		if (ty == MMSB_T_SYMLINK) {
-			size_t tl = 1 + rnd(&r->rs, 20);
+			size_t tl = 1 + fx_rnd(&r->rs, 20);
 
 			fill(r, (uint8_t *)target, tl);
 			for (size_t i = 0; i < tl; i++)
@@ -561,9 +544,9 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 					target[i] = 'z';
 			target[tl] = 0;
 		}
-		if (rnd(&r->rs, 5) == 0) {
-			ty = MMSB_T_FIFO + rnd(&r->rs, 4);
-			rdev = ty == MMSB_T_CHR || ty == MMSB_T_BLK ? rnd_next(&r->rs) : 0;
+		if (fx_rnd(&r->rs, 5) == 0) {
+			ty = MMSB_T_FIFO + fx_rnd(&r->rs, 4);
+			rdev = ty == MMSB_T_CHR || ty == MMSB_T_BLK ? fx_rnd_next(&r->rs) : 0;
 		}
 		want = m_lookup(m, p->id, name) ? -EEXIST : 0;
 		if (want == 0 && m->cnt >= 60)
@@ -594,18 +577,18 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 		return true;
 	}
 	if (op < 46) { /* write */
-		struct mnode *n = rnd(&r->rs, 20) ? pick(r, MMSB_T_PAGE, false) : pick(r, 0, true);
+		struct mnode *n = fx_rnd(&r->rs, 20) ? pick(r, MMSB_T_PAGE, false) : pick(r, 0, true);
 		uint8_t src[2048], *nb;
-		size_t old, len = 1 + rnd(&r->rs, rnd(&r->rs, 4) ? 64 : 600), nsz;
+		size_t old, len = 1 + fx_rnd(&r->rs, fx_rnd(&r->rs, 4) ? 64 : 600), nsz;
 		uint64_t off;
-		unsigned how = rnd(&r->rs, 10);
+		unsigned how = fx_rnd(&r->rs, 10);
 		ssize_t w;
 		bool changed;
 
 		if (!n)
 			return false;
 		old = n->data ? n->data->len : 0;
-		off = rnd(&r->rs, 4) ? rnd(&r->rs, (unsigned)old + 1) : rnd(&r->rs, (unsigned)old + 400);
+		off = fx_rnd(&r->rs, 4) ? fx_rnd(&r->rs, (unsigned)old + 1) : fx_rnd(&r->rs, (unsigned)old + 400);
 		if (how < 6) {
 			fill(r, src, len);
 		} else if (how < 8) { /* the same bytes (zeros past EOF): a no-op when within size */
@@ -614,7 +597,7 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 		} else { /* mostly the same, one byte differs */
 			for (size_t i = 0; i < len; i++)
 				src[i] = off + i < old ? n->data->d[off + i] : 0;
-			src[rnd(&r->rs, (unsigned)len)] ^= 0x5a;
+			src[fx_rnd(&r->rs, (unsigned)len)] ^= 0x5a;
 		}
 		if (n->type != MMSB_T_PAGE) {
 			w = mmsb_txn_write(t, n->id, off, src, len);
@@ -652,7 +635,7 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 		if (!n)
 			return false;
 		old = n->data ? n->data->len : 0;
-		nsz = rnd(&r->rs, 4) == 0 ? old : rnd(&r->rs, (unsigned)old + 300);
+		nsz = fx_rnd(&r->rs, 4) == 0 ? old : fx_rnd(&r->rs, (unsigned)old + 300);
 		rc = mmsb_txn_truncate(t, n->id, nsz);
 		check(rc == 0, "truncate %" PRIu64 " to %zu: %d", n->id, nsz, rc);
 		if (nsz == old) {
@@ -669,8 +652,8 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 	}
 	if (op < 64) { /* unlink / rmdir, by name in some directory */
 		struct mnode *p = pick(r, MMSB_T_DIR, true), *n;
-		const char *name = names[rnd(&r->rs, 6)];
-		bool is_rmdir = rnd(&r->rs, 2);
+		const char *name = names[fx_rnd(&r->rs, 6)];
+		bool is_rmdir = fx_rnd(&r->rs, 2);
 
 		n = m_lookup(m, p->id, name);
 		if (!n)
@@ -691,7 +674,7 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 	}
 	if (op < 70) { /* link: one more name */
 		struct mnode *n = pick(r, 0, false), *p = pick(r, MMSB_T_DIR, true), *e;
-		const char *name = names[rnd(&r->rs, 6)];
+		const char *name = names[fx_rnd(&r->rs, 6)];
 		struct mmsb_attr a;
 		uint64_t id, pid;
 		uint8_t ty;
@@ -720,8 +703,8 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 	}
 	if (op < 78) { /* rename */
 		struct mnode *n = pick_name(r, 0, false), *np = pick(r, MMSB_T_DIR, true), *v;
-		const char *newname = names[rnd(&r->rs, 6)];
-		unsigned fl = rnd(&r->rs, 3);
+		const char *newname = names[fx_rnd(&r->rs, 6)];
+		unsigned fl = fx_rnd(&r->rs, 3);
 		unsigned flags = fl == 0 ? 0 : fl == 1 ? MMSB_RENAME_NOREPLACE : MMSB_RENAME_EXCHANGE;
 		uint64_t nid, pid, npid, vid;
 		char oname[NAME_CAP];
@@ -783,12 +766,12 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 		struct mnode *n = pick(r, 0, true);
 		struct mmsb_setattr sa = {0};
 
-		sa.valid = rnd(&r->rs, 32);
-		sa.mode = rnd(&r->rs, 07777 + 1);
-		sa.uid = rnd(&r->rs, 5);
-		sa.gid = rnd(&r->rs, 5);
-		sa.atime_ns = (int64_t)rnd(&r->rs, 1000000);
-		sa.mtime_ns = (int64_t)rnd(&r->rs, 1000000);
+		sa.valid = fx_rnd(&r->rs, 32);
+		sa.mode = fx_rnd(&r->rs, 07777 + 1);
+		sa.uid = fx_rnd(&r->rs, 5);
+		sa.gid = fx_rnd(&r->rs, 5);
+		sa.atime_ns = (int64_t)fx_rnd(&r->rs, 1000000);
+		sa.mtime_ns = (int64_t)fx_rnd(&r->rs, 1000000);
 		rc = mmsb_txn_setattr(t, n->id, &sa);
 		check(rc == 0, "setattr %" PRIu64 ": %d", n->id, rc);
 		if (!sa.valid) {
@@ -805,14 +788,14 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 	}
 	if (op < 96) { /* setxattr */
 		struct mnode *n = pick(r, 0, true);
-		const char *xn = xnames[rnd(&r->rs, N_X)];
+		const char *xn = xnames[fx_rnd(&r->rs, N_X)];
 		struct mx *x = m_xfind(n, xn);
-		unsigned fl = rnd(&r->rs, 4);
+		unsigned fl = fx_rnd(&r->rs, 4);
 		unsigned flags = fl == 1 ? MMSB_XATTR_CREATE : fl == 2 ? MMSB_XATTR_REPLACE : 0;
 		uint8_t val[XV_CAP];
-		size_t vl = rnd(&r->rs, 5) ? rnd(&r->rs, XV_CAP + 1) : (x ? x->len : 0);
+		size_t vl = fx_rnd(&r->rs, 5) ? fx_rnd(&r->rs, XV_CAP + 1) : (x ? x->len : 0);
 
-		if (x && rnd(&r->rs, 4) == 0)
+		if (x && fx_rnd(&r->rs, 4) == 0)
 			memcpy(val, x->v, vl = x->len); /* same value: no change */
 		else
 			fill(r, val, vl);
@@ -842,7 +825,7 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 	}
 	{ /* removexattr */
 		struct mnode *n = pick(r, 0, true);
-		const char *xn = xnames[rnd(&r->rs, N_X)];
+		const char *xn = xnames[fx_rnd(&r->rs, N_X)];
 		struct mx *x = m_xfind(n, xn);
 
 		rc = mmsb_txn_removexattr(t, n->id, xn);
@@ -859,14 +842,14 @@ static bool one_op(struct run *r, struct mmsb_txn *t)
 static void one_txn(struct run *r)
 {
 	struct mmsb_txn *t;
-	unsigned kind = rnd(&r->rs, 100), n_ops = 1;
+	unsigned kind = fx_rnd(&r->rs, 100), n_ops = 1;
 	bool changed = false, abort_it = false;
 	struct model saved;
 	uint64_t e = 99, saved_max = r->max_id;
 	int rc;
 
 	if (kind >= 85) {
-		n_ops = 2 + rnd(&r->rs, 5);
+		n_ops = 2 + fx_rnd(&r->rs, 5);
 		abort_it = kind >= 95 && !getenv("MMSB_MODEL_NOABORT");
 	}
 	if (abort_it)
@@ -1133,7 +1116,7 @@ static void run_seed(unsigned seed, unsigned n_txns)
 		check_head(r);
 		if (getenv("MMSB_MODEL_VERIFY_EACH"))
 			verify(r);
-		if (rnd(&r->rs, 250) == 0) {
+		if (fx_rnd(&r->rs, 250) == 0) {
 			rc = mmsb_checkpoint(r->st, &ck);
 			check(rc == 0 && ck == r->head, "checkpoint: %d epoch %" PRIu64, rc, ck);
 			r->n_ckpts++;
